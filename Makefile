@@ -1,0 +1,75 @@
+# Everyday commands. Every target bootstraps what it needs (uv, the virtualenv) on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "==> installing uv (the Python package manager) into ~/.local/bin"
+	@python3 -m pip install --user --quiet uv || curl -LsSf https://astral.sh/uv/install.sh | sh
+
+.venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard services/*/pyproject.toml) operator/pyproject.toml
+	@echo "==> installing Python dependencies (uv sync)"
+	@$(UV) sync --frozen
+	@touch $@
+
+.PHONY: install
+install: .venv/.synced ## install the locked dependencies into .venv
+
+.PHONY: run
+run: install ## start every component in one process on embedded PostgreSQL and Redis
+	$(RUN) pinstack up
+
+.PHONY: dev-up
+dev-up: install ## start real PostgreSQL, Redis, Kafka and one process per component
+	$(RUN) pinstack dev up
+
+.PHONY: dev-down
+dev-down: install ## stop what dev-up started (data is kept)
+	$(RUN) pinstack dev down
+
+.PHONY: lint
+lint: install ## ruff, mypy strict, import-linter, generated-code freshness
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy services/*/src operator/src
+	$(RUN) lint-imports
+	$(RUN) python scripts/gen_proto.py --check
+
+.PHONY: fmt
+fmt: install ## format and autofix
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+.PHONY: proto
+proto: install ## regenerate the committed protobuf/gRPC code
+	$(RUN) python scripts/gen_proto.py
+
+.PHONY: test
+test: lint test-py test-k8s ## everything CI runs: lint, unit, integration, contract, Kafka and Kubernetes tiers
+
+.PHONY: test-py
+test-py: install ## unit, integration, contract and Kafka tests
+	$(RUN) pytest tests --ignore=tests/k8s $(PYTEST_ARGS)
+
+.PHONY: test-k8s
+test-k8s: install ## the Kubernetes tier alone (builds kube-apiserver/etcd/helm once, cached)
+	@if [ -d tests/k8s ]; then $(RUN) pytest tests/k8s $(PYTEST_ARGS); else echo "no Kubernetes tests yet"; fi
+
+.PHONY: migrate-up
+migrate-up: install ## apply every service's migrations (PINSTACK_*_DATABASE_URL or the embedded server)
+	$(RUN) pinstack migrate up
+
+.PHONY: migrate-down
+migrate-down: install ## roll every service's schema back one step
+	$(RUN) pinstack migrate down
+
+.PHONY: clean
+clean: ## remove the virtualenv, caches and embedded data (.pinstack/)
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .pinstack
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Generated Pinstack contracts (do not edit; regenerate with `make proto`)."""

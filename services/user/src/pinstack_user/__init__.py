@@ -1,0 +1,1 @@
+"""Pinstack user."""
