@@ -37,7 +37,7 @@ dev-down: install ## stop what dev-up started (data is kept)
 lint: install ## ruff, mypy strict, import-linter, generated-code freshness
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy services/*/src operator/src
+	$(RUN) mypy $(foreach p,common auth user post relation notification gateway cli devinfra operator,-p pinstack_$(p))
 	$(RUN) lint-imports
 	$(RUN) python scripts/gen_proto.py --check
 

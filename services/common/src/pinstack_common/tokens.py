@@ -1,0 +1,100 @@
+"""Access-token verification, shared by every service (the auth service alone signs).
+
+Tokens are EdDSA (Ed25519) JWTs with a ``kid``; the public keys come as a JWKS document. Access
+and refresh tokens differ in ``typ`` and audience, so a refresh token is never a bearer token.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from pinstack_common.errors import UnauthenticatedError
+
+__all__ = [
+    "ACCESS_AUDIENCE",
+    "ALGORITHM",
+    "ISSUER",
+    "REFRESH_AUDIENCE",
+    "AccessTokenVerifier",
+    "Identity",
+    "bearer_token",
+]
+
+ALGORITHM = "EdDSA"
+ISSUER = "pinstack-auth"
+ACCESS_AUDIENCE = "pinstack-api"
+REFRESH_AUDIENCE = "pinstack-refresh"
+
+JwksSource = Callable[[], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A caller whose access token was verified."""
+
+    user_id: int
+    session_id: str
+
+
+def bearer_token(authorization: str | None) -> str:
+    """Extract the token of ``Bearer <token>``; the contract's messages on failure."""
+    if not authorization:
+        raise UnauthenticatedError("unauthenticated")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or " " in token.strip():
+        raise UnauthenticatedError("invalid token")
+    return token.strip()
+
+
+class AccessTokenVerifier:
+    """Verifies access tokens against the JWKS, refetched when an unknown ``kid`` shows up."""
+
+    def __init__(self, *, jwks_source: JwksSource, refetch_interval: float = 30.0) -> None:
+        self._jwks_source = jwks_source
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._refetch_interval = refetch_interval
+
+    async def verify_header(self, authorization: str | None) -> Identity:
+        return await self.verify(bearer_token(authorization))
+
+    async def verify(self, token: str) -> Identity:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as error:
+            raise UnauthenticatedError("invalid token") from error
+        key = await self._key(str(header.get("kid", "")))
+        if key is None or header.get("alg") != ALGORITHM:
+            raise UnauthenticatedError("unauthenticated")
+        try:
+            claims = jwt.decode(
+                token, key=key, algorithms=[ALGORITHM], audience=ACCESS_AUDIENCE, issuer=ISSUER,
+                options={"require": ["exp", "sub", "sid", "typ"]},
+            )  # fmt: skip
+        except jwt.ExpiredSignatureError as error:
+            raise UnauthenticatedError("token expired") from error
+        except jwt.DecodeError as error:
+            raise UnauthenticatedError("invalid token") from error
+        except jwt.PyJWTError as error:
+            raise UnauthenticatedError("unauthenticated") from error
+        if claims["typ"] != "access":
+            raise UnauthenticatedError("unauthenticated")
+        try:
+            return Identity(user_id=int(claims["sub"]), session_id=str(claims["sid"]))
+        except ValueError as error:
+            raise UnauthenticatedError("unauthenticated") from error
+
+    async def _key(self, kid: str) -> Any:
+        if kid not in self._keys and time.monotonic() - self._fetched_at > self._refetch_interval:
+            document = json.loads(await self._jwks_source())
+            self._keys = {
+                k["kid"]: jwt.PyJWK.from_dict(k).key for k in document.get("keys", []) if "kid" in k
+            }
+            self._fetched_at = time.monotonic()
+        return self._keys.get(kid)

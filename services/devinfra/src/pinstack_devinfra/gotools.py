@@ -1,0 +1,204 @@
+"""Go binaries built from the Go module proxy and cached outside the checkout.
+
+Two ways in:
+
+- :func:`go_install_binary` for modules that ``go install module@version`` accepts (helm,
+  kwok, helm-unittest ...);
+- :func:`build_wrapper_binary` for modules whose go.mod carries local ``replace`` directives
+  (kube-apiserver, etcd): a small wrapper module of our own requires them, replaces what needs
+  replacing with published versions, and builds the package.
+
+Binaries land in ``cache_dir("bin", "<name>-<version>")``; a finished build is marked by the
+binary's presence (written atomically), so an interrupted build is simply redone. Progress goes
+to stderr because the first build takes minutes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from pinstack_devinfra.cache import cache_dir
+
+__all__ = [
+    "GoToolError",
+    "build_wrapper_binary",
+    "go_executable",
+    "go_install_binary",
+    "go_mod_replaces",
+    "helm_binary",
+    "HELM_VERSION",
+]
+
+HELM_VERSION = "v3.21.4"
+
+_INSTALL_HINT = (
+    "the Go toolchain (>= 1.24) is required to build test binaries from the Go module proxy: "
+    "install it (e.g. `apt-get install golang-go` or the official tarball into /usr/local/go) "
+    "and put `go` on PATH"
+)
+
+
+class GoToolError(RuntimeError):
+    """A Go build or install failed, or Go itself is missing."""
+
+
+def _log(message: str) -> None:
+    print(f"[pinstack-devinfra] {message}", file=sys.stderr, flush=True)
+
+
+def go_executable() -> str:
+    """Path of the ``go`` command, or :class:`GoToolError` saying what to install."""
+    found = shutil.which("go") or (
+        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
+    )
+    if found is None:
+        raise GoToolError(_INSTALL_HINT)
+    return found
+
+
+@contextmanager
+def _build_lock(directory: Path) -> Iterator[None]:
+    """Serialise builds of one binary across processes (parallel test sessions)."""
+    with (directory / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_go(args: Sequence[str], *, cwd: Path, env: Mapping[str, str], what: str) -> str:
+    """Run one go command, echoing a heartbeat so a long first build is visibly alive."""
+    _log(f"{what}: go {' '.join(args)}")
+    started = time.monotonic()
+    process = subprocess.Popen(  # noqa: S603
+        [go_executable(), *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while True:
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+            break
+        except subprocess.TimeoutExpired:
+            _log(f"{what}: still running ({time.monotonic() - started:.0f}s)")
+    if process.returncode != 0:
+        raise GoToolError(f"{what} failed (go {' '.join(args)}):\n{stderr[-4000:]}")
+    _log(f"{what}: done in {time.monotonic() - started:.0f}s")
+    return stdout
+
+
+def go_install_binary(module_path: str, version: str, name: str) -> Path:
+    """``go install module_path@version`` into the cache and return the binary named ``name``.
+
+    ``module_path`` is the package path of the command (e.g. ``helm.sh/helm/v3/cmd/helm``).
+    """
+    target_dir = cache_dir("bin", f"{name}-{version}")
+    binary = target_dir / name
+    if binary.exists():
+        return binary
+    with _build_lock(target_dir):
+        if binary.exists():
+            return binary
+        staging = target_dir / ".gobin"
+        staging.mkdir(exist_ok=True)
+        _run_go(
+            ["install", f"{module_path}@{version}"],
+            cwd=target_dir,
+            env={"GOBIN": str(staging), "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"},
+            what=f"installing {name} {version}",
+        )
+        os.replace(staging / name, binary)
+    return binary
+
+
+def helm_binary(version: str = HELM_VERSION) -> Path:
+    """The ``helm`` CLI, installed from the Go module proxy and cached."""
+    return go_install_binary("helm.sh/helm/v3/cmd/helm", version, "helm")
+
+
+def go_mod_replaces(module: str, version: str, *, local_prefix: str = "./") -> list[str]:
+    """Modules that ``module@version``'s go.mod replaces with a local path (``=> ./...``)."""
+    scratch = cache_dir("go-wrappers", "_scratch")
+    output = _run_go(
+        ["mod", "download", "-json", f"{module}@{version}"],
+        cwd=scratch,
+        env={"GOFLAGS": "-mod=mod"},
+        what=f"reading {module}@{version} go.mod",
+    )
+    gomod = Path(json.loads(output)["GoMod"]).read_text()
+    replaced: list[str] = []
+    for raw in gomod.splitlines():
+        line = raw.strip().removeprefix("replace").strip()
+        if "=>" not in line:
+            continue
+        left, right = (part.strip() for part in line.split("=>", 1))
+        if right.startswith(local_prefix) or right.startswith("../"):
+            replaced.append(left.split()[0])
+    return replaced
+
+
+def build_wrapper_binary(
+    *,
+    name: str,
+    version: str,
+    requires: Mapping[str, str],
+    package: str,
+    replaces: Mapping[str, str] | None = None,
+    main_go: str | None = None,
+    ldflags: Sequence[str] = (),
+    go_directive: str = "1.24.0",
+) -> Path:
+    """Build ``package`` inside a wrapper module and cache the binary as ``name``.
+
+    ``requires`` maps module → version; ``replaces`` maps module → published version it is
+    replaced with. With ``main_go`` the wrapper's own ``main.go`` is the program (``package`` is
+    then imported by it); otherwise ``package`` is a ``main`` package built directly.
+    """
+    target_dir = cache_dir("bin", f"{name}-{version}")
+    binary = target_dir / name
+    if binary.exists():
+        return binary
+    with _build_lock(target_dir):
+        if binary.exists():
+            return binary
+        _log(f"building {name} {version} from the Go module proxy (minutes the first time)")
+        work = cache_dir("go-wrappers", f"{name}-{version}")
+        lines = ["module pinstack.local/wrapper", "", f"go {go_directive}", "", "require ("]
+        lines += [f"\t{module} {ver}" for module, ver in sorted(requires.items())]
+        lines.append(")")
+        if replaces:
+            lines += ["", "replace ("]
+            lines += [f"\t{module} => {module} {ver}" for module, ver in sorted(replaces.items())]
+            lines.append(")")
+        (work / "go.mod").write_text("\n".join(lines) + "\n")
+        (work / "go.sum").unlink(missing_ok=True)
+        if main_go is not None:
+            (work / "main.go").write_text(main_go)
+            (work / "tools.go").unlink(missing_ok=True)
+            build_target = "."
+        else:
+            tools = f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n'
+            (work / "tools.go").write_text(tools)
+            build_target = package
+        env = {"CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false -mod=mod"}
+        _run_go(["mod", "tidy"], cwd=work, env=env, what=f"resolving modules for {name}")
+        partial = target_dir / f".{name}.partial"
+        args = ["build", "-trimpath", "-o", str(partial)]
+        if ldflags:
+            args += ["-ldflags", " ".join(ldflags)]
+        _run_go([*args, build_target], cwd=work, env=env, what=f"compiling {name} {version}")
+        os.replace(partial, binary)
+    return binary
