@@ -29,13 +29,13 @@ from pathlib import Path
 from pinstack_devinfra.cache import cache_dir
 
 __all__ = [
+    "HELM_VERSION",
     "GoToolError",
     "build_wrapper_binary",
     "go_executable",
     "go_install_binary",
     "go_mod_replaces",
     "helm_binary",
-    "HELM_VERSION",
 ]
 
 HELM_VERSION = "v3.21.4"
@@ -52,7 +52,8 @@ class GoToolError(RuntimeError):
 
 
 def _log(message: str) -> None:
-    print(f"[pinstack-devinfra] {message}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"[pinstack-devinfra] {message}\n")
+    sys.stderr.flush()
 
 
 def go_executable() -> str:
@@ -145,7 +146,7 @@ def go_mod_replaces(module: str, version: str, *, local_prefix: str = "./") -> l
         if "=>" not in line:
             continue
         left, right = (part.strip() for part in line.split("=>", 1))
-        if right.startswith(local_prefix) or right.startswith("../"):
+        if right.startswith((local_prefix, "../")):
             replaced.append(left.split()[0])
     return replaced
 

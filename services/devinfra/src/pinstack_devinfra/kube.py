@@ -1,4 +1,4 @@
-"""A real kube-apiserver + etcd, built from the Go module proxy, as controller-runtime's envtest runs them.
+"""A real kube-apiserver + etcd built from the Go module proxy, run as envtest runs them.
 
 ``KubeApiServer(workdir=...)`` is a context manager: it builds (first time, minutes) or reuses the
 cached binaries, generates a CA, serving and client certificates and a service-account key,
@@ -29,7 +29,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pinstack_devinfra.gotools import build_wrapper_binary, go_mod_replaces
 
@@ -180,10 +180,8 @@ def generate_cert_bundle(directory: Path) -> CertBundle:
             x509.IPAddress(ipaddress.IPv4Address("10.0.0.1")),
         ]
     )
-    serving = leaf(_name("kube-apiserver"), x509.ExtendedKeyUsageOID.SERVER_AUTH, san)
-    client = leaf(
-        _name("pinstack-admin", "system:masters"), x509.ExtendedKeyUsageOID.CLIENT_AUTH, None
-    )
+    serving = leaf(_name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, san)
+    client = leaf(_name("pinstack-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH, None)
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     files = {
         "ca.crt": ca.public_bytes(serialization.Encoding.PEM),
@@ -377,8 +375,8 @@ class KubeApiServer:
 
 def main() -> None:
     """``python -m pinstack_devinfra.kube``: build the binaries (warm the cache) and print paths."""
-    print(etcd_binary(), file=sys.stdout)
-    print(kube_apiserver_binary(), file=sys.stdout)
+    sys.stdout.write(f"{etcd_binary()}\n")
+    sys.stdout.write(f"{kube_apiserver_binary()}\n")
 
 
 if __name__ == "__main__":

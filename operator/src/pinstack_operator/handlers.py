@@ -1,0 +1,128 @@
+"""kopf wiring: one reconcile for create/update/resume, a drift timer, Job events, reclaim.
+
+Handlers are registered on a registry built per operator run (``build_registry``), so the
+timer interval is injected and tests can run several operators' worth of configurations.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from pinstack_operator.conditions import Clock, system_clock
+from pinstack_operator.config import OperatorConfig
+from pinstack_operator.kubeapi import KubeApi, connect, load_configuration
+from pinstack_operator.models import GROUP, KIND, PLURAL, VERSION
+from pinstack_operator.reconcile import AdminCredentialsMissingError, Reconciler
+from pinstack_operator.resources import COMPONENT_LABEL, MANAGED_BY, STACK_LABEL
+
+__all__ = ["ANNOTATION_PREFIX", "FINALIZER", "build_registry"]
+
+ANNOTATION_PREFIX = "pinstack.io"
+FINALIZER = "pinstack.io/finalizer"
+
+logger = logging.getLogger(__name__)
+
+
+def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    state: dict[str, Reconciler] = {}
+
+    def reconciler() -> Reconciler:
+        return state["reconciler"]
+
+    @kopf.on.login(registry=registry)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        configuration = await load_configuration(kubeconfig=config.kubeconfig)
+        header = await configuration.get_api_key_with_prefix("BearerToken")
+        token = header.split(" ", 1)[-1] if header else None
+        return kopf.ConnectionInfo(
+            server=configuration.host or "",
+            ca_path=configuration.ssl_ca_cert,
+            insecure=not configuration.verify_ssl,
+            token=token,
+            certificate_path=configuration.cert_file,
+            private_key_path=configuration.key_file,
+        )
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # A strict status schema prunes kopf's own status fields: keep them in annotations.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix=ANNOTATION_PREFIX
+        )
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+        )
+        settings.persistence.finalizer = FINALIZER
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 120
+        settings.networking.request_timeout = 60
+        api = connect(await load_configuration(kubeconfig=config.kubeconfig))
+        state["reconciler"] = Reconciler(api=api, clock=clock)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        if "reconciler" in state:
+            api: KubeApi = state.pop("reconciler").api
+            await api.close()
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    async def reconcile(body: kopf.Body, **_: Any) -> None:
+        outcome = await reconciler().reconcile(body)
+        if outcome.waiting:
+            # Not an error: something outside the spec must change (a Job, the infra).
+            # kopf retries this handler after the delay; the timer keeps correcting drift.
+            messages = "; ".join(c.message for c in outcome.conditions if c.type == "Ready")
+            raise kopf.TemporaryError(f"not ready yet: {messages}", delay=config.retry_seconds)
+
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        registry=registry,
+        interval=config.resync_seconds,
+        initial_delay=config.resync_seconds,
+        when=lambda body, **_: not body.get("metadata", {}).get("deletionTimestamp"),
+    )
+    async def resync(body: kopf.Body, **_: Any) -> None:
+        await reconciler().reconcile(body)
+
+    @kopf.on.event(
+        "batch",
+        "v1",
+        "jobs",
+        registry=registry,
+        labels={"app.kubernetes.io/managed-by": MANAGED_BY, COMPONENT_LABEL: "migration"},
+    )
+    async def migration_job_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+        """A Job's status moved: reconcile its stack now rather than at the next retry."""
+        if type is None or type == "DELETED":
+            return
+        stack_name = body.get("metadata", {}).get("labels", {}).get(STACK_LABEL)
+        namespace = body.get("metadata", {}).get("namespace")
+        if not stack_name or not namespace or "reconciler" not in state:
+            return
+        stack = await reconciler().api.find(
+            f"{GROUP}/{VERSION}", KIND, namespace=namespace, name=stack_name
+        )
+        if stack is None or stack["metadata"].get("deletionTimestamp"):
+            return
+        await reconciler().reconcile(stack)
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, retries=20, backoff=3)
+    async def reclaim(body: kopf.Body, retry: int, **_: Any) -> None:
+        try:
+            dropped = await reconciler().reclaim(body)
+        except AdminCredentialsMissingError as error:
+            if retry >= 5:
+                raise kopf.PermanentError(f"cannot reclaim databases: {error}") from error
+            raise kopf.TemporaryError(str(error), delay=config.retry_seconds) from error
+        if dropped:
+            logger.info("reclaimed %s", ", ".join(dropped))
+
+    return registry

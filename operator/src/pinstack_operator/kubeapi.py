@@ -1,0 +1,157 @@
+"""A thin, typed layer over kubernetes-asyncio's ``ApiClient`` for the few calls the operator
+makes: server-side apply (fixed field manager), get, list, delete, and CRD presence."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+__all__ = ["FIELD_MANAGER", "KubeApi", "NotFoundError", "connect", "load_configuration"]
+
+FIELD_MANAGER = "pinstack-operator"
+
+_PLURALS = {
+    "Secret": "secrets",
+    "Job": "jobs",
+    "ServiceMonitor": "servicemonitors",
+    "PrometheusRule": "prometheusrules",
+    "PinstackStack": "pinstackstacks",
+    "CustomResourceDefinition": "customresourcedefinitions",
+}
+_CLUSTER_SCOPED = {"CustomResourceDefinition"}
+_OBJECT_RESPONSE = {200: "object", 201: "object", 202: "object"}
+
+
+class NotFoundError(LookupError):
+    """The object does not exist."""
+
+
+def _path(api_version: str, kind: str, *, namespace: str | None, name: str | None) -> str:
+    root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    path = root
+    if namespace is not None and kind not in _CLUSTER_SCOPED:
+        path += f"/namespaces/{namespace}"
+    path += f"/{_PLURALS[kind]}"
+    if name is not None:
+        path += f"/{name}"
+    return path
+
+
+class KubeApi:
+    """The operator's Kubernetes calls; every write is a server-side apply as ``FIELD_MANAGER``."""
+
+    def __init__(self, *, api_client: k8s.ApiClient) -> None:
+        self._api = api_client
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: object = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        try:
+            result = await self._api.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                response_types_map=_OBJECT_RESPONSE,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise NotFoundError(path) from error
+            raise
+        if isinstance(result, str):
+            return dict(json.loads(result))
+        return dict(result or {})
+
+    async def apply(self, manifest: Mapping[str, Any], *, subresource: str = "") -> dict[str, Any]:
+        """Server-side apply ``manifest`` (forcing conflicts: the operator owns these fields)."""
+        metadata = manifest["metadata"]
+        path = _path(
+            manifest["apiVersion"],
+            manifest["kind"],
+            namespace=metadata.get("namespace"),
+            name=metadata["name"],
+        )
+        if subresource:
+            path += f"/{subresource}"
+        return await self._call(
+            "PATCH",
+            path,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            body=json.dumps(manifest),
+            content_type="application/apply-patch+yaml",
+        )
+
+    async def get(
+        self, api_version: str, kind: str, *, namespace: str | None, name: str
+    ) -> dict[str, Any]:
+        return await self._call("GET", _path(api_version, kind, namespace=namespace, name=name))
+
+    async def find(
+        self, api_version: str, kind: str, *, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        try:
+            return await self.get(api_version, kind, namespace=namespace, name=name)
+        except NotFoundError:
+            return None
+
+    async def list(
+        self, api_version: str, kind: str, *, namespace: str | None, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        path = _path(api_version, kind, namespace=namespace, name=None)
+        return list((await self._call("GET", path, query=query)).get("items", []))
+
+    async def delete(
+        self, api_version: str, kind: str, *, namespace: str | None, name: str
+    ) -> bool:
+        """Delete (background propagation); ``False`` if it was already gone."""
+        path = _path(api_version, kind, namespace=namespace, name=name)
+        body = json.dumps({"propagationPolicy": "Background"})
+        try:
+            await self._call("DELETE", path, body=body)
+        except NotFoundError:
+            return False
+        return True
+
+    async def crd_exists(self, name: str) -> bool:
+        found = await self.find(
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition", namespace=None, name=name
+        )
+        return found is not None
+
+
+async def load_configuration(*, kubeconfig: str | None) -> k8s.Configuration:
+    """Client configuration from ``kubeconfig`` (a path), else in-cluster, else the default
+    kubeconfig (``$KUBECONFIG`` / ``~/.kube/config``)."""
+    configuration = k8s.Configuration()
+    if kubeconfig:
+        await k8s_config.load_kube_config(
+            config_file=kubeconfig, client_configuration=configuration
+        )
+        return configuration
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException:
+        await k8s_config.load_kube_config(client_configuration=configuration)
+    return configuration
+
+
+def connect(configuration: k8s.Configuration) -> KubeApi:
+    return KubeApi(api_client=k8s.ApiClient(configuration=configuration))

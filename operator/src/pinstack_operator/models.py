@@ -1,0 +1,107 @@
+"""The PinstackStack spec as typed models (the CRD's schema is the source of truth; these
+mirror it, with the CRD's defaults, so the operator can read a spec the API server has
+already validated and defaulted)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "VERSION",
+    "ImageSpec",
+    "KafkaSpec",
+    "MonitoringSpec",
+    "PostgresSpec",
+    "SecretKeyRef",
+    "ServiceSpec",
+    "StackSpec",
+    "TopicSpec",
+]
+
+GROUP = "pinstack.io"
+VERSION = "v1alpha1"
+KIND = "PinstackStack"
+PLURAL = "pinstackstacks"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+
+class ImageSpec(_Model):
+    repository: str
+    tag: str
+    pull_policy: str = Field(default="IfNotPresent", alias="pullPolicy")
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+class SecretKeyRef(_Model):
+    name: str
+    username_key: str = Field(default="username", alias="usernameKey")
+    password_key: str = Field(default="password", alias="passwordKey")
+
+
+class PostgresSpec(_Model):
+    host: str
+    port: int = 5432
+    admin_database: str = Field(default="postgres", alias="adminDatabase")
+    sslmode: str = "prefer"
+    admin_credentials: SecretKeyRef = Field(alias="adminCredentialsSecretRef")
+
+
+class KafkaSpec(_Model):
+    bootstrap_servers: str = Field(alias="bootstrapServers")
+
+
+class RedisSpec(_Model):
+    url: str | None = None
+
+
+class ServiceSpec(_Model):
+    name: Literal["user", "auth", "post", "relation", "notification", "gateway"]
+    database: str | None = None
+    migrate: bool = True
+
+
+class TopicSpec(_Model):
+    name: str
+    partitions: int
+    replication_factor: int = Field(default=1, alias="replicationFactor")
+    config: dict[str, str] = Field(default_factory=dict)
+
+
+class MonitoringSpec(_Model):
+    enabled: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class StackSpec(_Model):
+    image: ImageSpec
+    postgres: PostgresSpec
+    kafka: KafkaSpec
+    redis: RedisSpec = Field(default_factory=RedisSpec)
+    services: tuple[ServiceSpec, ...]
+    topics: tuple[TopicSpec, ...] = ()
+    reclaim_policy: Literal["Retain", "Delete"] = Field(default="Retain", alias="reclaimPolicy")
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any]) -> StackSpec:
+        return cls.model_validate(dict(spec))
+
+    @property
+    def database_services(self) -> tuple[ServiceSpec, ...]:
+        return tuple(service for service in self.services if service.database)
+
+    @property
+    def migrating_services(self) -> tuple[ServiceSpec, ...]:
+        return tuple(service for service in self.database_services if service.migrate)

@@ -1,0 +1,284 @@
+"""The one level-triggered reconcile of a PinstackStack, and its reclaim on deletion.
+
+Each pass reads the world, makes it match the spec (every step idempotent), and writes the
+status conditions through server-side apply. It never sleeps: the caller decides when to look
+again (kopf retries, the drift timer, Job events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from confluent_kafka import KafkaException
+
+from pinstack_operator.conditions import (
+    Clock,
+    ConditionResult,
+    merge_conditions,
+    phase_for,
+    ready_condition,
+)
+from pinstack_operator.credentials import (
+    decode_secret_data,
+    generate_password,
+    generate_token,
+    signing_key_material,
+)
+from pinstack_operator.databases import AdminConnection, DatabaseGrant, PostgresAdmin
+from pinstack_operator.kubeapi import KubeApi
+from pinstack_operator.migrations import reconcile_migrations
+from pinstack_operator.models import GROUP, KIND, VERSION, StackSpec
+from pinstack_operator.monitoring import reconcile_monitoring
+from pinstack_operator.resources import (
+    StackRef,
+    database_secret,
+    database_secret_name,
+    internal_token_secret,
+    internal_token_secret_name,
+    signing_key_secret,
+    signing_key_secret_name,
+)
+from pinstack_operator.topics import TopicAdmin
+
+__all__ = ["AdminCredentialsMissingError", "Outcome", "Reconciler", "stack_ref"]
+
+logger = logging.getLogger(__name__)
+
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class AdminCredentialsMissingError(LookupError):
+    """The PostgreSQL admin Secret (or one of its keys) is missing."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What a reconcile pass found."""
+
+    ready: bool
+    conditions: tuple[ConditionResult, ...]
+
+    def condition(self, kind: str) -> ConditionResult:
+        return next(item for item in self.conditions if item.type == kind)
+
+    @property
+    def waiting(self) -> bool:
+        """Something will change without a spec edit (migrations running, infra coming up)."""
+        return not self.ready
+
+
+def stack_ref(body: Mapping[str, Any]) -> StackRef:
+    metadata = body["metadata"]
+    return StackRef(name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"])
+
+
+@dataclass(kw_only=True)
+class Reconciler:
+    """Reconciles stacks against one cluster; external admin clients are built per pass."""
+
+    api: KubeApi
+    clock: Clock
+    postgres_factory: Callable[[AdminConnection], PostgresAdmin] = field(
+        default=lambda connection: PostgresAdmin(connection=connection)
+    )
+    topics_factory: Callable[[str], TopicAdmin] = field(
+        default=lambda servers: TopicAdmin(bootstrap_servers=servers)
+    )
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        """One pass at a time per stack (change handlers, the timer and Job events overlap)."""
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    async def reconcile(self, body: Mapping[str, Any]) -> Outcome:
+        stack = stack_ref(body)
+        async with self.lock(stack.uid):
+            current = await self.api.find(
+                f"{GROUP}/{VERSION}", KIND, namespace=stack.namespace, name=stack.name
+            )
+            if current is None or current["metadata"].get("uid") != stack.uid:
+                return Outcome(ready=False, conditions=())
+            return await self._reconcile(stack, current)
+
+    async def _reconcile(self, stack: StackRef, body: Mapping[str, Any]) -> Outcome:
+        spec = StackSpec.parse(body["spec"])
+        generation = int(body["metadata"].get("generation", 0))
+        await self._auth_secrets(stack)
+        databases = await self._databases(stack, spec)
+        topics = await self._topics(spec)
+        migrations = await reconcile_migrations(
+            self.api, stack, spec=spec, databases_ready=databases.ok
+        )
+        monitoring = await reconcile_monitoring(self.api, stack, spec=spec)
+        parts = [databases, topics, migrations.condition, monitoring]
+        gating = [part for part in parts if part.reason != "PrometheusOperatorNotInstalled"]
+        ready = ready_condition(gating)
+        conditions = (ready, *parts)
+        status: dict[str, Any] = {
+            "observedGeneration": generation,
+            "phase": phase_for(gating),
+            "conditions": merge_conditions(
+                previous=(body.get("status") or {}).get("conditions") or [],
+                results=conditions,
+                generation=generation,
+                clock=self.clock,
+            ),
+            "databases": sorted(s.database for s in spec.database_services if s.database)
+            if databases.ok
+            else [],
+            "topics": sorted(topic.name for topic in spec.topics) if topics.ok else [],
+        }
+        if migrations.condition.ok:
+            status["imageTag"] = spec.image.tag
+        elif (body.get("status") or {}).get("imageTag"):
+            status["imageTag"] = body["status"]["imageTag"]
+        await self.api.apply(
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "metadata": {"name": stack.name, "namespace": stack.namespace},
+                "status": status,
+            },
+            subresource="status",
+        )
+        return Outcome(ready=ready.ok, conditions=conditions)
+
+    async def _auth_secrets(self, stack: StackRef) -> None:
+        """The JWT signing key and internal service token: generated once, then kept."""
+        key_name = signing_key_secret_name(stack)
+        existing = decode_secret_data(
+            await self.api.find("v1", "Secret", namespace=stack.namespace, name=key_name)
+        )
+        material = signing_key_material(existing)
+        await self.api.apply(signing_key_secret(stack, material=material))
+        token_name = internal_token_secret_name(stack)
+        token = (
+            decode_secret_data(
+                await self.api.find("v1", "Secret", namespace=stack.namespace, name=token_name)
+            ).get("token")
+            or generate_token()
+        )
+        await self.api.apply(internal_token_secret(stack, token=token))
+
+    async def admin_connection(self, stack: StackRef, spec: StackSpec) -> AdminConnection:
+        ref = spec.postgres.admin_credentials
+        secret = await self.api.find("v1", "Secret", namespace=stack.namespace, name=ref.name)
+        if secret is None:
+            raise AdminCredentialsMissingError(
+                f"Secret {stack.namespace}/{ref.name} with the PostgreSQL admin credentials "
+                "does not exist"
+            )
+        data = decode_secret_data(secret)
+        if ref.username_key not in data:
+            raise AdminCredentialsMissingError(
+                f"Secret {stack.namespace}/{ref.name} has no key {ref.username_key!r}"
+            )
+        return AdminConnection(
+            host=spec.postgres.host,
+            port=spec.postgres.port,
+            user=data[ref.username_key],
+            password=data.get(ref.password_key, ""),
+            database=spec.postgres.admin_database,
+            sslmode=spec.postgres.sslmode,
+        )
+
+    async def _grants(self, stack: StackRef, spec: StackSpec) -> list[DatabaseGrant]:
+        """One grant per service, reusing the password already in its Secret."""
+        grants = []
+        for service in spec.database_services:
+            assert service.database is not None
+            name = database_secret_name(stack, service.name)
+            existing = decode_secret_data(
+                await self.api.find("v1", "Secret", namespace=stack.namespace, name=name)
+            )
+            password = existing.get("password") or generate_password()
+            await self.api.apply(
+                database_secret(stack, spec=spec, service=service, password=password)
+            )
+            grants.append(
+                DatabaseGrant(database=service.database, role=service.database, password=password)
+            )
+        return grants
+
+    async def _databases(self, stack: StackRef, spec: StackSpec) -> ConditionResult:
+        kind = "DatabasesReady"
+        try:
+            connection = await self.admin_connection(stack, spec)
+        except AdminCredentialsMissingError as error:
+            return ConditionResult(
+                type=kind, status="False", reason="AdminCredentialsMissing", message=str(error)
+            )
+        grants = await self._grants(stack, spec)
+        try:
+            ready = await self.postgres_factory(connection).ensure(grants)
+        except _DB_ERRORS as error:
+            where = f"{spec.postgres.host}:{spec.postgres.port}"
+            logger.warning("provisioning databases on %s failed: %s", where, error)
+            return ConditionResult(
+                type=kind,
+                status="False",
+                reason="DatabaseProvisioningFailed",
+                message=f"PostgreSQL at {where}: {type(error).__name__}: {error}",
+            )
+        return ConditionResult(
+            type=kind,
+            status="True",
+            reason="Provisioned",
+            message=f"{len(ready)} databases with their roles and credential Secrets",
+        )
+
+    async def _topics(self, spec: StackSpec) -> ConditionResult:
+        kind = "TopicsReady"
+        if not spec.topics:
+            return ConditionResult(type=kind, status="True", reason="NoTopics", message="none")
+        admin = self.topics_factory(spec.kafka.bootstrap_servers)
+        try:
+            report = await admin.ensure(spec.topics)
+        except KafkaException as error:
+            return ConditionResult(
+                type=kind,
+                status="False",
+                reason="TopicProvisioningFailed",
+                message=f"Kafka at {spec.kafka.bootstrap_servers}: {error.args[0]}",
+            )
+        if report.problems:
+            return ConditionResult(
+                type=kind,
+                status="False",
+                reason="TopicProvisioningFailed",
+                message="; ".join(report.problems),
+            )
+        return ConditionResult(
+            type=kind, status="True", reason="Provisioned", message=f"{len(report.ready)} topics"
+        )
+
+    async def reclaim(self, body: Mapping[str, Any]) -> list[str]:
+        """On deletion: with ``reclaimPolicy: Delete`` drop databases, roles and topics.
+
+        In-cluster children go with the stack through their owner references. Returns what
+        was dropped, for the log.
+        """
+        stack = stack_ref(body)
+        spec = StackSpec.parse(body["spec"])
+        if spec.reclaim_policy != "Delete":
+            return []
+        async with self.lock(stack.uid):
+            connection = await self.admin_connection(stack, spec)
+            grants = [
+                DatabaseGrant(database=s.database, role=s.database, password="")
+                for s in spec.database_services
+                if s.database
+            ]
+            await self.postgres_factory(connection).drop(grants)
+            topics = [topic.name for topic in spec.topics]
+            deleted = await self.topics_factory(spec.kafka.bootstrap_servers).delete(topics)
+        self._locks.pop(stack.uid, None)
+        return [
+            *(f"database {grant.database}" for grant in grants),
+            *(f"topic {t}" for t in deleted),
+        ]

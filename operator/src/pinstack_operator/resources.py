@@ -1,0 +1,267 @@
+"""Manifests of the in-cluster children of a PinstackStack.
+
+Every child carries the stack's labels and a controller owner reference, so the garbage
+collector removes it with the stack and ``kubectl get -l pinstack.io/stack=<name>`` finds it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from pinstack_operator.models import GROUP, KIND, VERSION, ServiceSpec, StackSpec
+
+__all__ = [
+    "MANAGED_BY",
+    "STACK_LABEL",
+    "StackRef",
+    "database_secret",
+    "database_secret_name",
+    "internal_token_secret",
+    "internal_token_secret_name",
+    "migration_job",
+    "migration_job_name",
+    "prometheus_rule",
+    "service_monitor",
+    "signing_key_secret",
+    "signing_key_secret_name",
+    "stack_labels",
+]
+
+STACK_LABEL = "pinstack.io/stack"
+SERVICE_LABEL = "pinstack.io/service"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+MANAGED_BY = "pinstack-operator"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackRef:
+    """Identity of the owning PinstackStack."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    def owner_reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def stack_labels(stack: StackRef, *, component: str, service: str | None = None) -> dict[str, str]:
+    labels = {
+        STACK_LABEL: stack.name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": "pinstack",
+        COMPONENT_LABEL: component,
+    }
+    if service is not None:
+        labels[SERVICE_LABEL] = service
+    return labels
+
+
+def _metadata(
+    stack: StackRef, name: str, *, component: str, service: str | None = None
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": stack.namespace,
+        "labels": stack_labels(stack, component=component, service=service),
+        "ownerReferences": [stack.owner_reference()],
+    }
+
+
+def _secret(metadata: dict[str, Any], data: Mapping[str, str]) -> dict[str, Any]:
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": "Opaque",
+        "data": encoded,
+    }
+
+
+def database_secret_name(stack: StackRef, service: str) -> str:
+    return f"{stack.name}-{service}-db"
+
+
+def database_secret(
+    stack: StackRef, *, spec: StackSpec, service: ServiceSpec, password: str
+) -> dict[str, Any]:
+    """Connection details for one service (``database-url`` feeds ``PINSTACK_DATABASE_URL``)."""
+    database = service.database or ""
+    postgres = spec.postgres
+    user = quote(database, safe="")
+    secret = quote(password, safe="")
+    if postgres.host.startswith("/"):
+        location = f"/{database}?host={quote(postgres.host, safe='/')}&port={postgres.port}"
+        url = f"postgresql+asyncpg://{user}:{secret}@{location}"
+    else:
+        url = f"postgresql+asyncpg://{user}:{secret}@{postgres.host}:{postgres.port}/{database}"
+        if postgres.sslmode not in ("prefer", "disable"):
+            url += f"?ssl={postgres.sslmode}"
+    return _secret(
+        _metadata(stack, database_secret_name(stack, service.name), component="database",
+                  service=service.name),
+        {
+            "host": postgres.host,
+            "port": str(postgres.port),
+            "database": database,
+            "username": database,
+            "password": password,
+            "sslmode": postgres.sslmode,
+            "database-url": url,
+        },
+    )  # fmt: skip
+
+
+def signing_key_secret_name(stack: StackRef) -> str:
+    return f"{stack.name}-jwt-signing-key"
+
+
+def signing_key_secret(stack: StackRef, *, material: Mapping[str, str]) -> dict[str, Any]:
+    return _secret(_metadata(stack, signing_key_secret_name(stack), component="auth"), material)
+
+
+def internal_token_secret_name(stack: StackRef) -> str:
+    return f"{stack.name}-internal-token"
+
+
+def internal_token_secret(stack: StackRef, *, token: str) -> dict[str, Any]:
+    return _secret(
+        _metadata(stack, internal_token_secret_name(stack), component="auth"), {"token": token}
+    )
+
+
+def migration_job_name(stack: StackRef, *, service: str, image: str) -> str:
+    """Unique per service and image version, within the 63-character name limit."""
+    digest = hashlib.sha256(image.encode()).hexdigest()[:10]
+    prefix = f"{stack.name}-migrate-{service}"[:52].rstrip("-")
+    return f"{prefix}-{digest}"
+
+
+def migration_job(stack: StackRef, *, spec: StackSpec, service: ServiceSpec) -> dict[str, Any]:
+    """``pinstack migrate up --service <name>`` for the stack's current image."""
+    name = migration_job_name(stack, service=service.name, image=spec.image.reference)
+    metadata = _metadata(stack, name, component="migration", service=service.name)
+    metadata["annotations"] = {"pinstack.io/image": spec.image.reference}
+    env: list[dict[str, Any]] = [
+        {
+            "name": "PINSTACK_DATABASE_URL",
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": database_secret_name(stack, service.name),
+                    "key": "database-url",
+                }
+            },
+        },
+        {"name": "PINSTACK_KAFKA_BOOTSTRAP_SERVERS", "value": spec.kafka.bootstrap_servers},
+    ]
+    if spec.redis.url:
+        env.append({"name": "PINSTACK_REDIS_URL", "value": spec.redis.url})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": {
+            "backoffLimit": 4,
+            "template": {
+                "metadata": {"labels": dict(metadata["labels"])},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "migrate",
+                            "image": spec.image.reference,
+                            "imagePullPolicy": spec.image.pull_policy,
+                            "command": ["pinstack", "migrate", "up", "--service", service.name],
+                            "env": env,
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "resources": {
+                                "requests": {"cpu": "50m", "memory": "128Mi"},
+                                "limits": {"memory": "256Mi"},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def service_monitor(stack: StackRef, *, spec: StackSpec, service: ServiceSpec) -> dict[str, Any]:
+    metadata = _metadata(
+        stack, f"{stack.name}-{service.name}", component="monitoring", service=service.name
+    )
+    metadata["labels"].update(spec.monitoring.labels)
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": metadata,
+        "spec": {
+            "selector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": f"pinstack-{service.name}",
+                    "app.kubernetes.io/instance": stack.name,
+                }
+            },
+            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+        },
+    }
+
+
+def prometheus_rule(stack: StackRef, *, spec: StackSpec) -> dict[str, Any]:
+    metadata = _metadata(stack, f"{stack.name}-alerts", component="monitoring")
+    metadata["labels"].update(spec.monitoring.labels)
+    selector = f'namespace="{stack.namespace}"'
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": metadata,
+        "spec": {
+            "groups": [
+                {
+                    "name": f"pinstack.{stack.name}",
+                    "rules": [
+                        {
+                            "alert": "PinstackServiceDown",
+                            "expr": f'up{{{selector}, job=~"pinstack-.*"}} == 0',
+                            "for": "5m",
+                            "labels": {"severity": "critical"},
+                            "annotations": {"summary": "{{ $labels.job }} is down"},
+                        },
+                        {
+                            "alert": "PinstackHighErrorRate",
+                            "expr": (
+                                f"sum by (job) (rate(grpc_server_handled_total{{{selector}, "
+                                f'grpc_code!~"OK|NotFound|InvalidArgument|AlreadyExists|'
+                                f'Unauthenticated|PermissionDenied"}}[5m])) / sum by (job) '
+                                f"(rate(grpc_server_handled_total{{{selector}}}[5m])) > 0.05"
+                            ),
+                            "for": "10m",
+                            "labels": {"severity": "warning"},
+                            "annotations": {"summary": "{{ $labels.job }} fails over 5% of calls"},
+                        },
+                    ],
+                }
+            ]
+        },
+    }
