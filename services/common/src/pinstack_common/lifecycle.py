@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import structlog
@@ -44,7 +44,10 @@ async def stop_all(started: Sequence[Component]) -> None:
 
 
 async def run_until_stopped(
-    components: Sequence[Component], *, stop: asyncio.Event | None = None
+    components: Sequence[Component],
+    *,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set), then shut down gracefully."""
     stop = stop or asyncio.Event()
@@ -52,6 +55,8 @@ async def run_until_stopped(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     started = await start_all(components)
+    if on_started is not None:
+        on_started()
     try:
         await stop.wait()
         log.info("shutting down")

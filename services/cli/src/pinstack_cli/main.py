@@ -1,0 +1,119 @@
+"""The ``pinstack`` command: ``up``, ``serve <component>``, ``migrate``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pinstack_cli.components import SERVICES
+from pinstack_common import migrations
+from pinstack_common.lifecycle import Component, run_until_stopped
+from pinstack_common.logging import configure_logging
+from pinstack_common.settings import ServiceSettings
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Pinstack: a microservice social network.", no_args_is_help=True)
+migrate_app = typer.Typer(help="Apply or roll back database migrations.", no_args_is_help=True)
+app.add_typer(migrate_app, name="migrate")
+console = Console(stderr=True)
+
+COMPONENTS = [*SERVICES, "gateway"]
+
+
+def _log_setup(component: str) -> None:
+    settings = ServiceSettings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, component=component)
+
+
+@app.command()
+def up(
+    data_dir: Annotated[
+        Path, typer.Option(envvar="PINSTACK_DATA_DIR", help="Where data is kept.")
+    ] = Path(".pinstack"),
+    http_port: Annotated[int, typer.Option(envvar="PINSTACK_HTTP_PORT")] = 8080,
+) -> None:
+    """Start every component in one process on embedded PostgreSQL and Redis."""
+    from pinstack_cli.embedded import run_embedded
+
+    os.environ.setdefault("PINSTACK_LOG_FORMAT", "console")
+    _log_setup("pinstack")
+    run_embedded(data_dir=data_dir.resolve(), http_port=http_port, console=console)
+
+
+@app.command()
+def serve(
+    component: Annotated[str, typer.Argument(help=f"One of: {', '.join(COMPONENTS)}")],
+) -> None:
+    """Run one component (distributed mode); settings come from PINSTACK_* variables."""
+    if component not in COMPONENTS:
+        raise typer.BadParameter(
+            f"unknown component {component!r}; choose from {', '.join(COMPONENTS)}"
+        )
+    _log_setup(component)
+    built: Component
+    if component == "gateway":
+        from pinstack_gateway.app import create_component
+
+        built = create_component()
+    else:
+        spec = SERVICES[component]
+        built = spec.component(spec.settings())
+    asyncio.run(run_until_stopped([built]))
+
+
+def _targets(service: str | None) -> list[str]:
+    if service is None:
+        return list(SERVICES)
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; choose from {', '.join(SERVICES)}")
+    return [service]
+
+
+def _database_url(name: str) -> str:
+    """``PINSTACK_<SERVICE>_DATABASE_URL``, falling back to ``PINSTACK_DATABASE_URL``."""
+    url = os.environ.get(f"PINSTACK_{name.upper()}_DATABASE_URL") or os.environ.get(
+        "PINSTACK_DATABASE_URL"
+    )
+    if not url:
+        raise typer.BadParameter(
+            f"set PINSTACK_{name.upper()}_DATABASE_URL (or PINSTACK_DATABASE_URL) to migrate {name}"
+        )
+    return url
+
+
+ServiceOption = Annotated[str | None, typer.Option("--service", "-s", help="Only this service.")]
+
+
+@migrate_app.command("up")
+def migrate_up(service: ServiceOption = None) -> None:
+    """Upgrade to the newest schema."""
+    for name in _targets(service):
+        migrations.upgrade(package=SERVICES[name].package, url=_database_url(name))
+        console.log(f"{name}: migrated to head")
+
+
+@migrate_app.command("down")
+def migrate_down(service: ServiceOption = None) -> None:
+    """Roll back one migration."""
+    for name in reversed(_targets(service)):
+        migrations.downgrade(package=SERVICES[name].package, url=_database_url(name))
+        console.log(f"{name}: rolled back one step")
+
+
+@migrate_app.command("check")
+def migrate_check(service: ServiceOption = None) -> None:
+    """Exit non-zero unless every database is at its newest migration (a readiness gate)."""
+    behind = []
+    for name in _targets(service):
+        current = asyncio.run(migrations.current_revision(url=_database_url(name)))
+        if current != migrations.head_revision(package=SERVICES[name].package):
+            behind.append(f"{name} at {current}")
+    if behind:
+        console.log("not migrated: " + ", ".join(behind))
+        raise typer.Exit(1)

@@ -1,0 +1,158 @@
+"""Composition root of the gateway: the FastAPI app, its upstreams, and the HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import swagger_ui_bundle
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_gateway.envelope import error
+from pinstack_gateway.errors import install_error_handlers
+from pinstack_gateway.middleware import GatewayMiddleware
+from pinstack_gateway.routes import auth, users
+from pinstack_gateway.settings import GatewaySettings
+from pinstack_gateway.upstreams import Upstreams
+
+__all__ = ["GatewayComponent", "ReadinessCheck", "create_app", "create_component"]
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+OPENAPI_PATH = "/swagger/doc.json"
+
+
+def create_app(
+    *,
+    settings: GatewaySettings,
+    upstreams: Upstreams,
+    readiness: list[ReadinessCheck] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="Pinstack API",
+        version="1.0.0",
+        description="The Pinstack HTTP API (wire-compatible with the original gateway).",
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.upstreams = upstreams
+    app.state.verifier = AccessTokenVerifier(jwks_source=upstreams.jwks)
+    checks = readiness or []
+    install_error_handlers(app)
+    app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
+    for module in (auth, users):
+        app.include_router(module.router)
+    _mount_swagger(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        try:
+            await asyncio.gather(*(check() for check in checks), upstreams.jwks())
+        except Exception as failure:  # noqa: BLE001 - any failing dependency means not ready
+            return error(503, f"not ready: {type(failure).__name__}")
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/.well-known/jwks.json", include_in_schema=False)
+    async def jwks(request: Request) -> JSONResponse:
+        request.scope["pinstack.upstream"] = "auth"
+        return JSONResponse(json.loads(await upstreams.jwks()))
+
+    return app
+
+
+def _mount_swagger(app: FastAPI) -> None:
+    """Swagger UI from the bundled assets: the gateway serves its own docs, no CDN."""
+    assets = Path(swagger_ui_bundle.swagger_ui_path)
+    app.mount("/swagger/static", StaticFiles(directory=assets), name="swagger-static")
+
+    @app.get("/swagger/index.html", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=OPENAPI_PATH,
+            title="Pinstack API",
+            swagger_js_url="/swagger/static/swagger-ui-bundle.js",
+            swagger_css_url="/swagger/static/swagger-ui.css",
+            swagger_favicon_url="/swagger/static/favicon-32x32.png",
+        )
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process's lifecycle owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class GatewayComponent:
+    name = "gateway"
+
+    def __init__(
+        self, *, settings: GatewaySettings, readiness: list[ReadinessCheck] | None = None
+    ) -> None:
+        self._settings = settings
+        self._readiness = readiness or []
+        self._upstreams: Upstreams | None = None
+        self._server: _EmbeddedServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.app: FastAPI | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None or not self._server.servers:
+            raise RuntimeError("gateway is not started")
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        return f"http://{self._settings.http_host}:{port}"
+
+    async def start(self) -> None:
+        self._upstreams = Upstreams.open(self._settings)
+        self.app = create_app(
+            settings=self._settings, upstreams=self._upstreams, readiness=self._readiness
+        )
+        config = uvicorn.Config(
+            self.app,
+            host=self._settings.http_host,
+            port=self._settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=10,
+        )
+        self._server = _EmbeddedServer(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("gateway stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        if self._upstreams is not None:
+            await self._upstreams.close()
+
+
+def create_component(
+    settings: GatewaySettings | None = None, *, readiness: list[ReadinessCheck] | None = None
+) -> GatewayComponent:
+    return GatewayComponent(settings=settings or GatewaySettings(), readiness=readiness)

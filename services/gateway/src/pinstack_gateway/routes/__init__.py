@@ -1,0 +1,1 @@
+"""HTTP routes, one module per domain: parse, call one RPC, map the result."""

@@ -1,0 +1,126 @@
+"""``/api/v1/users``: profiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, StrictInt
+
+from pinstack.auth.v1 import auth_pb2
+from pinstack.user.v1 import user_pb2
+from pinstack_common.errors import InvalidArgumentError
+from pinstack_gateway.envelope import ok, rfc3339
+from pinstack_gateway.identity import Caller
+from pinstack_gateway.upstreams import Upstreams
+
+__all__ = ["router", "user_json"]
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+class CreateUserBody(BaseModel):
+    username: str = ""
+    email: str = ""
+    password: str = ""
+    full_name: str = ""
+    bio: str = ""
+    avatar_url: str = ""
+
+
+class UpdateUserBody(BaseModel):
+    id: StrictInt = 0
+    username: str | None = None
+    email: str | None = None
+    full_name: str | None = None
+    bio: str | None = None
+
+
+class AvatarBody(BaseModel):
+    avatar_url: str = ""
+
+
+def user_json(user: user_pb2.User) -> dict[str, Any]:
+    """The contract's user object: optional fields omitted when empty."""
+    body: dict[str, Any] = {"id": user.id, "username": user.username, "email": user.email}
+    for name in ("full_name", "bio", "avatar_url"):
+        if value := getattr(user, name):
+            body[name] = value
+    body["created_at"] = rfc3339(user.created_at)
+    body["updated_at"] = rfc3339(user.updated_at)
+    return body
+
+
+def _upstreams(request: Request, service: str = "user") -> Upstreams:
+    request.scope["pinstack.upstream"] = service
+    upstreams: Upstreams = request.app.state.upstreams
+    return upstreams
+
+
+def _positive(value: int) -> int:
+    if value <= 0:
+        raise InvalidArgumentError("validation failed")
+    return value
+
+
+@router.get("/search")
+async def search(request: Request, query: str = "", page: int = 1, limit: int = 10) -> JSONResponse:
+    if not query.strip():
+        raise InvalidArgumentError("invalid search query")
+    if page < 1 or not 1 <= limit <= 100:
+        raise InvalidArgumentError("validation failed")
+    found = await _upstreams(request).user.SearchUsers(
+        user_pb2.SearchUsersRequest(query=query, page=page, limit=limit)
+    )
+    return ok({"users": [user_json(user) for user in found.users], "total": found.total})
+
+
+@router.get("/username/{username}")
+async def by_username(username: str, request: Request) -> JSONResponse:
+    user = await _upstreams(request).user.GetUserByUsername(
+        user_pb2.GetUserByUsernameRequest(username=username)
+    )
+    return ok(user_json(user))
+
+
+@router.get("/email/{email}")
+async def by_email(email: str, request: Request) -> JSONResponse:
+    user = await _upstreams(request).user.GetUserByEmail(
+        user_pb2.GetUserByEmailRequest(email=email)
+    )
+    return ok(user_json(user))
+
+
+@router.get("/{user_id}")
+async def get_user(user_id: int, request: Request) -> JSONResponse:
+    user = await _upstreams(request).user.GetUser(user_pb2.GetUserRequest(id=_positive(user_id)))
+    return ok(user_json(user))
+
+
+@router.post("", status_code=201)
+async def create_user(body: CreateUserBody, request: Request, _caller: Caller) -> JSONResponse:
+    user = await _upstreams(request, "auth").auth.CreateAccount(
+        auth_pb2.RegisterRequest(**body.model_dump())
+    )
+    return ok(user_json(user), status=201)
+
+
+@router.put("")
+async def update_user(body: UpdateUserBody, request: Request, _caller: Caller) -> JSONResponse:
+    fields = body.model_dump(exclude={"id"}, exclude_none=True)
+    message = user_pb2.UpdateUserRequest(id=_positive(body.id), **fields)
+    return ok(user_json(await _upstreams(request).user.UpdateUser(message)))
+
+
+@router.delete("/{user_id}", status_code=204)
+async def delete_user(user_id: int, request: Request, _caller: Caller) -> Response:
+    await _upstreams(request).user.DeleteUser(user_pb2.DeleteUserRequest(id=_positive(user_id)))
+    return Response(status_code=204)
+
+
+@router.put("/avatar")
+async def update_avatar(body: AvatarBody, request: Request, caller: Caller) -> JSONResponse:
+    message = user_pb2.UpdateAvatarRequest(id=caller.user_id, avatar_url=body.avatar_url)
+    await _upstreams(request).user.UpdateAvatar(message)
+    return ok()

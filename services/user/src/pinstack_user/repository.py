@@ -1,0 +1,143 @@
+"""SQL for profiles. The only module of the user service that talks to the database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_common.errors import AlreadyExistsError
+from pinstack_user.models import users
+
+__all__ = ["UserRecord", "UserRepository"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    email: str
+    full_name: str
+    bio: str
+    avatar_url: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def _record(row: RowMapping) -> UserRecord:
+    return UserRecord(**{name: row[name] for name in UserRecord.__slots__})
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class UserRepository:
+    """Queries over ``users`` within the caller's session (the unit of work)."""
+
+    async def insert(self, session: AsyncSession, **values: str) -> UserRecord:
+        await self._ensure_unique(session, username=values["username"], email=values["email"])
+        try:
+            async with session.begin_nested():
+                row = (
+                    (await session.execute(insert(users).values(**values).returning(users)))
+                    .mappings()
+                    .one()
+                )
+        except IntegrityError as error:
+            # Lost a race with a concurrent registration of the same name.
+            raise _conflict(str(error.orig)) from error
+        return _record(row)
+
+    async def get(self, session: AsyncSession, user_id: int) -> UserRecord | None:
+        row = (await session.execute(select(users).where(users.c.id == user_id))).mappings().first()
+        return _record(row) if row else None
+
+    async def get_many(self, session: AsyncSession, ids: Sequence[int]) -> list[UserRecord]:
+        if not ids:
+            return []
+        rows = (await session.execute(select(users).where(users.c.id.in_(set(ids))))).mappings()
+        return [_record(row) for row in rows]
+
+    async def get_by_username(self, session: AsyncSession, username: str) -> UserRecord | None:
+        query = select(users).where(func.lower(users.c.username) == username.lower())
+        row = (await session.execute(query)).mappings().first()
+        return _record(row) if row else None
+
+    async def get_by_email(self, session: AsyncSession, email: str) -> UserRecord | None:
+        query = select(users).where(func.lower(users.c.email) == email.lower())
+        row = (await session.execute(query)).mappings().first()
+        return _record(row) if row else None
+
+    async def search(
+        self, session: AsyncSession, *, query: str, offset: int, limit: int
+    ) -> tuple[list[UserRecord], int]:
+        pattern = f"%{_escape_like(query)}%"
+        match = or_(
+            users.c.username.ilike(pattern, escape="\\"),
+            users.c.full_name.ilike(pattern, escape="\\"),
+        )
+        total = (
+            await session.execute(select(func.count()).select_from(users).where(match))
+        ).scalar_one()
+        rows = await session.execute(
+            select(users).where(match).order_by(users.c.id).offset(offset).limit(limit)
+        )
+        return [_record(row) for row in rows.mappings()], int(total)
+
+    async def update(self, session: AsyncSession, user_id: int, **values: Any) -> UserRecord | None:
+        await self._ensure_unique(
+            session, username=values.get("username"), email=values.get("email"), exclude_id=user_id
+        )
+        statement = (
+            update(users)
+            .where(users.c.id == user_id)
+            .values(**values, updated_at=func.now())
+            .returning(users)
+        )
+        try:
+            async with session.begin_nested():
+                row = (await session.execute(statement)).mappings().first()
+        except IntegrityError as error:
+            raise _conflict(str(error.orig)) from error
+        return _record(row) if row else None
+
+    async def delete(self, session: AsyncSession, user_id: int) -> bool:
+        result = await session.execute(
+            delete(users).where(users.c.id == user_id).returning(users.c.id)
+        )
+        return result.first() is not None
+
+    async def _ensure_unique(
+        self,
+        session: AsyncSession,
+        *,
+        username: str | None,
+        email: str | None,
+        exclude_id: int | None = None,
+    ) -> None:
+        """Answer 409 with the contract's message before the unique index has to."""
+        for column, value, message in (
+            (users.c.username, username, "username already exists"),
+            (users.c.email, email, "email already exists"),
+        ):
+            if value is None:
+                continue
+            query = select(users.c.id).where(func.lower(column) == value.lower())
+            if exclude_id is not None:
+                query = query.where(users.c.id != exclude_id)
+            if (await session.execute(query.limit(1))).first() is not None:
+                raise AlreadyExistsError(message)
+
+
+def _conflict(detail: str) -> AlreadyExistsError:
+    return AlreadyExistsError(
+        "email already exists" if "email" in detail else "username already exists"
+    )

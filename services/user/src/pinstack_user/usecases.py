@@ -1,0 +1,147 @@
+"""What the user service does: each method is one use case in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pinstack_common.db import Database
+from pinstack_common.errors import ForbiddenError, InvalidArgumentError, NotFoundError
+from pinstack_common.tokens import Identity
+from pinstack_common.validation import validate_avatar_url, validate_email, validate_username
+from pinstack_user.events import UserEvents
+from pinstack_user.repository import UserRecord, UserRepository
+
+__all__ = ["ProfileChanges", "UserUseCases"]
+
+FULL_NAME_MAX = 255
+BIO_MAX = 1000
+
+ProfileChanges = dict[str, str]
+
+
+class UserUseCases:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        repository: UserRepository,
+        events: UserEvents,
+        max_page: int = 100,
+    ) -> None:
+        self._db = database
+        self._repo = repository
+        self._events = events
+        self._max_page = max_page
+
+    async def create(
+        self, *, username: str, email: str, full_name: str, bio: str, avatar_url: str
+    ) -> UserRecord:
+        validate_username(username)
+        validate_email(email)
+        require_max_length(full_name, FULL_NAME_MAX)
+        require_max_length(bio, BIO_MAX)
+        if avatar_url:
+            validate_avatar_url(avatar_url)
+        async with self._db.transaction() as session:
+            user = await self._repo.insert(
+                session,
+                username=username,
+                email=email,
+                full_name=full_name,
+                bio=bio,
+                avatar_url=avatar_url,
+            )
+            await self._events.created(session, user)
+        return user
+
+    async def get(self, user_id: int) -> UserRecord:
+        require_positive_id(user_id)
+        async with self._db.read() as session:
+            return _found(await self._repo.get(session, user_id))
+
+    async def get_by_username(self, username: str) -> UserRecord:
+        if not username or len(username) > 32:
+            raise InvalidArgumentError("validation failed")
+        async with self._db.read() as session:
+            return _found(await self._repo.get_by_username(session, username))
+
+    async def get_by_email(self, email: str) -> UserRecord:
+        validate_email(email)
+        async with self._db.read() as session:
+            return _found(await self._repo.get_by_email(session, email))
+
+    async def get_many(self, ids: Sequence[int]) -> list[UserRecord]:
+        if len(ids) > 1000:
+            raise InvalidArgumentError("validation failed")
+        async with self._db.read() as session:
+            return await self._repo.get_many(session, ids)
+
+    async def search(self, *, query: str, page: int, limit: int) -> tuple[list[UserRecord], int]:
+        query = query.strip()
+        if not query:
+            raise InvalidArgumentError("invalid search query")
+        if len(query) > 100 or page < 1 or not 1 <= limit <= self._max_page:
+            raise InvalidArgumentError("validation failed")
+        async with self._db.read() as session:
+            return await self._repo.search(
+                session, query=query, offset=(page - 1) * limit, limit=limit
+            )
+
+    async def update(
+        self, *, caller: Identity, user_id: int, changes: ProfileChanges
+    ) -> UserRecord:
+        require_positive_id(user_id)
+        if "username" in changes:
+            validate_username(changes["username"])
+        if "email" in changes:
+            validate_email(changes["email"])
+        require_max_length(changes.get("full_name", ""), FULL_NAME_MAX)
+        require_max_length(changes.get("bio", ""), BIO_MAX)
+        return await self._change(caller=caller, user_id=user_id, values=dict(changes))
+
+    async def update_avatar(self, *, caller: Identity, user_id: int, avatar_url: str) -> UserRecord:
+        validate_avatar_url(avatar_url)
+        return await self._change(caller=caller, user_id=user_id, values={"avatar_url": avatar_url})
+
+    async def delete(self, *, caller: Identity, user_id: int) -> None:
+        require_positive_id(user_id)
+        async with self._db.transaction() as session:
+            if await self._repo.get(session, user_id) is None:
+                raise NotFoundError("user not found")
+            _require_self(caller, user_id)
+            await self._repo.delete(session, user_id)
+            await self._events.deleted(session, user_id)
+
+    async def _change(
+        self, *, caller: Identity, user_id: int, values: dict[str, Any]
+    ) -> UserRecord:
+        async with self._db.transaction() as session:
+            existing = _found(await self._repo.get(session, user_id))
+            _require_self(caller, user_id)
+            if not values:
+                return existing
+            user = _found(await self._repo.update(session, user_id, **values))
+            await self._events.updated(session, user)
+        return user
+
+
+def require_max_length(value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidArgumentError("validation failed")
+
+
+def require_positive_id(value: int) -> None:
+    if value <= 0:
+        raise InvalidArgumentError("validation failed")
+
+
+def _require_self(caller: Identity, user_id: int) -> None:
+    if caller.user_id != user_id:
+        raise ForbiddenError("forbidden")
+
+
+def _found(user: UserRecord | None) -> UserRecord:
+    if user is None:
+        raise NotFoundError("user not found")
+    return user

@@ -1,0 +1,38 @@
+"""Session-wide real servers shared by every tier: PostgreSQL and Redis, started once per run.
+
+Tests get their own databases (``fresh_database``) so modules never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from pinstack_devinfra.postgres import PostgresServer
+from pinstack_devinfra.redis import RedisServer
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    with PostgresServer(data_dir=tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(data_dir=tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+def new_database(server: PostgresServer, prefix: str) -> str:
+    """Create a uniquely named database and return its SQLAlchemy URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    server.ensure_database(name)
+    return server.url(name)
+
+
+@pytest.fixture
+def fresh_database(postgres_server: PostgresServer) -> str:
+    return new_database(postgres_server, "test")
