@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import filecmp
+import importlib
 import os
 import shutil
 import subprocess
@@ -76,7 +77,8 @@ class ToolError(RuntimeError):
 
 
 def _log(message: str) -> None:
-    print(f"[pinstack-devinfra] {message}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"[pinstack-devinfra] {message}\n")
+    sys.stderr.flush()
 
 
 def repo_root() -> Path:
@@ -272,9 +274,7 @@ def helm_template_objects(chart: Path, **kwargs: Any) -> list[dict[str, Any]]:
     return _flatten_docs(helm_template(chart, **kwargs))
 
 
-def helm_lint(
-    chart: Path, *, values: Iterable[Path] = (), kube_version: str = KUBE_VERSION
-) -> str:
+def helm_lint(chart: Path, *, values: Iterable[Path] = (), kube_version: str = KUBE_VERSION) -> str:
     """``helm lint --strict``; raises :class:`ToolError` with helm's output on failure."""
     args: list[str | Path] = [helm(), "lint", "--strict", chart, "--kube-version", kube_version]
     for path in values:
@@ -308,8 +308,8 @@ def _openapi_to_jsonschema(node: Any) -> Any:
 
 def validate_custom_resource(obj: Mapping[str, Any], crds: Iterable[Mapping[str, Any]]) -> None:
     """Validate a custom resource against the structural schema of its CRD (not CEL rules)."""
-    import jsonschema
-
+    # jsonschema (a dependency of kubernetes-validate) ships no type stubs: load it untyped.
+    jsonschema = importlib.import_module("jsonschema")
     group, _, version = str(obj["apiVersion"]).partition("/")
     for crd in crds:
         spec = crd["spec"]

@@ -1,0 +1,383 @@
+{{/*
+The one template every Pinstack component is rendered from. Each define takes
+  dict "root" $ "name" <component> "c" <component values merged over .Values.defaults>
+and components.yaml calls them for every enabled component. A gRPC component ("kind: grpc")
+serves gRPC on ports.grpc and metrics on ports.metrics; the gateway ("kind: http") serves HTTP,
+/healthz, /readyz and /metrics on ports.http.
+*/}}
+
+{{- define "pinstack.component.env" -}}
+{{- $root := .root -}}
+{{- $c := .c -}}
+- name: PINSTACK_COMPONENT
+  value: {{ .name | quote }}
+{{- if eq $c.kind "grpc" }}
+- name: PINSTACK_GRPC_PORT
+  value: {{ $root.Values.ports.grpc | quote }}
+- name: PINSTACK_METRICS_PORT
+  value: {{ $root.Values.ports.metrics | quote }}
+{{- else }}
+- name: PINSTACK_HTTP_PORT
+  value: {{ $root.Values.ports.http | quote }}
+{{- range $upstream := list "auth" "user" "post" "relation" "notification" }}
+- name: PINSTACK_{{ upper $upstream }}_ADDR
+  value: {{ printf "%s:%v" (include "pinstack.componentName" (dict "root" $root "name" $upstream)) $root.Values.ports.grpc | quote }}
+{{- end }}
+{{- end }}
+- name: PINSTACK_REDIS_URL
+  value: {{ $root.Values.config.redisUrl | quote }}
+- name: PINSTACK_KAFKA_BOOTSTRAP_SERVERS
+  value: {{ $root.Values.config.kafkaBootstrapServers | quote }}
+- name: PINSTACK_LOG_LEVEL
+  value: {{ $root.Values.config.logLevel | quote }}
+{{- with $root.Values.config.otlpEndpoint }}
+- name: PINSTACK_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- if $c.database }}
+- name: PINSTACK_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "pinstack.databaseSecret" . }}
+      key: {{ $root.Values.secrets.database.key }}
+{{- end }}
+- name: PINSTACK_INTERNAL_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "pinstack.internalTokenSecret" $root }}
+      key: {{ $root.Values.secrets.internalToken.key }}
+{{- if $c.signingKey }}
+- name: PINSTACK_AUTH_SIGNING_KEY_FILE
+  value: /var/run/secrets/pinstack/jwt/{{ $root.Values.secrets.signingKey.key }}
+{{- end }}
+{{- with $c.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "pinstack.component.deployment" -}}
+{{- $root := .root -}}
+{{- $c := .c -}}
+{{- $fullname := include "pinstack.componentName" . -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $fullname }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "pinstack.componentLabels" . | nindent 4 }}
+spec:
+  {{- if not $c.autoscaling.enabled }}
+  replicas: {{ $c.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "pinstack.selectorLabels" . | nindent 6 }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 25%
+      maxUnavailable: 0
+  template:
+    metadata:
+      labels:
+        {{- include "pinstack.componentLabels" . | nindent 8 }}
+        {{- with $c.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- with $c.podAnnotations }}
+      annotations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    spec:
+      serviceAccountName: {{ include "pinstack.serviceAccountName" $root }}
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: {{ $c.terminationGracePeriodSeconds }}
+      {{- with $c.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $c.podSecurityContext | nindent 8 }}
+      {{- if and $c.database $root.Values.migrations.waitForSchema }}
+      initContainers:
+        - name: wait-for-schema
+          image: {{ include "pinstack.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          args: ["migrate", "wait", "--service", {{ .name | quote }}, "--timeout", {{ $root.Values.migrations.timeoutSeconds | quote }}]
+          env:
+            - name: PINSTACK_DATABASE_URL
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "pinstack.databaseSecret" . }}
+                  key: {{ $root.Values.secrets.database.key }}
+          securityContext:
+            {{- toYaml $c.securityContext | nindent 12 }}
+          resources:
+            requests:
+              cpu: 10m
+              memory: 96Mi
+            limits:
+              memory: 256Mi
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+      {{- end }}
+      containers:
+        - name: {{ .name }}
+          image: {{ include "pinstack.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          args: ["serve", {{ .name | quote }}]
+          env:
+            {{- include "pinstack.component.env" . | nindent 12 }}
+          ports:
+          {{- if eq $c.kind "grpc" }}
+            - name: grpc
+              containerPort: {{ $root.Values.ports.grpc }}
+              protocol: TCP
+            - name: metrics
+              containerPort: {{ $root.Values.ports.metrics }}
+              protocol: TCP
+          {{- else }}
+            - name: http
+              containerPort: {{ $root.Values.ports.http }}
+              protocol: TCP
+          {{- end }}
+          {{- if eq $c.kind "grpc" }}
+          startupProbe:
+            grpc:
+              port: {{ $root.Values.ports.grpc }}
+            periodSeconds: 2
+            failureThreshold: 60
+          livenessProbe:
+            grpc:
+              port: {{ $root.Values.ports.grpc }}
+            periodSeconds: 10
+            timeoutSeconds: 2
+            failureThreshold: 3
+          readinessProbe:
+            grpc:
+              port: {{ $root.Values.ports.grpc }}
+            periodSeconds: 5
+            timeoutSeconds: 2
+            failureThreshold: 2
+          {{- else }}
+          startupProbe:
+            httpGet:
+              path: /healthz
+              port: http
+            periodSeconds: 2
+            failureThreshold: 60
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: http
+            periodSeconds: 10
+            timeoutSeconds: 2
+            failureThreshold: 3
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: http
+            periodSeconds: 5
+            timeoutSeconds: 2
+            failureThreshold: 2
+          {{- end }}
+          securityContext:
+            {{- toYaml $c.securityContext | nindent 12 }}
+          resources:
+            {{- toYaml $c.resources | nindent 12 }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+            {{- if $c.signingKey }}
+            - name: signing-key
+              mountPath: /var/run/secrets/pinstack/jwt
+              readOnly: true
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: 64Mi
+        {{- if $c.signingKey }}
+        - name: signing-key
+          secret:
+            secretName: {{ include "pinstack.signingKeySecret" $root }}
+            defaultMode: 0440
+            items:
+              - key: {{ $root.Values.secrets.signingKey.key }}
+                path: {{ $root.Values.secrets.signingKey.key }}
+        {{- end }}
+      {{- if $c.topologySpreadConstraints }}
+      topologySpreadConstraints:
+        {{- toYaml $c.topologySpreadConstraints | nindent 8 }}
+      {{- else if $c.spreadAcrossNodes }}
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              {{- include "pinstack.selectorLabels" . | nindent 14 }}
+      {{- end }}
+      {{- with $c.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $c.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $c.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}
+
+{{- define "pinstack.component.service" -}}
+{{- $root := .root -}}
+{{- $c := .c -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "pinstack.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "pinstack.componentLabels" . | nindent 4 }}
+spec:
+  type: {{ dig "service" "type" "ClusterIP" $c }}
+  selector:
+    {{- include "pinstack.selectorLabels" . | nindent 4 }}
+  ports:
+  {{- if eq $c.kind "grpc" }}
+    - name: grpc
+      port: {{ $root.Values.ports.grpc }}
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: grpc
+    - name: metrics
+      port: {{ $root.Values.ports.metrics }}
+      targetPort: metrics
+      protocol: TCP
+      appProtocol: http
+  {{- else }}
+    - name: http
+      port: {{ $root.Values.ports.http }}
+      targetPort: http
+      protocol: TCP
+      appProtocol: http
+  {{- end }}
+{{- end -}}
+
+{{- define "pinstack.component.pdb" -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "pinstack.componentName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "pinstack.componentLabels" . | nindent 4 }}
+spec:
+  maxUnavailable: {{ .c.pdb.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "pinstack.selectorLabels" . | nindent 6 }}
+{{- end -}}
+
+{{- define "pinstack.component.hpa" -}}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "pinstack.componentName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "pinstack.componentLabels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "pinstack.componentName" . }}
+  minReplicas: {{ .c.autoscaling.minReplicas }}
+  maxReplicas: {{ .c.autoscaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ .c.autoscaling.targetCPUUtilizationPercentage }}
+{{- end -}}
+
+{{- define "pinstack.component.networkpolicy" -}}
+{{- $root := .root -}}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "pinstack.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "pinstack.componentLabels" . | nindent 4 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "pinstack.selectorLabels" . | nindent 6 }}
+  policyTypes: [Ingress]
+  ingress:
+  {{- if eq .c.kind "grpc" }}
+    - ports:
+        - port: grpc
+          protocol: TCP
+      from:
+        - podSelector:
+            matchLabels:
+              app.kubernetes.io/name: {{ include "pinstack.name" $root }}
+              app.kubernetes.io/instance: {{ $root.Release.Name }}
+    - ports:
+        - port: metrics
+          protocol: TCP
+      {{- with $root.Values.networkPolicy.metricsFrom }}
+      from:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+  {{- else }}
+    - ports:
+        - port: http
+          protocol: TCP
+      {{- with $root.Values.networkPolicy.gatewayFrom }}
+      from:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{- define "pinstack.component.servicemonitor" -}}
+{{- $root := .root -}}
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ include "pinstack.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "pinstack.componentLabels" . | nindent 4 }}
+    {{- with $root.Values.monitoring.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  jobLabel: app.kubernetes.io/component
+  targetLabels: [app.kubernetes.io/part-of]
+  selector:
+    matchLabels:
+      {{- include "pinstack.selectorLabels" . | nindent 6 }}
+  namespaceSelector:
+    matchNames: [{{ $root.Release.Namespace }}]
+  endpoints:
+    - port: {{ if eq .c.kind "grpc" }}metrics{{ else }}http{{ end }}
+      path: /metrics
+      interval: {{ $root.Values.monitoring.serviceMonitor.interval }}
+      scrapeTimeout: {{ $root.Values.monitoring.serviceMonitor.scrapeTimeout }}
+{{- end -}}
