@@ -1,0 +1,139 @@
+"""Composition root of the auth service: build the collaborators, run the gRPC server.
+
+``pinstack serve auth`` and ``pinstack up`` start :class:`AuthComponent`; the CLI migrates the
+database first (``pinstack_common.migrations.upgrade(package=MIGRATIONS_PACKAGE, ...)``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+
+import grpc
+import structlog
+from pinstack.auth.v1 import auth_pb2_grpc
+from pinstack_common.cache import open_redis
+from pinstack_common.db import Database
+from pinstack_common.grpc_client import open_channel
+from pinstack_common.grpc_server import GrpcServer
+from redis.asyncio import Redis
+
+from pinstack_auth.clients import GrpcUserDirectory
+from pinstack_auth.grpc_api import AuthServicer
+from pinstack_auth.keys import KeyRing, load_key_file, load_or_create_db_key
+from pinstack_auth.passwords import PasswordHasher
+from pinstack_auth.ratelimit import DisabledLoginLimiter, LoginLimiter, redis_login_limiter
+from pinstack_auth.repository import AuthRepository
+from pinstack_auth.settings import AuthSettings
+from pinstack_auth.tokens import TokenService
+from pinstack_auth.usecases import AuthUseCases
+
+__all__ = ["MIGRATIONS_PACKAGE", "SERVICE_NAME", "AuthComponent", "create_component"]
+
+MIGRATIONS_PACKAGE = "pinstack_auth"
+SERVICE_NAME = "pinstack.auth.v1.AuthService"
+
+log = structlog.get_logger(__name__)
+
+
+class AuthComponent:
+    """The auth service as a :class:`pinstack_common.lifecycle.Component`."""
+
+    name = "auth"
+
+    def __init__(self, *, settings: AuthSettings) -> None:
+        self.settings = settings
+        self.usecases: AuthUseCases | None = None
+        self._database: Database | None = None
+        self._redis: Redis | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._server: GrpcServer | None = None
+
+    @property
+    def address(self) -> str:
+        """``host:port`` the gRPC server listens on (the real port when 0 was asked for)."""
+        if self._server is None:
+            raise RuntimeError("auth component not started")
+        return self._server.address
+
+    async def start(self) -> None:
+        s = self.settings
+        token = s.internal_token.get_secret_value()
+        try:
+            self._database = Database(
+                url=s.database_url, component="auth", pool_size=s.db_pool_size
+            )
+            self._redis = open_redis(s.redis_url)
+            self._channel = open_channel(
+                address=s.user_addr,
+                service="user",
+                internal_token=token,
+                timeout=s.rpc_timeout_seconds,
+            )
+            keys = await self._load_keys(self._database)
+            self.usecases = AuthUseCases(
+                database=self._database,
+                repository=AuthRepository(),
+                users=GrpcUserDirectory(channel=self._channel),
+                passwords=PasswordHasher(
+                    time_cost=s.argon2_time_cost,
+                    memory_cost_kib=s.argon2_memory_cost_kib,
+                    parallelism=s.argon2_parallelism,
+                ),
+                tokens=TokenService(
+                    keys=keys,
+                    access_ttl=timedelta(seconds=s.access_token_ttl_seconds),
+                    refresh_ttl=timedelta(seconds=s.refresh_token_ttl_seconds),
+                ),
+                limiter=self._limiter(self._redis),
+            )
+            servicer = AuthServicer(usecases=self.usecases)
+            self._server = GrpcServer(
+                component="auth",
+                service_names=[SERVICE_NAME],
+                registrations=[partial(auth_pb2_grpc.add_AuthServiceServicer_to_server, servicer)],
+                host=s.grpc_host,
+                port=s.grpc_port,
+                internal_token=token,
+            )
+            await self._server.start()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("auth started", address=self.address, signing_kid=keys.signing.kid)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+        if self._database is not None:
+            await self._database.close()
+            self._database = None
+        self.usecases = None
+
+    async def _load_keys(self, database: Database) -> KeyRing:
+        if self.settings.auth_signing_key_file is not None:
+            return load_key_file(self.settings.auth_signing_key_file)
+        async with database.transaction() as session:
+            return await load_or_create_db_key(session)
+
+    def _limiter(self, redis: Redis) -> LoginLimiter:
+        s = self.settings
+        if not s.rate_limits_enabled:
+            return DisabledLoginLimiter()
+        return redis_login_limiter(
+            redis_url=s.redis_url,
+            connection_pool=redis.connection_pool,
+            per_account=s.login_failures_per_account,
+            per_address=s.login_failures_per_address,
+        )
+
+
+def create_component(settings: AuthSettings) -> AuthComponent:
+    return AuthComponent(settings=settings)

@@ -1,0 +1,5 @@
+from pinstack_common.migrations import run_env
+
+from pinstack_auth.models import metadata
+
+run_env(metadata)

@@ -1,0 +1,66 @@
+"""Credentials, refresh-token families and tokens, signing keys.
+
+Revision ID: 0001
+Revises:
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import UUID
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "credentials",
+        sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("password_hash", sa.Text, nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+    op.create_table(
+        "refresh_families",
+        sa.Column("id", UUID(as_uuid=True), primary_key=True),
+        sa.Column("user_id", sa.BigInteger, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_index("ix_refresh_families_user_id", "refresh_families", ["user_id"])
+    op.create_table(
+        "refresh_tokens",
+        sa.Column("token_hash", sa.String(64), primary_key=True),
+        sa.Column(
+            "family_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey("refresh_families.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_index("ix_refresh_tokens_family_id", "refresh_tokens", ["family_id"])
+    op.create_table(
+        "signing_keys",
+        sa.Column("kid", sa.String(64), primary_key=True),
+        sa.Column("private_key_pem", sa.Text, nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("signing_keys")
+    op.drop_table("refresh_tokens")
+    op.drop_table("refresh_families")
+    op.drop_table("credentials")

@@ -1,0 +1,29 @@
+"""Auth service settings (``PINSTACK_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pinstack_common.settings import ServiceSettings
+from pydantic import Field
+
+__all__ = ["AuthSettings"]
+
+
+class AuthSettings(ServiceSettings):
+    grpc_port: int = 50052
+    # PEM (PKCS#8) Ed25519 private key, as the Kubernetes operator mounts it. Unset: a key is
+    # generated once and kept in the auth database, so restarts keep issued tokens valid.
+    auth_signing_key_file: Path | None = None
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=1)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
+    rate_limits_enabled: bool = True
+    # `limits` notation ("10/minute; 50/hour"). Failures count per account (stops guessing one
+    # password) and per client address (stops spraying many accounts). The address limit is
+    # generous: test suites and NATed offices log in a lot from one address.
+    login_failures_per_account: str = "10/minute; 50/hour"
+    login_failures_per_address: str = "300/minute"
+    # Argon2id cost (argon2-cffi defaults are RFC 9106's "low memory" profile).
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_cost_kib: int = Field(default=64 * 1024, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)

@@ -1,0 +1,305 @@
+"""What the auth service does: accounts, sessions, passwords. One method per RPC (and events).
+
+Order of operations is chosen so that a failure never leaves a half-made account that can't be
+repaired: the password is hashed before the profile exists, and the credentials row is written
+after it; if that write fails, the profile is deleted again (compensation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+from pinstack.user.v1 import user_pb2
+from pinstack_common.context import caller_authorization
+from pinstack_common.db import Database
+from pinstack_common.errors import InvalidArgumentError, NotFoundError
+from pinstack_common.metrics import LOGINS, REGISTRATIONS
+from pinstack_common.validation import (
+    PASSWORD_MAX,
+    validate_avatar_url,
+    validate_email,
+    validate_password,
+    validate_username,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_auth.errors import invalid_credentials, invalid_refresh_token
+from pinstack_auth.passwords import PasswordHasher
+from pinstack_auth.ratelimit import LoginLimiter
+from pinstack_auth.repository import AuthRepository, StoredRefreshToken
+from pinstack_auth.tokens import TokenService, hash_token
+
+__all__ = [
+    "AuthUseCases",
+    "NewAccount",
+    "RefreshDecision",
+    "TokenPair",
+    "UserDirectory",
+    "decide_refresh",
+]
+
+log = structlog.get_logger(__name__)
+
+_LOGIN_MAX = 320  # the longest email the user service accepts; anything longer matches no one
+
+
+class UserDirectory(Protocol):
+    async def create_user(self, request: user_pb2.CreateUserRequest) -> user_pb2.User: ...
+
+    async def find_by_login(self, login: str) -> user_pb2.User: ...
+
+    async def delete_user(self, user_id: int, *, authorization: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    username: str
+    email: str
+    password: str
+    full_name: str = ""
+    bio: str = ""
+    avatar_url: str = ""
+
+    def validate(self) -> None:
+        validate_username(self.username)
+        validate_email(self.email)
+        validate_password(self.password)
+        if self.avatar_url:
+            validate_avatar_url(self.avatar_url)
+
+    def __repr__(self) -> str:  # never let a password reach a log line through a repr
+        return f"NewAccount(username={self.username!r}, email={self.email!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    user_id: int
+
+
+class RefreshDecision(enum.Enum):
+    ROTATE = "rotate"  # valid and unused: consume it, issue the next one in the family
+    REUSE = "reuse"  # already rotated: someone replays it, so the whole family is revoked
+    REJECT = "reject"  # unknown, expired, or its session already ended
+
+
+def decide_refresh(stored: StoredRefreshToken | None, *, now: datetime) -> RefreshDecision:
+    if stored is None or stored.family_revoked_at is not None:
+        return RefreshDecision.REJECT
+    if stored.used_at is not None:
+        return RefreshDecision.REUSE
+    if stored.expires_at <= now:
+        return RefreshDecision.REJECT
+    return RefreshDecision.ROTATE
+
+
+class AuthUseCases:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        repository: AuthRepository,
+        users: UserDirectory,
+        passwords: PasswordHasher,
+        tokens: TokenService,
+        limiter: LoginLimiter,
+    ) -> None:
+        self._db = database
+        self._repo = repository
+        self._users = users
+        self._passwords = passwords
+        self._tokens = tokens
+        self._limiter = limiter
+
+    # -- accounts ------------------------------------------------------------------------------
+
+    async def register(self, account: NewAccount) -> TokenPair:
+        """Create the profile and credentials and start a session (registration logs in)."""
+        user, pair = await self._create(account, start_session=True)
+        assert pair is not None
+        log.info("user registered", user_id=user.id)
+        return pair
+
+    async def create_account(self, account: NewAccount) -> user_pb2.User:
+        """An account that can log in, without a session (``POST /users``)."""
+        user, _ = await self._create(account, start_session=False)
+        log.info("account created", user_id=user.id)
+        return user
+
+    async def _create(
+        self, account: NewAccount, *, start_session: bool
+    ) -> tuple[user_pb2.User, TokenPair | None]:
+        account.validate()
+        password_hash = await self._passwords.hash(account.password)
+        user = await self._users.create_user(
+            user_pb2.CreateUserRequest(
+                username=account.username,
+                email=account.email,
+                full_name=account.full_name,
+                bio=account.bio,
+                avatar_url=account.avatar_url,
+            )
+        )
+        try:
+            async with self._db.transaction() as session:
+                await self._repo.add_credentials(
+                    session, user_id=user.id, password_hash=password_hash
+                )
+                pair = await self._start_session(session, user.id) if start_session else None
+        except BaseException:
+            # Also on cancellation: a profile nobody can log in to must not stay behind.
+            await asyncio.shield(self._compensate(user.id))
+            raise
+        REGISTRATIONS.inc()
+        return user, pair
+
+    async def _compensate(self, user_id: int) -> None:
+        try:
+            # Auth is the identity authority: it acts as the new user to delete the profile.
+            bearer = self._tokens.issue_access(user_id=user_id, session_id="compensation")
+            await self._users.delete_user(user_id, authorization=f"Bearer {bearer}")
+            log.warning("registration rolled back", user_id=user_id)
+        except Exception:
+            log.exception("registration rollback failed; orphan profile", user_id=user_id)
+
+    async def forget_user(self, user_id: int) -> None:
+        """Remove everything auth holds about a deleted user (idempotent: events redeliver)."""
+        async with self._db.transaction() as session:
+            await self._repo.delete_credentials(session, user_id=user_id)
+            await self._repo.delete_user_families(session, user_id=user_id)
+        log.info("auth data of user removed", user_id=user_id)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def login(self, *, login: str, password: str, client_address: str) -> TokenPair:
+        if not login or len(login) > _LOGIN_MAX:
+            raise InvalidArgumentError("validation failed")
+        validate_password(password)
+        address = client_address or "unknown"
+        await self._limiter.check(address=address)
+        try:
+            user = await self._users.find_by_login(login)
+        except NotFoundError:
+            await self._limiter.failed(address=address)
+            LOGINS.labels("unknown_user").inc()
+            raise
+        account = str(user.id)
+        await self._limiter.check(address=address, account=account)
+        if not await self._password_matches(user.id, password):
+            await self._limiter.failed(address=address, account=account)
+            LOGINS.labels("invalid_credentials").inc()
+            raise invalid_credentials()
+        await self._limiter.succeeded(account=account)
+        async with self._db.transaction() as session:
+            pair = await self._start_session(session, user.id)
+        LOGINS.labels("success").inc()
+        return pair
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate: consume the presented token and issue the next pair of its family."""
+        if not refresh_token:
+            raise InvalidArgumentError("validation failed")
+        self._tokens.decode_refresh(refresh_token)
+        now = self._tokens.now()
+        async with self._db.transaction() as session:
+            stored = await self._repo.lock_token(session, token_hash=hash_token(refresh_token))
+            decision = decide_refresh(stored, now=now)
+            pair: TokenPair | None = None
+            if stored is not None and decision is RefreshDecision.ROTATE:
+                await self._repo.mark_used(session, token_hash=stored.token_hash, now=now)
+                pair = await self._issue_pair(session, stored.user_id, stored.family_id)
+            elif stored is not None and decision is RefreshDecision.REUSE:
+                await self._repo.revoke_family(session, family_id=stored.family_id, now=now)
+        # Raised after the commit: the revocation of a reused family must persist.
+        if pair is None:
+            if stored is not None and decision is RefreshDecision.REUSE:
+                log.warning(
+                    "refresh token reused; session revoked",
+                    user_id=stored.user_id,
+                    session_id=str(stored.family_id),
+                )
+            raise invalid_refresh_token()
+        return pair
+
+    async def logout(self, refresh_token: str) -> None:
+        """End the session the token belongs to."""
+        if not refresh_token:
+            raise InvalidArgumentError("validation failed")
+        self._tokens.decode_refresh(refresh_token)
+        now = self._tokens.now()
+        async with self._db.transaction() as session:
+            stored = await self._repo.lock_token(session, token_hash=hash_token(refresh_token))
+            decision = decide_refresh(stored, now=now)
+            if stored is not None and decision is not RefreshDecision.REJECT:
+                # A rotated token ending its session is reuse: revoking is right either way.
+                await self._repo.revoke_family(session, family_id=stored.family_id, now=now)
+        if decision is not RefreshDecision.ROTATE:
+            raise invalid_refresh_token()
+
+    async def update_password(self, *, old_password: str, new_password: str) -> None:
+        """Change the caller's password and end every session of theirs."""
+        identity = await self._tokens.verify_access(caller_authorization.get())
+        if not old_password or len(old_password) > PASSWORD_MAX:
+            raise InvalidArgumentError("validation failed")
+        validate_password(new_password)
+        account = str(identity.user_id)
+        # Guessing the old password with a stolen access token is rate-limited like a login.
+        await self._limiter.check(address=f"user:{account}", account=account)
+        if not await self._password_matches(identity.user_id, old_password, rehash=False):
+            await self._limiter.failed(address=f"user:{account}", account=account)
+            raise invalid_credentials()
+        new_hash = await self._passwords.hash(new_password)
+        async with self._db.transaction() as session:
+            if not await self._repo.set_password_hash(
+                session, user_id=identity.user_id, password_hash=new_hash
+            ):
+                raise invalid_credentials()
+            revoked = await self._repo.revoke_user_families(
+                session, user_id=identity.user_id, now=self._tokens.now()
+            )
+        log.info("password updated", user_id=identity.user_id, sessions_revoked=revoked)
+
+    def jwks(self) -> str:
+        return self._tokens.keys.jwks_json()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _password_matches(self, user_id: int, password: str, *, rehash: bool = True) -> bool:
+        async with self._db.read() as session:
+            stored = await self._repo.password_hash(session, user_id=user_id)
+        if stored is None:  # a profile without credentials (e.g. a failed rollback)
+            return False
+        result = await self._passwords.verify(stored, password)
+        if result.matches and result.needs_rehash and rehash:
+            upgraded = await self._passwords.hash(password)
+            async with self._db.transaction() as session:
+                await self._repo.set_password_hash(session, user_id=user_id, password_hash=upgraded)
+        return result.matches
+
+    async def _start_session(self, session: AsyncSession, user_id: int) -> TokenPair:
+        family_id = uuid.uuid4()
+        await self._repo.add_family(
+            session, family_id=family_id, user_id=user_id, now=self._tokens.now()
+        )
+        return await self._issue_pair(session, user_id, family_id)
+
+    async def _issue_pair(
+        self, session: AsyncSession, user_id: int, family_id: uuid.UUID
+    ) -> TokenPair:
+        refresh = self._tokens.issue_refresh(user_id=user_id, family_id=family_id)
+        await self._repo.add_token(
+            session,
+            token_hash=refresh.token_hash,
+            family_id=family_id,
+            issued_at=refresh.issued_at,
+            expires_at=refresh.expires_at,
+        )
+        access = self._tokens.issue_access(user_id=user_id, session_id=str(family_id))
+        return TokenPair(access_token=access, refresh_token=refresh.token, user_id=user_id)

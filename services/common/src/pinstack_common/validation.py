@@ -1,0 +1,71 @@
+"""Input rules of the HTTP contract that more than one service enforces (auth and user).
+
+Pure functions: each returns the value it accepted or raises ``InvalidArgumentError("validation
+failed")``, the contract's exact message. Services validate on their own side of the wire because
+a gateway check alone would let an internal caller store what the contract forbids.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from pinstack_common.errors import InvalidArgumentError
+
+__all__ = [
+    "PASSWORD_MAX",
+    "PASSWORD_MIN",
+    "USERNAME_MAX",
+    "USERNAME_MIN",
+    "validate_avatar_url",
+    "validate_email",
+    "validate_password",
+    "validate_username",
+]
+
+USERNAME_MIN, USERNAME_MAX = 3, 32
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+_EMAIL_MAX = 254  # RFC 5321 path limit
+_URL_MAX = 2048
+# Deliberately simple: one "@", a non-empty local part, a dotted domain, no whitespace. Whether
+# the mailbox exists is not something a regex can know.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+
+
+def _fail() -> InvalidArgumentError:
+    return InvalidArgumentError("validation failed")
+
+
+def validate_username(username: str) -> str:
+    """3-32 characters, no whitespace, no ``@`` (so a login string is unambiguous)."""
+    if not USERNAME_MIN <= len(username) <= USERNAME_MAX:
+        raise _fail()
+    if "@" in username or any(ch.isspace() for ch in username):
+        raise _fail()
+    return username
+
+
+def validate_email(email: str) -> str:
+    if len(email) > _EMAIL_MAX or _EMAIL.fullmatch(email) is None:
+        raise _fail()
+    return email
+
+
+def validate_password(password: str) -> str:
+    """8-128 characters: the bounds for new passwords and for login attempts alike."""
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise _fail()
+    return password
+
+
+def validate_avatar_url(url: str) -> str:
+    """An absolute http(s) URL with a host."""
+    if len(url) > _URL_MAX or any(ch.isspace() for ch in url):
+        raise _fail()
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        raise _fail() from error
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        raise _fail()
+    return url
