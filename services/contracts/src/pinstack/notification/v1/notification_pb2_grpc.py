@@ -70,6 +70,11 @@ class NotificationServiceStub:
                 request_serializer=pinstack_dot_notification_dot_v1_dot_notification__pb2.SendNotificationRequest.SerializeToString,
                 response_deserializer=pinstack_dot_notification_dot_v1_dot_notification__pb2.SendNotificationResponse.FromString,
                 _registered_method=True)
+        self.StreamNotifications = channel.unary_stream(
+                '/pinstack.notification.v1.NotificationService/StreamNotifications',
+                request_serializer=pinstack_dot_notification_dot_v1_dot_notification__pb2.StreamNotificationsRequest.SerializeToString,
+                response_deserializer=pinstack_dot_notification_dot_v1_dot_notification__pb2.Notification.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -118,6 +123,13 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamNotifications(self, request, context):
+        """The verified caller's notifications created from now on, as they are created (WebSocket).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +167,11 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.SendNotification,
                     request_deserializer=pinstack_dot_notification_dot_v1_dot_notification__pb2.SendNotificationRequest.FromString,
                     response_serializer=pinstack_dot_notification_dot_v1_dot_notification__pb2.SendNotificationResponse.SerializeToString,
+            ),
+            'StreamNotifications': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamNotifications,
+                    request_deserializer=pinstack_dot_notification_dot_v1_dot_notification__pb2.StreamNotificationsRequest.FromString,
+                    response_serializer=pinstack_dot_notification_dot_v1_dot_notification__pb2.Notification.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -347,6 +364,33 @@ class NotificationService:
             '/pinstack.notification.v1.NotificationService/SendNotification',
             pinstack_dot_notification_dot_v1_dot_notification__pb2.SendNotificationRequest.SerializeToString,
             pinstack_dot_notification_dot_v1_dot_notification__pb2.SendNotificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pinstack.notification.v1.NotificationService/StreamNotifications',
+            pinstack_dot_notification_dot_v1_dot_notification__pb2.StreamNotificationsRequest.SerializeToString,
+            pinstack_dot_notification_dot_v1_dot_notification__pb2.Notification.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,8 @@ class NotificationServiceStub:
     MarkAllRead: _grpc.UnaryUnaryMultiCallable[_notification_pb2.MarkAllReadRequest, _notification_pb2.MarkReadResponse]
     DeleteNotification: _grpc.UnaryUnaryMultiCallable[_notification_pb2.NotificationIdRequest, _notification_pb2.DeleteNotificationResponse]
     SendNotification: _grpc.UnaryUnaryMultiCallable[_notification_pb2.SendNotificationRequest, _notification_pb2.SendNotificationResponse]
+    StreamNotifications: _grpc.UnaryStreamMultiCallable[_notification_pb2.StreamNotificationsRequest, _notification_pb2.Notification]
+    """The verified caller's notifications created from now on, as they are created (WebSocket)."""
 
 @_typing.type_check_only
 class NotificationServiceAsyncStub(NotificationServiceStub):
@@ -53,6 +55,8 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     MarkAllRead: _aio.UnaryUnaryMultiCallable[_notification_pb2.MarkAllReadRequest, _notification_pb2.MarkReadResponse]  # type: ignore[assignment]
     DeleteNotification: _aio.UnaryUnaryMultiCallable[_notification_pb2.NotificationIdRequest, _notification_pb2.DeleteNotificationResponse]  # type: ignore[assignment]
     SendNotification: _aio.UnaryUnaryMultiCallable[_notification_pb2.SendNotificationRequest, _notification_pb2.SendNotificationResponse]  # type: ignore[assignment]
+    StreamNotifications: _aio.UnaryStreamMultiCallable[_notification_pb2.StreamNotificationsRequest, _notification_pb2.Notification]  # type: ignore[assignment]
+    """The verified caller's notifications created from now on, as they are created (WebSocket)."""
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     """NotificationService owns notifications; ownership is checked here from the verified caller."""
@@ -105,5 +109,13 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _notification_pb2.SendNotificationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_notification_pb2.SendNotificationResponse, _abc.Awaitable[_notification_pb2.SendNotificationResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def StreamNotifications(
+        self,
+        request: _notification_pb2.StreamNotificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_notification_pb2.Notification], _abc.AsyncIterator[_notification_pb2.Notification]]:
+        """The verified caller's notifications created from now on, as they are created (WebSocket)."""
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
