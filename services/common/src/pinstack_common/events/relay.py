@@ -1,0 +1,200 @@
+"""The outbox relay: publishes a service's committed events right after commit.
+
+The common path: :meth:`Outbox.add` hooks the session's commit, the commit calls
+:meth:`OutboxRelay.notify`, and the relay's task wakes and publishes at once. A periodic sweep
+(``sweep_interval``) is only the safety net for commits it could not hear of: another replica's
+writes, a process that died between commit and publish, a broker that was down.
+
+One pass, in one transaction of the service's own database:
+
+1. lock up to ``batch_size`` unpublished rows, oldest first, ``FOR UPDATE SKIP LOCKED``, so
+   several replicas share the work instead of waiting for each other;
+2. keep, per key, only the prefix of rows with no older unpublished row of that key before it
+   (another replica may hold an older one locked): per-key order survives several relays;
+3. publish them and wait for the broker's acknowledgement;
+4. mark them published and commit.
+
+If the process dies between 3 and 4, the rows are published again later: delivery is
+at-least-once and consumers deduplicate on the event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_common.db import Database
+from pinstack_common.events.envelope import Envelope
+from pinstack_common.events.outbox import Outbox
+from pinstack_common.events.transport import EventTransport
+from pinstack_common.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+
+__all__ = ["OutboxRelay"]
+
+log = structlog.get_logger(__name__)
+
+
+class OutboxRelay:
+    """A lifecycle component: ``start()`` runs the publishing task, ``stop()`` drains it."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        outbox: Outbox,
+        transport: EventTransport,
+        component: str,
+        batch_size: int = 200,
+        sweep_interval: float = 5.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.name = f"{component}-outbox-relay"
+        self._database = database
+        self._table = outbox.table
+        self._transport = transport
+        self._component = component
+        self._batch_size = batch_size
+        self._sweep_interval = sweep_interval
+        self._max_backoff = max_backoff
+        self._wakeup = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        outbox.on_commit(self.notify)
+
+    def notify(self) -> None:
+        """Wake the relay: a transaction with events has committed."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self._stop_requested.clear()
+        self._wakeup.set()  # publish whatever an earlier run left behind
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        self._stop_requested.set()
+        self._wakeup.set()
+        if self._task is not None:
+            # The pass in flight completes (publish + mark), so nothing is published twice
+            # because of a shutdown.
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stop_requested.is_set():
+            # A timeout is the periodic sweep; a wakeup is a commit (or stop()).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._sweep_interval)
+            self._wakeup.clear()
+            if self._stop_requested.is_set():
+                break
+            try:
+                await self.drain()
+                failures = 0
+            except Exception:
+                failures += 1
+                delay = min(self._max_backoff, 0.1 * 2**failures)
+                log.warning("outbox relay pass failed; retrying", delay=delay, exc_info=True)
+                await asyncio.sleep(delay)
+                self._wakeup.set()
+
+    async def drain(self) -> int:
+        """Publish until nothing publishable is left; return how many were published."""
+        total = 0
+        while True:
+            published, more = await self.publish_batch()
+            total += published
+            if not more:
+                break
+        await self.report_backlog()
+        return total
+
+    async def publish_batch(self) -> tuple[int, bool]:
+        """One pass; return (published, whether a full batch was locked)."""
+        table = self._table
+        async with self._database.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(table)
+                    .where(table.c.published_at.is_(None))
+                    .order_by(table.c.seq)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0, False
+            # Every unpublished row of these keys, locked or not (plain reads never block).
+            keys = {row.key for row in rows}
+            pending: dict[str, list[int]] = defaultdict(list)
+            for key, seq in (
+                await session.execute(
+                    select(table.c.key, table.c.seq)
+                    .where(table.c.published_at.is_(None), table.c.key.in_(keys))
+                    .order_by(table.c.seq)
+                )
+            ).all():
+                pending[key].append(seq)
+            ready = _in_order_prefix(rows, pending)
+            if ready:
+                await self._transport.publish([_envelope(row).to_record() for row in ready])
+                await self._mark_published(session, [row.id for row in ready])
+                for row in ready:
+                    EVENTS_PUBLISHED.labels(self._component, row.topic).inc()
+            return len(ready), len(rows) == self._batch_size and bool(ready)
+
+    async def _mark_published(self, session: AsyncSession, ids: Sequence[uuid.UUID]) -> None:
+        await session.execute(
+            update(self._table)
+            .where(self._table.c.id.in_(ids))
+            .values(published_at=datetime.now(UTC))
+        )
+
+    async def report_backlog(self) -> None:
+        table = self._table
+        async with self._database.read() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(table.c.created_at)).where(
+                        table.c.published_at.is_(None)
+                    )
+                )
+            ).one()
+        OUTBOX_BACKLOG.labels(self._component).set(count)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        OUTBOX_OLDEST_AGE.labels(self._component).set(max(0.0, age))
+
+
+def _in_order_prefix(rows: Sequence[Any], pending: dict[str, list[int]]) -> list[Any]:
+    """The rows none of whose older unpublished rows of the same key is missing from ``rows``.
+
+    A missing one is locked by another relay (or was written after our select): publishing past
+    it would reorder that key, so the key waits for the next pass.
+    """
+    ours = {row.seq for row in rows}
+    first_foreign: dict[str, int] = {}
+    for key, seqs in pending.items():
+        foreign = next((seq for seq in seqs if seq not in ours), None)
+        if foreign is not None:
+            first_foreign[key] = foreign
+    return [row for row in rows if row.seq < first_foreign.get(row.key, row.seq + 1)]
+
+
+def _envelope(row: Any) -> Envelope:
+    return Envelope(
+        event_id=row.id,
+        topic=row.topic,
+        key=row.key,
+        event_type=row.event_type,
+        payload=row.payload,
+        context=dict(row.headers or {}),
+    )

@@ -1,0 +1,234 @@
+"""The event transport port, and the in-process adapter that ``make run`` uses.
+
+A transport publishes :class:`~.envelope.Record` batches durably and delivers records to
+consumer groups. The contract both adapters keep (and the domain code relies on):
+
+- ``publish`` returns only once every record is stored (Kafka: acknowledged by all in-sync
+  replicas); it raises :class:`PublishError` otherwise, and the caller retries.
+- Records of one key go to one partition, in publication order.
+- Each group gets every record at least once. A record's offset is committed only after the
+  group's handler returned; if the handler raises, the same record is delivered again (after a
+  short pause) and nothing after it on that partition overtakes it.
+- Stopping a subscriber lets the handler in flight finish and commits its offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from pinstack_common.events.envelope import Record
+from pinstack_common.metrics import CONSUMER_LAG
+
+__all__ = [
+    "EventTransport",
+    "InProcessTransport",
+    "PublishError",
+    "RecordHandler",
+    "Subscriber",
+    "partition_for",
+]
+
+log = structlog.get_logger(__name__)
+
+RecordHandler = Callable[[Record], Awaitable[None]]
+
+
+class PublishError(RuntimeError):
+    """Some records of a batch were not stored; the whole batch may be retried."""
+
+
+class Subscriber(Protocol):
+    """One consumer group member: a lifecycle component."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class EventTransport(Protocol):
+    """The port. ``start`` before publishing; ``stop`` flushes and closes the producer."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, records: Sequence[Record]) -> None: ...
+
+    def subscriber(
+        self, *, group: str, topics: Sequence[str], handler: RecordHandler, component: str
+    ) -> Subscriber: ...
+
+
+def partition_for(key: bytes | None, partitions: int) -> int:
+    """A stable key → partition map (the in-process bus's own; Kafka uses its partitioner)."""
+    return zlib.crc32(key or b"") % partitions
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+@dataclass
+class _Partition:
+    log: list[Record] = field(default_factory=list)
+    base: int = 0  # offset of log[0]: the log is trimmed once every group has passed it
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.log)
+
+
+class InProcessTransport:
+    """An asyncio bus with Kafka's semantics, for one process (``make run``, unit tests).
+
+    Topics are created on first use with ``partitions`` partitions; records live in memory and
+    are trimmed once every known group has committed past them. Each group keeps committed
+    offsets per partition, so a subscriber stopped and started again resumes where its group
+    stopped, and a handler failure means redelivery of the same record.
+    """
+
+    name = "event-transport"
+
+    def __init__(self, *, partitions: int = 3, redelivery_delay: float = 0.1) -> None:
+        self._partitions = partitions
+        self._redelivery_delay = redelivery_delay
+        self._topics: dict[str, list[_Partition]] = {}
+        # group -> (topic, partition) -> committed offset (next record to handle)
+        self._committed: dict[str, dict[tuple[str, int], int]] = {}
+        self._active_groups: set[str] = set()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def _topic(self, topic: str) -> list[_Partition]:
+        if topic not in self._topics:
+            self._topics[topic] = [_Partition() for _ in range(self._partitions)]
+        return self._topics[topic]
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        for record in records:
+            partitions = self._topic(record.topic)
+            index = partition_for(record.key, len(partitions))
+            partition = partitions[index]
+            partition.log.append(
+                Record(
+                    topic=record.topic, key=record.key, value=record.value,
+                    headers=record.headers, partition=index, offset=partition.end,
+                )
+            )  # fmt: skip
+            partition.changed.set()
+
+    def records(self, topic: str) -> list[Record]:
+        """Every retained record of ``topic`` (tests, debugging)."""
+        return [r for p in self._topic(topic) for r in p.log]
+
+    def subscriber(
+        self, *, group: str, topics: Sequence[str], handler: RecordHandler, component: str
+    ) -> Subscriber:
+        return _InProcessSubscriber(
+            transport=self, group=group, topics=list(topics), handler=handler, component=component
+        )
+
+    # Used by the subscriber -------------------------------------------------------------
+
+    def _claim(self, group: str) -> dict[tuple[str, int], int]:
+        if group in self._active_groups:
+            # One member per group is all one process needs; two would split nothing.
+            raise RuntimeError(f"in-process group {group!r} already has a running member")
+        self._active_groups.add(group)
+        return self._committed.setdefault(group, {})
+
+    def _release(self, group: str) -> None:
+        self._active_groups.discard(group)
+
+    def _trim(self, topic: str, index: int) -> None:
+        partition = self._topic(topic)[index]
+        offsets = [c.get((topic, index), 0) for c in self._committed.values()]
+        low = min(offsets, default=partition.base)
+        if low - partition.base > 1024:
+            del partition.log[: low - partition.base]
+            partition.base = low
+
+
+class _InProcessSubscriber:
+    def __init__(
+        self,
+        *,
+        transport: InProcessTransport,
+        group: str,
+        topics: list[str],
+        handler: RecordHandler,
+        component: str,
+    ) -> None:
+        self.name = f"subscriber:{group}"
+        self._transport = transport
+        self._group = group
+        self._topics = topics
+        self._handler = handler
+        self._component = component
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        committed = self._transport._claim(self._group)
+        self._stopping.clear()
+        for topic in self._topics:
+            for index in range(len(self._transport._topic(topic))):
+                self._tasks.append(
+                    asyncio.create_task(
+                        self._run(topic, index, committed), name=f"{self.name}:{topic}[{index}]"
+                    )
+                )
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for topic in self._topics:
+            for partition in self._transport._topic(topic):
+                partition.changed.set()
+        # No cancel: each task finishes the record in flight, commits, and returns.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._transport._release(self._group)
+
+    async def _run(self, topic: str, index: int, committed: dict[tuple[str, int], int]) -> None:
+        partition = self._transport._topic(topic)[index]
+        lag = CONSUMER_LAG.labels(self._component, topic)
+        while not self._stopping.is_set():
+            offset = max(committed.get((topic, index), 0), partition.base)
+            if offset >= partition.end:
+                partition.changed.clear()
+                await partition.changed.wait()
+                continue
+            record = partition.log[offset - partition.base]
+            try:
+                await self._handler(record)
+            except Exception:
+                # At-least-once: the record stays uncommitted and comes back after a pause.
+                log.warning("handler failed; redelivering", topic=topic, offset=offset,
+                            exc_info=True)  # fmt: skip
+                stop = asyncio.ensure_future(self._stopping.wait())
+                await asyncio.wait([stop], timeout=self._transport._redelivery_delay)
+                stop.cancel()
+                continue
+            committed[(topic, index)] = offset + 1
+            lag.set(self._lag(topic, committed))
+            self._transport._trim(topic, index)
+
+    def _lag(self, topic: str, committed: dict[tuple[str, int], int]) -> int:
+        partitions = self._transport._topic(topic)
+        return sum(
+            p.end - max(committed.get((topic, i), 0), p.base) for i, p in enumerate(partitions)
+        )
