@@ -44,7 +44,11 @@ def generate(out: Path) -> None:
 
 
 def tree(base: Path) -> dict[str, Path]:
-    return {str(p.relative_to(base)): p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(base)): p
+        for p in base.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def main() -> int:
@@ -61,7 +65,9 @@ def main() -> int:
         stale = sorted(
             name
             for name in want.keys() | have.keys()
-            if name not in want or name not in have or not filecmp.cmp(want[name], have[name], shallow=False)
+            if name not in want
+            or name not in have
+            or not filecmp.cmp(want[name], have[name], shallow=False)
         )
     if stale:
         print("generated contracts are stale; run `make proto`:", *stale, sep="\n  ")  # noqa: T201

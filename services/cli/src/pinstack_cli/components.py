@@ -53,5 +53,7 @@ SERVICES: dict[str, ServiceSpec] = {
     for spec in (
         ServiceSpec(name="user", settings_class="UserSettings", default_port=50051),
         ServiceSpec(name="auth", settings_class="AuthSettings", default_port=50052),
+        ServiceSpec(name="post", settings_class="PostSettings", default_port=50053),
+        ServiceSpec(name="relation", settings_class="RelationSettings", default_port=50054),
     )
 }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pinstack_common.logging import bind_request_id
@@ -25,7 +24,6 @@ class GatewayMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         request_id = bind_request_id(headers.get(b"x-request-id", b"").decode("latin-1"))
-        route = _route_template(scope)
         method = scope["method"]
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -47,16 +45,15 @@ class GatewayMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            route = _route_template(scope)
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
 
 
 def _route_template(scope: Scope) -> str:
-    """The matched route's path template (bounded), never the raw path."""
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", []):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    """The matched route's path template (bounded), never the raw path.
+
+    Routing stores the matched route in the scope, which is shared with this middleware.
+    """
+    route = scope.get("route")
+    return str(getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched")

@@ -1,0 +1,90 @@
+"""The whole embedded stack (every component, real PostgreSQL and Redis) for HTTP contract tests.
+
+One stack per session, started in the session's event loop exactly as ``pinstack up`` builds it;
+tests talk to it over real HTTP. Every test registers its own users, so tests stay independent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from rich.console import Console
+
+from pinstack_cli.embedded import EmbeddedStack
+from pinstack_common.lifecycle import start_all, stop_all
+from pinstack_devinfra.redis import free_port
+
+
+@dataclass
+class Account:
+    id: int
+    username: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+@dataclass
+class RunningStack:
+    url: str
+    client: httpx.AsyncClient
+    embedded: EmbeddedStack
+
+    async def register(self, **overrides: Any) -> Account:
+        """Register a fresh user through the API and return its credentials."""
+        suffix = uuid.uuid4().hex[:10]
+        body = {
+            "username": f"u{suffix}",
+            "email": f"u{suffix}@example.com",
+            "password": "correct horse battery",
+            **overrides,
+        }
+        response = await self.client.post("/api/v1/auth/register", json=body)
+        assert response.status_code == 201, response.text
+        tokens = response.json()["data"]
+        me = await self.client.get(f"/api/v1/users/username/{body['username']}")
+        assert me.status_code == 200, me.text
+        return Account(
+            id=me.json()["data"]["id"],
+            username=body["username"],
+            email=body["email"],
+            password=body["password"],
+            access_token=tokens["access_token"],
+            refresh_token=tokens["refresh_token"],
+        )
+
+
+@pytest.fixture(scope="session")
+def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    stack = EmbeddedStack(
+        data_dir=tmp_path_factory.mktemp("pinstack"),
+        http_port=free_port(),
+        console=Console(stderr=True, quiet=True),
+    )
+    stack.prepare()
+    try:
+        yield stack
+    finally:
+        stack.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def stack(embedded_stack: EmbeddedStack) -> AsyncIterator[RunningStack]:
+    components = embedded_stack.build()
+    started = await start_all(components)
+    url = f"http://127.0.0.1:{embedded_stack.http_port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            yield RunningStack(url=url, client=client, embedded=embedded_stack)
+    finally:
+        await stop_all(started)
