@@ -251,7 +251,9 @@ async def test_get_user_by_id_username_and_email(stack: RunningStack) -> None:
         assert user["id"] == account.id
         assert user["username"] == account.username
         assert user["full_name"] == "Ada Lovelace"
-        assert "bio" not in user and "avatar_url" not in user and "password" not in user
+        assert "bio" not in user
+        assert "avatar_url" not in user
+        assert "password" not in user
         assert user["created_at"].endswith("Z")
 
 
@@ -308,7 +310,8 @@ async def test_create_user_makes_an_account_that_can_log_in(stack: RunningStack)
     response = await stack.client.post("/api/v1/users", json=body, headers=admin.headers)
     assert response.status_code == 201, response.text
     created = response.json()["data"]
-    assert created["username"] == name and created["bio"] == "hi"
+    assert created["username"] == name
+    assert created["bio"] == "hi"
     login = await stack.client.post(
         "/api/v1/auth/login", json={"login": name, "password": "password123"}
     )
@@ -406,9 +409,11 @@ async def test_health_docs_jwks_and_request_id(stack: RunningStack) -> None:
     assert "swagger-ui" in (await stack.client.get("/swagger/index.html")).text
     assert (await stack.client.get("/swagger/static/swagger-ui-bundle.js")).status_code == 200
     doc = (await stack.client.get("/swagger/doc.json")).json()
-    assert doc["openapi"].startswith("3.") and "/api/v1/auth/register" in doc["paths"]
+    assert doc["openapi"].startswith("3.")
+    assert "/api/v1/auth/register" in doc["paths"]
     keys = (await stack.client.get("/.well-known/jwks.json")).json()["keys"]
-    assert keys and all({"kid", "kty", "x"} <= set(k) for k in keys)
+    assert keys
+    assert all({"kid", "kty", "x"} <= set(k) for k in keys)
     response = await stack.client.get("/healthz", headers={"X-Request-ID": "req-123"})
     assert response.headers["x-request-id"] == "req-123"
 

@@ -1,4 +1,4 @@
-"""``pinstack up`` as a user runs it: a real process, Ctrl-C, restart, the accounts are still there."""
+"""``pinstack up`` as a user runs it: a real process, Ctrl-C, restart, accounts still there."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ class GatewayMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             response = error(413, "request entity too large")
             await response(scope, receive, send)
-            HTTP_REQUESTS.labels(method, route, "413").inc()
+            HTTP_REQUESTS.labels(method, _route_template(scope), "413").inc()
             return
         status = 500
         started = time.perf_counter()
