@@ -23,10 +23,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
+from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_auth.app import MIGRATIONS_PACKAGE, AuthComponent, create_component
+from pinstack_auth.events import user_deleted_handler
 from pinstack_auth.keys import SigningKey
 from pinstack_auth.settings import AuthSettings
 from pinstack_common.context import caller_authorization
+from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, ForbiddenError, NotFoundError
 from pinstack_common.grpc_client import open_channel
 from pinstack_common.grpc_server import GrpcServer
@@ -444,6 +447,28 @@ async def test_forget_user_removes_credentials_and_sessions(auth: Running) -> No
     await auth.component.usecases.forget_user(pair.user_id)  # redelivered event: no error
     await _fails(auth.stub.Refresh(auth_pb2.RefreshRequest(refresh_token=pair.refresh_token)),
                  UNAUTH, "invalid refresh token")  # fmt: skip
+    await _fails(auth.stub.Login(auth_pb2.LoginRequest(login=name, password=PASSWORD)),
+                 UNAUTH, "invalid credentials")  # fmt: skip
+
+
+async def test_user_deleted_event_runs_in_the_consumer_transaction(
+    auth: Running, auth_database: str
+) -> None:
+    name, pair = await _register(auth)
+    assert auth.component.usecases is not None
+    handle = user_deleted_handler(auth.component.usecases)
+    database = Database(url=auth_database, component="test")
+    try:
+        with pytest.raises(RuntimeError, match="rolled back"):  # noqa: PT012
+            async with database.transaction() as session:
+                await handle(UserDeleted(user_id=pair.user_id), session)
+                raise RuntimeError("rolled back")
+        # The consumer's transaction failed: nothing was deleted.
+        await auth.stub.Login(auth_pb2.LoginRequest(login=name, password=PASSWORD))
+        async with database.transaction() as session:
+            await handle(UserDeleted(user_id=pair.user_id), session)
+    finally:
+        await database.close()
     await _fails(auth.stub.Login(auth_pb2.LoginRequest(login=name, password=PASSWORD)),
                  UNAUTH, "invalid credentials")  # fmt: skip
 

@@ -11,13 +11,9 @@ from functools import partial
 
 import grpc
 import structlog
-from pinstack.auth.v1 import auth_pb2_grpc
-from pinstack_common.cache import open_redis
-from pinstack_common.db import Database
-from pinstack_common.grpc_client import open_channel
-from pinstack_common.grpc_server import GrpcServer
 from redis.asyncio import Redis
 
+from pinstack.auth.v1 import auth_pb2_grpc
 from pinstack_auth.clients import GrpcUserDirectory
 from pinstack_auth.grpc_api import AuthServicer
 from pinstack_auth.keys import KeyRing, load_key_file, load_or_create_db_key
@@ -27,6 +23,10 @@ from pinstack_auth.repository import AuthRepository
 from pinstack_auth.settings import AuthSettings
 from pinstack_auth.tokens import TokenService
 from pinstack_auth.usecases import AuthUseCases
+from pinstack_common.cache import open_redis
+from pinstack_common.db import Database
+from pinstack_common.grpc_client import open_channel
+from pinstack_common.grpc_server import GrpcServer
 
 __all__ = ["MIGRATIONS_PACKAGE", "SERVICE_NAME", "AuthComponent", "create_component"]
 
@@ -79,6 +79,7 @@ class AuthComponent:
                     time_cost=s.argon2_time_cost,
                     memory_cost_kib=s.argon2_memory_cost_kib,
                     parallelism=s.argon2_parallelism,
+                    max_concurrent=s.argon2_max_concurrent,
                 ),
                 tokens=TokenService(
                     keys=keys,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import grpc
+
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
+from pinstack_auth.errors import UpstreamTimeoutError
 from pinstack_common.context import caller_authorization
 from pinstack_common.errors import (
     AlreadyExistsError,
@@ -15,8 +17,6 @@ from pinstack_common.errors import (
     UnauthenticatedError,
     UnavailableError,
 )
-
-from pinstack_auth.errors import UpstreamTimeoutError
 
 __all__ = ["GrpcUserDirectory", "domain_error"]
 

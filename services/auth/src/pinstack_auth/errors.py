@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from pinstack_common.errors import PinstackError, UnauthenticatedError
 
 __all__ = ["UpstreamTimeoutError", "invalid_credentials", "invalid_refresh_token"]

@@ -6,9 +6,9 @@ Errors are not handled here: the platform interceptor maps domain errors to stat
 from __future__ import annotations
 
 import grpc
+
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.user.v1 import user_pb2
-
 from pinstack_auth.usecases import AuthUseCases, NewAccount, TokenPair
 
 __all__ = ["AuthServicer"]

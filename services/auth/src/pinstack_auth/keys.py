@@ -16,11 +16,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pinstack_common.tokens import ALGORITHM
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_auth.models import signing_keys
+from pinstack_common.tokens import ALGORITHM
 
 __all__ = ["KeyRing", "SigningKey", "load_key_file", "load_or_create_db_key"]
 

@@ -19,7 +19,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import UUID
 
-__all__ = ["credentials", "metadata", "refresh_families", "refresh_tokens", "signing_keys"]
+from pinstack_common.events.consumer import processed_events_table
+
+__all__ = [
+    "credentials",
+    "metadata",
+    "processed_events",
+    "refresh_families",
+    "refresh_tokens",
+    "signing_keys",
+]
 
 metadata = MetaData()
 
@@ -72,3 +81,6 @@ signing_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("retired_at", DateTime(timezone=True), nullable=True),
 )
+
+# Dedupe of consumed events (user deletion): the platform kit owns its layout.
+processed_events = processed_events_table(metadata)

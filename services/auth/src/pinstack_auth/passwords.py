@@ -22,7 +22,16 @@ class Verification:
 
 
 class PasswordHasher:
-    def __init__(self, *, time_cost: int = 3, memory_cost_kib: int = 65536, parallelism: int = 4):
+    def __init__(
+        self,
+        *,
+        time_cost: int = 2,
+        memory_cost_kib: int = 19 * 1024,
+        parallelism: int = 1,
+        max_concurrent: int = 8,
+    ) -> None:
+        # Bounds memory (each hash holds ``memory_cost_kib``) and keeps threads for other work.
+        self._slots = asyncio.Semaphore(max_concurrent)
         self._hasher = _Argon2(
             time_cost=time_cost,
             memory_cost=memory_cost_kib,
@@ -31,10 +40,12 @@ class PasswordHasher:
         )
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        async with self._slots:
+            return await asyncio.to_thread(self._hasher.hash, password)
 
     async def verify(self, password_hash: str, password: str) -> Verification:
-        return await asyncio.to_thread(self._verify, password_hash, password)
+        async with self._slots:
+            return await asyncio.to_thread(self._verify, password_hash, password)
 
     def _verify(self, password_hash: str, password: str) -> Verification:
         try:

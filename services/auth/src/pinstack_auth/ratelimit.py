@@ -16,8 +16,9 @@ import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from pinstack_common.errors import RateLimitedError
 from redis.exceptions import RedisError
+
+from pinstack_common.errors import RateLimitedError
 
 __all__ = ["DisabledLoginLimiter", "LoginLimiter", "RedisLoginLimiter", "redis_login_limiter"]
 

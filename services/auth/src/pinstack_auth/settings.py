@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pinstack_common.settings import ServiceSettings
 from pydantic import Field
+
+from pinstack_common.settings import ServiceSettings
 
 __all__ = ["AuthSettings"]
 
@@ -23,7 +24,9 @@ class AuthSettings(ServiceSettings):
     # generous: test suites and NATed offices log in a lot from one address.
     login_failures_per_account: str = "10/minute; 50/hour"
     login_failures_per_address: str = "300/minute"
-    # Argon2id cost (argon2-cffi defaults are RFC 9106's "low memory" profile).
-    argon2_time_cost: int = Field(default=3, ge=1)
-    argon2_memory_cost_kib: int = Field(default=64 * 1024, ge=8)
-    argon2_parallelism: int = Field(default=4, ge=1)
+    # Argon2id cost: OWASP's minimum profile (19 MiB, 2 passes, 1 lane). Each hash in flight
+    # holds its memory, so at most ``argon2_max_concurrent`` run at once.
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_cost_kib: int = Field(default=19 * 1024, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    argon2_max_concurrent: int = Field(default=8, ge=1)

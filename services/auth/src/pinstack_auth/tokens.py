@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
+
+from pinstack_auth.errors import invalid_refresh_token
+from pinstack_auth.keys import KeyRing
 from pinstack_common.tokens import (
     ACCESS_AUDIENCE,
     ALGORITHM,
@@ -21,9 +24,6 @@ from pinstack_common.tokens import (
     AccessTokenVerifier,
     Identity,
 )
-
-from pinstack_auth.errors import invalid_refresh_token
-from pinstack_auth.keys import KeyRing
 
 __all__ = [
     "Clock",

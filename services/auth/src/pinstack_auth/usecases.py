@@ -15,7 +15,14 @@ from datetime import datetime
 from typing import Protocol
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from pinstack.user.v1 import user_pb2
+from pinstack_auth.errors import invalid_credentials, invalid_refresh_token
+from pinstack_auth.passwords import PasswordHasher
+from pinstack_auth.ratelimit import LoginLimiter
+from pinstack_auth.repository import AuthRepository, StoredRefreshToken
+from pinstack_auth.tokens import TokenService, hash_token
 from pinstack_common.context import caller_authorization
 from pinstack_common.db import Database
 from pinstack_common.errors import InvalidArgumentError, NotFoundError
@@ -27,13 +34,6 @@ from pinstack_common.validation import (
     validate_password,
     validate_username,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from pinstack_auth.errors import invalid_credentials, invalid_refresh_token
-from pinstack_auth.passwords import PasswordHasher
-from pinstack_auth.ratelimit import LoginLimiter
-from pinstack_auth.repository import AuthRepository, StoredRefreshToken
-from pinstack_auth.tokens import TokenService, hash_token
 
 __all__ = [
     "AuthUseCases",
@@ -169,12 +169,22 @@ class AuthUseCases:
         except Exception:
             log.exception("registration rollback failed; orphan profile", user_id=user_id)
 
-    async def forget_user(self, user_id: int) -> None:
-        """Remove everything auth holds about a deleted user (idempotent: events redeliver)."""
-        async with self._db.transaction() as session:
-            await self._repo.delete_credentials(session, user_id=user_id)
-            await self._repo.delete_user_families(session, user_id=user_id)
+    async def forget_user(self, user_id: int, *, session: AsyncSession | None = None) -> None:
+        """Remove everything auth holds about a deleted user (idempotent: events redeliver).
+
+        Pass ``session`` to run inside the event consumer's transaction, so the deletion and the
+        record that the event was handled commit together.
+        """
+        if session is None:
+            async with self._db.transaction() as own:
+                await self._forget(own, user_id)
+        else:
+            await self._forget(session, user_id)
         log.info("auth data of user removed", user_id=user_id)
+
+    async def _forget(self, session: AsyncSession, user_id: int) -> None:
+        await self._repo.delete_credentials(session, user_id=user_id)
+        await self._repo.delete_user_families(session, user_id=user_id)
 
     # -- sessions ------------------------------------------------------------------------------
 

@@ -1,5 +1,4 @@
-from pinstack_common.migrations import run_env
-
 from pinstack_auth.models import metadata
+from pinstack_common.migrations import run_env
 
 run_env(metadata)

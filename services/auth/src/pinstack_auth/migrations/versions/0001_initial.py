@@ -1,4 +1,4 @@
-"""Credentials, refresh-token families and tokens, signing keys.
+"""Credentials, refresh-token families and tokens, signing keys, consumed-event dedupe.
 
 Revision ID: 0001
 Revises:
@@ -7,6 +7,8 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
+
+from pinstack_common.events.consumer import processed_events_table
 
 revision = "0001"
 down_revision = None
@@ -57,9 +59,12 @@ def upgrade() -> None:
         ),
         sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
     )
+    # The dedupe table's layout belongs to the platform kit (consumer of user deletions).
+    processed_events_table(sa.MetaData()).create(op.get_bind())
 
 
 def downgrade() -> None:
+    op.drop_table("processed_events")
     op.drop_table("signing_keys")
     op.drop_table("refresh_tokens")
     op.drop_table("refresh_families")
