@@ -1,0 +1,95 @@
+"""``/api/v1/relation``: follow, unfollow, followers and followees.
+
+The follower is always the caller: the gateway forwards the bearer token and the relation
+service verifies it again; ``followee_id`` is the only id a client supplies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, StrictInt
+
+from pinstack.relation.v1 import relation_pb2
+from pinstack_common.errors import InvalidArgumentError
+from pinstack_gateway.envelope import ok
+from pinstack_gateway.identity import Caller
+from pinstack_gateway.upstreams import Upstreams
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/relation", tags=["relations"])
+
+MAX_LIMIT = 100
+
+
+class FollowBody(BaseModel):
+    followee_id: StrictInt = 0
+
+
+def _upstreams(request: Request) -> Upstreams:
+    request.scope["pinstack.upstream"] = "relation"
+    upstreams: Upstreams = request.app.state.upstreams
+    return upstreams
+
+
+def _listing_request(user_id: int, page: int, limit: int) -> relation_pb2.ListRelationsRequest:
+    # Checked here too: a 0 would read as "default" once it is on the wire.
+    if user_id <= 0 or page < 1 or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgumentError("validation failed")
+    return relation_pb2.ListRelationsRequest(user_id=user_id, page=page, limit=limit)
+
+
+def _related(user: relation_pb2.RelatedUser) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": user.id, "username": user.username}
+    if user.avatar_url:
+        body["avatar_url"] = user.avatar_url
+    return body
+
+
+@router.post("/follow")
+async def follow(body: FollowBody, request: Request, _caller: Caller) -> JSONResponse:
+    if body.followee_id <= 0:
+        raise InvalidArgumentError("validation failed")
+    await _upstreams(request).relation.Follow(
+        relation_pb2.FollowRequest(followee_id=body.followee_id)
+    )
+    return ok({"message": "Followed successfully"})
+
+
+@router.post("/unfollow")
+async def unfollow(body: FollowBody, request: Request, _caller: Caller) -> JSONResponse:
+    if body.followee_id <= 0:
+        raise InvalidArgumentError("validation failed")
+    await _upstreams(request).relation.Unfollow(
+        relation_pb2.UnfollowRequest(followee_id=body.followee_id)
+    )
+    return ok({"message": "Unfollowed successfully"})
+
+
+@router.get("/{user_id}/followers")
+async def followers(user_id: int, request: Request, page: int = 1, limit: int = 20) -> JSONResponse:
+    found = await _upstreams(request).relation.GetFollowers(_listing_request(user_id, page, limit))
+    return ok(
+        {
+            "followers": [_related(user) for user in found.users],
+            "total": found.total,
+            "page": page,
+            "limit": limit,
+        }
+    )
+
+
+@router.get("/{user_id}/followees")
+async def followees(user_id: int, request: Request, page: int = 1, limit: int = 20) -> JSONResponse:
+    found = await _upstreams(request).relation.GetFollowees(_listing_request(user_id, page, limit))
+    return ok(
+        {
+            "followees": [_related(user) for user in found.users],
+            "total": found.total,
+            "page": page,
+            "limit": limit,
+        }
+    )
