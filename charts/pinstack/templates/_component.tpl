@@ -12,18 +12,28 @@ serves gRPC on ports.grpc and metrics on ports.metrics; the gateway ("kind: http
 - name: PINSTACK_COMPONENT
   value: {{ .name | quote }}
 {{- if eq $c.kind "grpc" }}
+- name: PINSTACK_GRPC_HOST
+  value: "0.0.0.0"
 - name: PINSTACK_GRPC_PORT
   value: {{ $root.Values.ports.grpc | quote }}
 - name: PINSTACK_METRICS_PORT
   value: {{ $root.Values.ports.metrics | quote }}
 {{- else }}
+- name: PINSTACK_HTTP_HOST
+  value: "0.0.0.0"
 - name: PINSTACK_HTTP_PORT
   value: {{ $root.Values.ports.http | quote }}
+{{- end }}
 {{- range $upstream := list "auth" "user" "post" "relation" "notification" }}
+{{- if ne $upstream $.name }}
 - name: PINSTACK_{{ upper $upstream }}_ADDR
   value: {{ printf "%s:%v" (include "pinstack.componentName" (dict "root" $root "name" $upstream)) $root.Values.ports.grpc | quote }}
 {{- end }}
 {{- end }}
+- name: PINSTACK_LOG_FORMAT
+  value: json
+- name: PINSTACK_EVENT_TRANSPORT
+  value: kafka
 - name: PINSTACK_REDIS_URL
   value: {{ $root.Values.config.redisUrl | quote }}
 - name: PINSTACK_KAFKA_BOOTSTRAP_SERVERS
@@ -109,8 +119,22 @@ spec:
         - name: wait-for-schema
           image: {{ include "pinstack.image" $root }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          args: ["migrate", "wait", "--service", {{ .name | quote }}, "--timeout", {{ $root.Values.migrations.timeoutSeconds | quote }}]
+          # Blocks until `pinstack migrate check` sees the schema at this image's Alembic head
+          # (the operator's migration Job upgrades it); gives up after timeoutSeconds.
+          command: ["/bin/sh", "-c"]
+          args:
+            - |
+              deadline=$(( $(date +%s) + {{ $root.Values.migrations.timeoutSeconds }} ))
+              until pinstack migrate check --service {{ .name }}; do
+                if [ "$(date +%s)" -ge "$deadline" ]; then
+                  echo "schema of {{ .name }} not migrated after {{ $root.Values.migrations.timeoutSeconds }}s" >&2
+                  exit 1
+                fi
+                sleep 5
+              done
           env:
+            - name: PINSTACK_LOG_FORMAT
+              value: json
             - name: PINSTACK_DATABASE_URL
               valueFrom:
                 secretKeyRef:

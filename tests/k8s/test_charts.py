@@ -1,0 +1,296 @@
+"""The Helm charts: lint, render with every CI values file, validate offline, unit-test templates.
+
+helm and helm-unittest are built from the Go module proxy and promtool is extracted from
+Debian's package by ``pinstack_devinfra.tools`` on first use (cached outside the checkout).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pinstack_devinfra import tools
+
+REPO = Path(__file__).resolve().parents[2]
+CHARTS = REPO / "charts"
+APP_CHART = CHARTS / "pinstack"
+OPERATOR_CHART = CHARTS / "pinstack-operator"
+CRD_FILE = REPO / "crds" / "pinstackstack.yaml"
+MONITORING_API = "monitoring.coreos.com/v1"
+
+# (chart, CI values file, extra --api-versions): every file in <chart>/ci/ is rendered.
+CASES = [
+    pytest.param(chart, values, id=f"{chart.name}:{values.stem}")
+    for chart in (APP_CHART, OPERATOR_CHART)
+    for values in sorted((chart / "ci").glob("*.yaml"))
+]
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
+
+
+@cache
+def _crds() -> tuple[dict[str, Any], ...]:
+    return (yaml.safe_load(CRD_FILE.read_text()),)
+
+
+@cache
+def _render(chart: Path, values: Path | None, monitoring_api: bool = False) -> list[dict[str, Any]]:
+    return tools.helm_template_objects(
+        chart,
+        values=[values] if values else [],
+        api_versions=[MONITORING_API] if monitoring_api else [],
+        include_crds=True,
+        namespace="shop",
+    )
+
+
+def _pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for obj in objects:
+        if obj["kind"] in WORKLOAD_KINDS:
+            yield f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"]["spec"]
+
+
+# --------------------------------------------------------------------------- lint and render
+
+
+@pytest.mark.parametrize(("chart", "values"), CASES)
+def test_helm_lint(chart: Path, values: Path) -> None:
+    output = tools.helm_lint(chart, values=[values])
+    assert "0 chart(s) failed" in output
+
+
+@pytest.mark.parametrize(("chart", "values"), CASES)
+def test_rendered_objects_are_valid_kubernetes(chart: Path, values: Path) -> None:
+    objects = _render(chart, values)
+    assert objects, "nothing rendered"
+    problems = tools.validate_objects(objects, crds=_crds())
+    assert not problems, "\n".join(problems)
+    names = [(o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+             for o in objects]  # fmt: skip
+    assert len(names) == len(set(names)), "duplicate objects rendered"
+
+
+def test_default_values_render_valid_objects() -> None:
+    """A plain `helm install` without values (and with the Prometheus Operator present)."""
+    for chart in (APP_CHART, OPERATOR_CHART):
+        for with_monitoring in (False, True):
+            objects = _render(chart, None, with_monitoring)
+            assert not tools.validate_objects(objects, crds=_crds())
+
+
+def test_validation_catches_mistakes() -> None:
+    """The offline validator is strict: unknown fields and wrong types are reported."""
+    bad = [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
+         "spec": {"ports": [{"port": "eighty"}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "y"},
+         "spec": {"replicas": 1, "selector": {}, "template": {}, "bogus": True}},
+        {"apiVersion": "pinstack.io/v1alpha1", "kind": "PinstackStack", "metadata": {"name": "z"},
+         "spec": {"image": {"repository": "r"}}},
+    ]  # fmt: skip
+    problems = tools.validate_objects(bad, crds=_crds())
+    assert len(problems) == 3, problems
+
+
+def test_values_schema_rejects_bad_values() -> None:
+    with pytest.raises(tools.ToolError, match="kind"):
+        tools.helm_template(APP_CHART, set_values={"components.auth.kind": "udp"})
+    with pytest.raises(tools.ToolError, match="unknownKey|additional"):
+        tools.helm_template(APP_CHART, set_values={"defaults.unknownKey": "1"})
+    with pytest.raises(tools.ToolError, match="watchNamespaces"):
+        tools.helm_template(OPERATOR_CHART, set_values={"watchNamespaces": "Not_A_Name"})
+
+
+# --------------------------------------------------------------------------- hardened defaults
+
+
+@pytest.mark.parametrize(("chart", "values"), CASES)
+def test_every_pod_is_hardened(chart: Path, values: Path) -> None:
+    objects = _render(chart, values)
+    specs = list(_pod_specs(objects))
+    assert specs
+    for name, spec in specs:
+        pod_sc = spec.get("securityContext", {})
+        assert pod_sc.get("runAsNonRoot") is True, name
+        assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            where = f"{name}/{container['name']}"
+            sc = container.get("securityContext", {})
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert container["resources"]["requests"], where
+            assert container["resources"]["limits"]["memory"], where
+        for container in spec["containers"]:
+            where = f"{name}/{container['name']}"
+            assert "livenessProbe" in container, where
+            if chart == APP_CHART:
+                assert "readinessProbe" in container, where
+
+
+def test_app_chart_has_a_pdb_per_component_and_optional_hpa_and_netpol() -> None:
+    default = _render(APP_CHART, APP_CHART / "ci" / "ci-values.yaml")
+    full = _render(APP_CHART, APP_CHART / "ci" / "full-values.yaml")
+    deployments = {o["metadata"]["name"] for o in default if o["kind"] == "Deployment"}
+    assert deployments == {f"pinstack-{c}" for c in
+                           ("gateway", "auth", "user", "post", "relation", "notification")}  # fmt: skip
+    for kind in ("PodDisruptionBudget", "Service"):
+        assert {o["metadata"]["name"] for o in default if o["kind"] == kind} == deployments
+    for kind in ("HorizontalPodAutoscaler", "NetworkPolicy"):
+        assert not [o for o in default if o["kind"] == kind]
+        assert {o["metadata"]["name"] for o in full if o["kind"] == kind} == deployments
+
+
+def test_operator_chart_runs_one_replica_with_rbac() -> None:
+    objects = _render(OPERATOR_CHART, OPERATOR_CHART / "ci" / "ci-values.yaml")
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    kinds = {o["kind"] for o in objects}
+    assert {"CustomResourceDefinition", "ServiceAccount", "ClusterRole",
+            "ClusterRoleBinding"} <= kinds  # fmt: skip
+    (role,) = [o for o in objects if o["kind"] == "ClusterRole"]
+    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"]
+               for r in rule["resources"]}  # fmt: skip
+    for needed in [("pinstack.io", "pinstackstacks"), ("pinstack.io", "pinstackstacks/status"),
+                   ("", "secrets"), ("batch", "jobs"), ("", "events"),
+                   ("monitoring.coreos.com", "servicemonitors"),
+                   ("monitoring.coreos.com", "prometheusrules"),
+                   ("apiextensions.k8s.io", "customresourcedefinitions")]:  # fmt: skip
+        assert needed in granted, needed
+
+
+# --------------------------------------------------------------------------- monitoring objects
+
+
+def test_service_monitors_select_a_service_port_and_carry_the_release_label() -> None:
+    objects = _render(APP_CHART, None, True)
+    services = [o for o in objects if o["kind"] == "Service"]
+    monitors = [o for o in objects if o["kind"] == "ServiceMonitor"]
+    assert len(monitors) == 6
+    for monitor in monitors:
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        matched = [s for s in services
+                   if selector.items() <= s["metadata"]["labels"].items()]  # fmt: skip
+        assert len(matched) == 1, monitor["metadata"]["name"]
+        ports = {p["name"] for p in matched[0]["spec"]["ports"]}
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert endpoint["port"] in ports
+            assert endpoint["path"] == "/metrics"
+
+
+def test_no_monitoring_objects_without_the_prometheus_operator() -> None:
+    kinds = {o["kind"] for o in _render(APP_CHART, None, False)}
+    assert not kinds & {"ServiceMonitor", "PrometheusRule"}
+
+
+def test_prometheus_rule_spec_passes_promtool(tmp_path: Path) -> None:
+    objects = _render(APP_CHART, None, True)
+    rules = [o for o in objects if o["kind"] == "PrometheusRule"]
+    assert len(rules) == 1
+    assert rules[0]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    unwrapped = tmp_path / "rules.yaml"
+    unwrapped.write_text(yaml.safe_dump(rules[0]["spec"]))
+    output = tools.promtool_check_rules(unwrapped)
+    assert "SUCCESS" in output
+    source = yaml.safe_load((REPO / "alerts" / "pinstack.rules.yaml").read_text())
+    assert rules[0]["spec"] == source
+
+
+def test_dashboards_ship_as_sidecar_configmaps() -> None:
+    objects = _render(APP_CHART, None)
+    maps = [o for o in objects if o["kind"] == "ConfigMap"
+            and o["metadata"]["labels"].get("grafana_dashboard") == "1"]  # fmt: skip
+    shipped = {key for m in maps for key in m["data"]}
+    assert shipped == {p.name for p in (REPO / "dashboards").glob("*.json")}
+    for config_map in maps:
+        for key, text in config_map["data"].items():
+            assert json.loads(text) == json.loads((REPO / "dashboards" / key).read_text())
+
+
+# --------------------------------------------------------------------------- copies and manifests
+
+
+def test_chart_copies_are_fresh() -> None:
+    """The CRD, dashboards and alert rules in the charts equal their sources."""
+    problems = tools.stale_chart_copies(REPO)
+    assert not problems, (
+        "\n".join(problems) + "\nrun: uv run python -m pinstack_devinfra.tools sync"
+    )
+
+
+def test_crd_in_operator_chart_is_identical() -> None:
+    copy = OPERATOR_CHART / "crds" / "pinstackstack.yaml"
+    assert copy.read_bytes() == CRD_FILE.read_bytes()
+    assert not copy.is_symlink()
+
+
+def test_rendered_operator_manifest_is_fresh() -> None:
+    manifest = REPO / "manifests" / "operator.yaml"
+    assert manifest.read_text() == tools.render_operator_manifest(REPO), (
+        "manifests/operator.yaml is stale: uv run python -m pinstack_devinfra.tools render"
+    )
+    objects = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+    assert not tools.validate_objects(objects, crds=_crds())
+    assert objects[0]["kind"] == "Namespace"
+    assert objects[1]["kind"] == "CustomResourceDefinition"
+
+
+def test_example_stack_matches_the_crd() -> None:
+    example = yaml.safe_load((REPO / "manifests" / "examples" / "pinstackstack.yaml").read_text())
+    tools.validate_custom_resource(example, _crds())
+
+
+def test_kind_manifests_are_valid() -> None:
+    infra = [d for d in yaml.safe_load_all((REPO / "manifests/kind/infra.yaml").read_text()) if d]
+    assert not tools.validate_objects(infra)
+    cluster = yaml.safe_load((REPO / "manifests/kind/cluster.yaml").read_text())
+    assert cluster["kind"] == "Cluster"
+    assert cluster["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    assert cluster["name"] == "pinstack"
+    assert any(n["role"] == "control-plane" for n in cluster["nodes"])
+    # The example stack's hosts are the Services of infra.yaml.
+    example = yaml.safe_load((REPO / "manifests" / "examples" / "pinstackstack.yaml").read_text())
+    services = {f"{o['metadata']['name']}.{o['metadata']['namespace']}.svc"
+                for o in infra if o["kind"] == "Service"}  # fmt: skip
+    assert example["spec"]["postgres"]["host"] in services
+    assert example["spec"]["kafka"]["bootstrapServers"].split(":")[0] in services
+    secrets = {(o["metadata"]["namespace"], o["metadata"]["name"])
+               for o in infra if o["kind"] == "Secret"}  # fmt: skip
+    admin = example["spec"]["postgres"]["adminCredentialsSecretRef"]["name"]
+    assert (example["metadata"]["namespace"], admin) in secrets
+
+
+def test_kind_values_render_valid_objects() -> None:
+    values = REPO / "manifests" / "kind" / "pinstack-values.yaml"
+    objects = _render(APP_CHART, values)
+    assert not tools.validate_objects(objects)
+    env = {e["name"]: e.get("value") for o in objects if o["kind"] == "Deployment"
+           and o["metadata"]["name"] == "pinstack-post"
+           for e in o["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
+    example = yaml.safe_load((REPO / "manifests" / "examples" / "pinstackstack.yaml").read_text())
+    assert env["PINSTACK_KAFKA_BOOTSTRAP_SERVERS"] == example["spec"]["kafka"]["bootstrapServers"]
+    assert env["PINSTACK_REDIS_URL"] == example["spec"]["redis"]["url"]
+
+
+# --------------------------------------------------------------------------- helm-unittest
+
+
+@pytest.mark.parametrize("chart", [APP_CHART, OPERATOR_CHART], ids=lambda c: c.name)
+def test_helm_unittest(chart: Path) -> None:
+    assert list((chart / "tests").glob("*_test.yaml")), "no template tests"
+    result = subprocess.run(  # noqa: S603
+        [str(tools.helm_unittest()), "--color=false", str(chart)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "passed" in result.stdout, result.stdout
