@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -424,3 +425,22 @@ async def test_metrics_are_labelled_by_route_template(stack: RunningStack) -> No
     assert 'route="/api/v1/users/{user_id}"' in text
     assert "/api/v1/users/424242" not in text
     assert "pinstack_grpc_client_requests_total" in text
+
+
+async def test_deleting_a_user_ends_their_sessions(stack: RunningStack) -> None:
+    account = await stack.register()
+    response = await stack.client.delete(f"/api/v1/users/{account.id}", headers=account.headers)
+    assert response.status_code == 204
+    # UserDeleted travels through the outbox, the relay and the bus to the auth service.
+    for _ in range(100):
+        refresh = await stack.client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": account.refresh_token}
+        )
+        if refresh.status_code == 401:
+            break
+        await asyncio.sleep(0.05)
+    assert_error(refresh, 401, "invalid refresh token")
+    login = await stack.client.post(
+        "/api/v1/auth/login", json={"login": account.username, "password": account.password}
+    )
+    assert_error(login, 404, "user not found")

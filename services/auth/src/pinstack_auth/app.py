@@ -6,6 +6,8 @@ database first (``pinstack_common.migrations.upgrade(package=MIGRATIONS_PACKAGE,
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 from functools import partial
 
@@ -14,9 +16,12 @@ import structlog
 from redis.asyncio import Redis
 
 from pinstack.auth.v1 import auth_pb2_grpc
+from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_auth.clients import GrpcUserDirectory
+from pinstack_auth.events import CONSUMER_GROUP, user_deleted_handler
 from pinstack_auth.grpc_api import AuthServicer
 from pinstack_auth.keys import KeyRing, load_key_file, load_or_create_db_key
+from pinstack_auth.models import processed_events
 from pinstack_auth.passwords import PasswordHasher
 from pinstack_auth.ratelimit import DisabledLoginLimiter, LoginLimiter, redis_login_limiter
 from pinstack_auth.repository import AuthRepository
@@ -25,6 +30,8 @@ from pinstack_auth.tokens import TokenService
 from pinstack_auth.usecases import AuthUseCases
 from pinstack_common.cache import open_redis
 from pinstack_common.db import Database
+from pinstack_common.events import EventConsumer, EventTransport, topic_for
+from pinstack_common.events.wiring import TransportHandle, open_transport
 from pinstack_common.grpc_client import open_channel
 from pinstack_common.grpc_server import GrpcServer
 
@@ -41,13 +48,17 @@ class AuthComponent:
 
     name = "auth"
 
-    def __init__(self, *, settings: AuthSettings) -> None:
+    def __init__(self, *, settings: AuthSettings, transport: EventTransport | None = None) -> None:
+        self._shared_transport = transport
+        self._events: TransportHandle | None = None
+        self._consumer: EventConsumer | None = None
         self.settings = settings
         self.usecases: AuthUseCases | None = None
         self._database: Database | None = None
         self._redis: Redis | None = None
         self._channel: grpc.aio.Channel | None = None
         self._server: GrpcServer | None = None
+        self._purger: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -88,6 +99,18 @@ class AuthComponent:
                 ),
                 limiter=self._limiter(self._redis),
             )
+            self._events = open_transport(s, client_id="auth", shared=self._shared_transport)
+            await self._events.start()
+            self._consumer = EventConsumer(
+                transport=self._events.transport,
+                database=self._database,
+                processed=processed_events,
+                group=CONSUMER_GROUP,
+                topics=[topic_for("user")],
+                component="auth",
+            )
+            self._consumer.on(UserDeleted, user_deleted_handler(self.usecases))
+            await self._consumer.start()
             servicer = AuthServicer(usecases=self.usecases)
             self._server = GrpcServer(
                 component="auth",
@@ -98,12 +121,18 @@ class AuthComponent:
                 internal_token=token,
             )
             await self._server.start()
+            self._purger = asyncio.create_task(self._purge_periodically(self.usecases))
         except BaseException:
             await self.stop()
             raise
         log.info("auth started", address=self.address, signing_kid=keys.signing.kid)
 
     async def stop(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+            self._purger = None
         if self._server is not None:
             await self._server.stop()
             self._server = None
@@ -117,6 +146,17 @@ class AuthComponent:
             await self._database.close()
             self._database = None
         self.usecases = None
+
+    async def _purge_periodically(self, usecases: AuthUseCases) -> None:
+        while True:
+            await asyncio.sleep(self.settings.session_purge_interval_seconds)
+            try:
+                purged = await usecases.purge_sessions()
+            except Exception:
+                # Housekeeping only: a database hiccup must not end the task for good.
+                log.exception("session purge failed")
+            else:
+                log.info("ended sessions purged", count=purged)
 
     async def _load_keys(self, database: Database) -> KeyRing:
         if self.settings.auth_signing_key_file is not None:
@@ -136,5 +176,7 @@ class AuthComponent:
         )
 
 
-def create_component(settings: AuthSettings) -> AuthComponent:
-    return AuthComponent(settings=settings)
+def create_component(
+    settings: AuthSettings, *, transport: EventTransport | None = None
+) -> AuthComponent:
+    return AuthComponent(settings=settings, transport=transport)

@@ -10,6 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from pinstack_common.events import EventTransport
 from pinstack_common.lifecycle import Component
 from pinstack_common.settings import ServiceSettings
 
@@ -41,9 +42,12 @@ class ServiceSpec:
         settings: ServiceSettings = getattr(module, self.settings_class)(**overrides)
         return settings
 
-    def component(self, settings: ServiceSettings) -> Component:
+    def component(
+        self, settings: ServiceSettings, *, transport: EventTransport | None = None
+    ) -> Component:
+        """Build the service; ``transport`` is shared in embedded mode, else it opens Kafka."""
         module = importlib.import_module(f"{self.package}.app")
-        component: Component = module.create_component(settings)
+        component: Component = module.create_component(settings, transport=transport)
         return component
 
 
@@ -55,5 +59,6 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec(name="auth", settings_class="AuthSettings", default_port=50052),
         ServiceSpec(name="post", settings_class="PostSettings", default_port=50053),
         ServiceSpec(name="relation", settings_class="RelationSettings", default_port=50054),
+        ServiceSpec(name="notification", settings_class="NotificationSettings", default_port=50055),
     )
 }

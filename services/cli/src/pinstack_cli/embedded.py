@@ -17,6 +17,7 @@ from rich.console import Console
 
 from pinstack_cli.components import SERVICES
 from pinstack_common import migrations
+from pinstack_common.events import InProcessTransport
 from pinstack_common.lifecycle import Component, run_until_stopped
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer, free_port
@@ -63,13 +64,16 @@ class EmbeddedStack:
         if self.postgres is None:
             raise RuntimeError("prepare() first")
         addresses = {spec.addr_setting: f"127.0.0.1:{free_port()}" for spec in SERVICES.values()}
-        common = {**addresses, **self.extra_settings}
+        common = {**addresses, **self.extra_settings, "event_transport": "inprocess"}
+        # One bus for the whole process, started first and stopped last.
+        bus = InProcessTransport()
+        self.components.append(bus)
         for spec in SERVICES.values():
             port = int(addresses[spec.addr_setting].rsplit(":", 1)[1])
             settings = spec.settings(
                 **common, database_url=self.postgres.url(spec.database), grpc_port=port
             )
-            self.components.append(spec.component(settings))
+            self.components.append(spec.component(settings, transport=bus))
         gateway = GatewaySettings(**common, http_port=self.http_port)
         self.components.append(create_gateway(gateway))
         return self.components

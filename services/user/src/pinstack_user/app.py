@@ -9,7 +9,8 @@ import grpc
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.db import Database
-from pinstack_common.events.outbox import Outbox
+from pinstack_common.events import EventTransport, Outbox, OutboxRelay
+from pinstack_common.events.wiring import TransportHandle, open_transport
 from pinstack_common.grpc_client import open_channel
 from pinstack_common.grpc_server import GrpcServer
 from pinstack_common.tokens import AccessTokenVerifier
@@ -28,8 +29,11 @@ MIGRATIONS_PACKAGE = "pinstack_user"
 class UserComponent:
     name = "user"
 
-    def __init__(self, *, settings: UserSettings) -> None:
+    def __init__(self, *, settings: UserSettings, transport: EventTransport | None = None) -> None:
         self._settings = settings
+        self._shared_transport = transport
+        self._events: TransportHandle | None = None
+        self._relay: OutboxRelay | None = None
         self.database: Database | None = None
         self._auth_channel: grpc.aio.Channel | None = None
         self._server: GrpcServer | None = None
@@ -58,10 +62,20 @@ class UserComponent:
         async def jwks() -> str:
             return str((await auth.GetJwks(auth_pb2.GetJwksRequest())).jwks_json)
 
+        self._events = open_transport(settings, client_id=self.name, shared=self._shared_transport)
+        await self._events.start()
+        user_outbox = Outbox(table=outbox)
+        self._relay = OutboxRelay(
+            database=self.database,
+            outbox=user_outbox,
+            transport=self._events.transport,
+            component=self.name,
+        )
+        await self._relay.start()
         self.use_cases = UserUseCases(
             database=self.database,
             repository=UserRepository(),
-            events=UserEvents(outbox=Outbox(table=outbox)),
+            events=UserEvents(outbox=user_outbox),
             max_page=settings.search_max_limit,
         )
         servicer = UserServicer(
@@ -80,11 +94,17 @@ class UserComponent:
     async def stop(self) -> None:
         if self._server is not None:
             await self._server.stop()
+        if self._relay is not None:
+            await self._relay.stop()
+        if self._events is not None:
+            await self._events.stop()
         if self._auth_channel is not None:
             await self._auth_channel.close()
         if self.database is not None:
             await self.database.close()
 
 
-def create_component(settings: UserSettings | None = None) -> UserComponent:
-    return UserComponent(settings=settings or UserSettings())
+def create_component(
+    settings: UserSettings | None = None, *, transport: EventTransport | None = None
+) -> UserComponent:
+    return UserComponent(settings=settings or UserSettings(), transport=transport)
