@@ -101,7 +101,7 @@ def test_validation_catches_mistakes() -> None:
 def test_values_schema_rejects_bad_values() -> None:
     with pytest.raises(tools.ToolError, match="kind"):
         tools.helm_template(APP_CHART, set_values={"components.auth.kind": "udp"})
-    with pytest.raises(tools.ToolError, match="unknownKey|additional"):
+    with pytest.raises(tools.ToolError, match=r"unknownKey|additional"):
         tools.helm_template(APP_CHART, set_values={"defaults.unknownKey": "1"})
     with pytest.raises(tools.ToolError, match="watchNamespaces"):
         tools.helm_template(OPERATOR_CHART, set_values={"watchNamespaces": "Not_A_Name"})
@@ -138,8 +138,8 @@ def test_app_chart_has_a_pdb_per_component_and_optional_hpa_and_netpol() -> None
     default = _render(APP_CHART, APP_CHART / "ci" / "ci-values.yaml")
     full = _render(APP_CHART, APP_CHART / "ci" / "full-values.yaml")
     deployments = {o["metadata"]["name"] for o in default if o["kind"] == "Deployment"}
-    assert deployments == {f"pinstack-{c}" for c in
-                           ("gateway", "auth", "user", "post", "relation", "notification")}  # fmt: skip
+    components = ("gateway", "auth", "user", "post", "relation", "notification")
+    assert deployments == {f"pinstack-{c}" for c in components}
     for kind in ("PodDisruptionBudget", "Service"):
         assert {o["metadata"]["name"] for o in default if o["kind"] == kind} == deployments
     for kind in ("HorizontalPodAutoscaler", "NetworkPolicy"):
@@ -286,7 +286,7 @@ def test_kind_values_render_valid_objects() -> None:
 @pytest.mark.parametrize("chart", [APP_CHART, OPERATOR_CHART], ids=lambda c: c.name)
 def test_helm_unittest(chart: Path) -> None:
     assert list((chart / "tests").glob("*_test.yaml")), "no template tests"
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [str(tools.helm_unittest()), "--color=false", str(chart)],
         capture_output=True,
         text=True,
