@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_auth.models import credentials, refresh_families, refresh_tokens
@@ -142,3 +142,18 @@ class AuthRepository:
     async def delete_user_families(self, session: AsyncSession, *, user_id: int) -> None:
         # Tokens go with their family (ON DELETE CASCADE).
         await session.execute(delete(refresh_families).where(refresh_families.c.user_id == user_id))
+
+    async def purge_families(self, session: AsyncSession, *, now: datetime) -> int:
+        """Delete sessions that can no longer answer anything but ``invalid refresh token``:
+        revoked ones, and those whose every token has expired. An unknown token gets that same
+        answer, so nothing observable changes; the tables just stop growing."""
+        live_token = exists().where(
+            refresh_tokens.c.family_id == refresh_families.c.id,
+            refresh_tokens.c.expires_at > now,
+        )
+        result = await session.execute(
+            delete(refresh_families).where(
+                or_(refresh_families.c.revoked_at.is_not(None), ~live_token)
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

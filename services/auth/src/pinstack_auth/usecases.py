@@ -276,6 +276,11 @@ class AuthUseCases:
             )
         log.info("password updated", user_id=identity.user_id, sessions_revoked=revoked)
 
+    async def purge_sessions(self) -> int:
+        """Housekeeping: drop ended sessions (run periodically by the component)."""
+        async with self._db.transaction() as session:
+            return await self._repo.purge_families(session, now=self._tokens.now())
+
     def jwks(self) -> str:
         return self._tokens.keys.jwks_json()
 
