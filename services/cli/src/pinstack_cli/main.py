@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from pinstack_cli.components import SERVICES
+from pinstack_cli.dev import dev_app
 from pinstack_common import migrations
 from pinstack_common.lifecycle import Component, run_until_stopped
 from pinstack_common.logging import configure_logging
@@ -21,6 +22,7 @@ __all__ = ["app"]
 app = typer.Typer(help="Pinstack: a microservice social network.", no_args_is_help=True)
 migrate_app = typer.Typer(help="Apply or roll back database migrations.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
+app.add_typer(dev_app, name="dev")
 console = Console(stderr=True)
 
 COMPONENTS = [*SERVICES, "gateway"]

@@ -25,11 +25,18 @@ class RedisServer:
 
     data_dir: Path
     port: int = field(default_factory=free_port)
+    # ``detach``: own session, no inherited stdio, so the server outlives this process
+    # (``pinstack dev up``); stop it later by ``pid``.
+    detach: bool = False
     _process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -40,7 +47,12 @@ class RedisServer:
             "--protected-mode", "no", "--loglevel", "warning",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
-        self._process = subprocess.Popen(args)  # noqa: S603
+        self._process = subprocess.Popen(  # noqa: S603
+            args,
+            start_new_session=self.detach,
+            stdin=subprocess.DEVNULL if self.detach else None,
+            stdout=subprocess.DEVNULL if self.detach else None,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
