@@ -1,0 +1,184 @@
+"""``/api/v1/posts``: posts with media and tags.
+
+The gateway only parses (a value that does not parse is ``invalid input``); the post service
+enforces the rules and ownership, from the caller's token that the ``Caller`` dependency forwards.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import BaseModel, StrictInt
+
+from pinstack.post.v1 import post_pb2
+from pinstack_common.errors import InvalidArgumentError
+from pinstack_gateway.envelope import ok, rfc3339
+from pinstack_gateway.identity import Caller
+from pinstack_gateway.upstreams import Upstreams
+
+__all__ = ["post_json", "router"]
+
+router = APIRouter(prefix="/api/v1/posts", tags=["posts"])
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+class MediaBody(BaseModel):
+    url: str = ""
+    type: str = ""
+    position: StrictInt = 0
+
+
+class CreatePostBody(BaseModel):
+    title: str = ""
+    content: str = ""
+    tags: list[str] | None = None
+    media_items: list[MediaBody] | None = None
+
+
+class UpdatePostBody(BaseModel):
+    """A field that is present replaces the old value (an empty list clears); null keeps it."""
+
+    title: str | None = None
+    content: str | None = None
+    tags: list[str] | None = None
+    media_items: list[MediaBody] | None = None
+
+
+def _media_json(post: post_pb2.Post) -> list[dict[str, Any]]:
+    return [{"id": m.id, "url": m.url, "type": m.type, "position": m.position} for m in post.media]
+
+
+def _extras(post: post_pb2.Post, body: dict[str, Any]) -> dict[str, Any]:
+    """Optional parts, omitted when empty as the contract says."""
+    if post.media:
+        body["media"] = _media_json(post)
+    if post.tags:
+        body["tags"] = [{"id": t.id, "name": t.name} for t in post.tags]
+    return body
+
+
+def post_json(post: post_pb2.Post) -> dict[str, Any]:
+    """The read shape: the author nested as a public summary."""
+    author: dict[str, Any] = {"id": post.author.id, "username": post.author.username}
+    for name in ("full_name", "avatar_url"):
+        if value := getattr(post.author, name):
+            author[name] = value
+    body: dict[str, Any] = {"id": post.id, "author": author, "title": post.title}
+    if post.content:
+        body["content"] = post.content
+    body["created_at"] = rfc3339(post.created_at)
+    body["updated_at"] = rfc3339(post.updated_at)
+    return _extras(post, body)
+
+
+def created_json(post: post_pb2.Post) -> dict[str, Any]:
+    """The create shape: the author flattened into ``author_*`` fields (as the original)."""
+    body: dict[str, Any] = {"id": post.id, "title": post.title}
+    if post.content:
+        body["content"] = post.content
+    body["created_at"] = rfc3339(post.created_at)
+    body["updated_at"] = rfc3339(post.updated_at)
+    body["author_id"] = post.author.id
+    body["author_username"] = post.author.username
+    body["author_email"] = post.author.email
+    for name in ("full_name", "bio", "avatar_url"):
+        if value := getattr(post.author, name):
+            body[f"author_{name}"] = value
+    return _extras(post, body)
+
+
+def _upstreams(request: Request) -> Upstreams:
+    request.scope["pinstack.upstream"] = "post"
+    upstreams: Upstreams = request.app.state.upstreams
+    return upstreams
+
+
+def _positive(value: int) -> int:
+    if value <= 0:
+        raise InvalidArgumentError("validation failed")
+    return value
+
+
+def _timestamp(value: str) -> Timestamp:
+    """An RFC 3339 date-time with an offset; anything else is ``validation failed``."""
+    if _RFC3339.fullmatch(value) is None:
+        raise InvalidArgumentError("validation failed")
+    try:
+        moment = datetime.fromisoformat(value.upper())
+    except ValueError as error:
+        raise InvalidArgumentError("validation failed") from error
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _media(items: list[MediaBody] | None) -> list[post_pb2.MediaInput]:
+    return [post_pb2.MediaInput(url=m.url, type=m.type, position=m.position) for m in items or []]
+
+
+@router.post("", status_code=201)
+async def create_post(body: CreatePostBody, request: Request, _caller: Caller) -> JSONResponse:
+    message = post_pb2.CreatePostRequest(
+        title=body.title, content=body.content, tags=body.tags or [], media=_media(body.media_items)
+    )
+    return ok(created_json(await _upstreams(request).post.CreatePost(message)), status=201)
+
+
+@router.get("/list")
+async def list_posts(
+    request: Request,
+    *,
+    author_id: int | None = None,
+    offset: int = 0,
+    limit: int = 20,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    tag: str | None = None,
+) -> JSONResponse:
+    if offset < 0 or not 1 <= limit <= 100:
+        raise InvalidArgumentError("validation failed")
+    message = post_pb2.ListPostsRequest(offset=offset, limit=limit)
+    if author_id is not None:
+        message.author_id = _positive(author_id)
+    if tag:
+        message.tag = tag
+    if created_after is not None:
+        message.created_after.CopyFrom(_timestamp(created_after))
+    if created_before is not None:
+        message.created_before.CopyFrom(_timestamp(created_before))
+    found = await _upstreams(request).post.ListPosts(message)
+    return ok({"posts": [post_json(post) for post in found.posts], "total": found.total})
+
+
+@router.get("/{post_id}")
+async def get_post(post_id: int, request: Request) -> JSONResponse:
+    post = await _upstreams(request).post.GetPost(post_pb2.GetPostRequest(id=_positive(post_id)))
+    return ok(post_json(post))
+
+
+@router.put("/{post_id}")
+async def update_post(
+    post_id: int, body: UpdatePostBody, request: Request, _caller: Caller
+) -> JSONResponse:
+    message = post_pb2.UpdatePostRequest(id=_positive(post_id))
+    if body.title is not None:
+        message.title = body.title
+    if body.content is not None:
+        message.content = body.content
+    if body.tags is not None:
+        message.tags.CopyFrom(post_pb2.StringList(values=body.tags))
+    if body.media_items is not None:
+        message.media.CopyFrom(post_pb2.MediaList(items=_media(body.media_items)))
+    return ok(post_json(await _upstreams(request).post.UpdatePost(message)))
+
+
+@router.delete("/{post_id}")
+async def delete_post(post_id: int, request: Request, _caller: Caller) -> JSONResponse:
+    await _upstreams(request).post.DeletePost(post_pb2.DeletePostRequest(id=_positive(post_id)))
+    return ok()

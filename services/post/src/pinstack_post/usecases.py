@@ -1,0 +1,200 @@
+"""What the post service does: each method is one use case, writes in one transaction.
+
+Ownership is decided here from the verified caller (:class:`Identity`), never from an author id
+a caller asserts. Posts are cached without their author; authors come from
+:class:`~pinstack_post.authors.AuthorDirectory` in one batch per page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pinstack_common.db import Database
+from pinstack_common.errors import ForbiddenError, NotFoundError
+from pinstack_common.metrics import POSTS_CREATED
+from pinstack_common.tokens import Identity
+from pinstack_post.authors import AuthorDirectory, AuthorRecord
+from pinstack_post.caching import PostCache
+from pinstack_post.events import PostEvents
+from pinstack_post.repository import MediaInput, PostFilter, PostRecord, PostRepository
+from pinstack_post.validation import (
+    validate_content,
+    validate_media,
+    validate_page,
+    validate_positive_id,
+    validate_range,
+    validate_tag,
+    validate_tags,
+    validate_title,
+)
+
+__all__ = ["AuthoredPost", "PostChanges", "PostUseCases"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthoredPost:
+    post: PostRecord
+    author: AuthorRecord
+
+
+@dataclass(frozen=True, slots=True)
+class PostChanges:
+    """An update: ``None`` keeps the old value; a value (an empty list too) replaces it."""
+
+    title: str | None = None
+    content: str | None = None
+    tags: Sequence[str] | None = None
+    media: Sequence[MediaInput] | None = None
+
+
+class PostUseCases:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        repository: PostRepository,
+        events: PostEvents,
+        authors: AuthorDirectory,
+        cache: PostCache,
+        default_limit: int = 20,
+        max_limit: int = 100,
+    ) -> None:
+        self._db = database
+        self._repo = repository
+        self._events = events
+        self._authors = authors
+        self._cache = cache
+        self._default_limit = default_limit
+        self._max_limit = max_limit
+
+    async def create(
+        self,
+        *,
+        caller: Identity,
+        title: str,
+        content: str = "",
+        tags: Sequence[str] = (),
+        media: Sequence[MediaInput] = (),
+    ) -> AuthoredPost:
+        validate_title(title)
+        validate_content(content)
+        tag_names = validate_tags(tags)
+        items = validate_media(media)
+        author = await self._authors.get(caller.user_id)
+        if author is None:
+            # A valid token of an account deleted since it was issued.
+            raise NotFoundError("user not found")
+        async with self._db.transaction() as session:
+            post = await self._repo.insert(
+                session,
+                author_id=author.id,
+                title=title,
+                content=content,
+                tag_names=tag_names,
+                media_items=items,
+            )
+            await self._events.created(session, post)
+        POSTS_CREATED.inc()
+        return AuthoredPost(post=post, author=author)
+
+    async def get(self, post_id: int) -> AuthoredPost:
+        validate_positive_id(post_id)
+        post = await self._cache.get(post_id)
+        if post is None:
+            async with self._db.read() as session:
+                post = await self._repo.get(session, post_id)
+            if post is None:
+                raise NotFoundError("post not found")
+            await self._cache.put(post)
+        author = await self._authors.get(post.author_id)
+        if author is None:
+            # The author is gone and their posts go with them (the deletion event may lag).
+            raise NotFoundError("post not found")
+        return AuthoredPost(post=post, author=author)
+
+    async def list_posts(
+        self, *, where: PostFilter, offset: int = 0, limit: int | None = None
+    ) -> tuple[list[AuthoredPost], int]:
+        """A page, newest first, and ``total`` matches; four statements and at most one RPC."""
+        limit = self._default_limit if limit is None else limit
+        validate_page(offset=offset, limit=limit, max_limit=self._max_limit)
+        if where.author_id is not None:
+            validate_positive_id(where.author_id)
+        validate_range(where.created_after, where.created_before)
+        if where.tag is not None:
+            where = PostFilter(
+                author_id=where.author_id,
+                tag=validate_tag(where.tag),
+                created_after=where.created_after,
+                created_before=where.created_before,
+            )
+        async with self._db.read() as session:
+            page, total = await self._repo.find(session, where=where, offset=offset, limit=limit)
+        authors = await self._authors.get_many(post.author_id for post in page)
+        shown = [
+            AuthoredPost(post=post, author=authors[post.author_id])
+            for post in page
+            if post.author_id in authors
+        ]
+        # Posts of a deleted author are gone as far as readers are concerned, even before the
+        # deletion event removed their rows: never fail the page, and do not count them.
+        return shown, max(0, total - (len(page) - len(shown)))
+
+    async def update(self, *, caller: Identity, post_id: int, changes: PostChanges) -> AuthoredPost:
+        validate_positive_id(post_id)
+        values: dict[str, str] = {}
+        if changes.title is not None:
+            values["title"] = validate_title(changes.title)
+        if changes.content is not None:
+            values["content"] = validate_content(changes.content)
+        tag_names = None if changes.tags is None else validate_tags(changes.tags)
+        items = None if changes.media is None else validate_media(changes.media)
+        async with self._db.transaction() as session:
+            existing = await self._repo.get(session, post_id, for_update=True)
+            _require_author(existing, caller)
+            post = await self._repo.update(
+                session, post_id, values=values, tag_names=tag_names, media_items=items
+            )
+            await self._events.updated(session, post)
+        await self._cache.forget(post_id)
+        author = await self._authors.get(post.author_id)
+        if author is None:
+            raise NotFoundError("post not found")
+        return AuthoredPost(post=post, author=author)
+
+    async def delete(self, *, caller: Identity, post_id: int) -> None:
+        validate_positive_id(post_id)
+        async with self._db.transaction() as session:
+            existing = await self._repo.get(session, post_id, for_update=True)
+            post = _require_author(existing, caller)
+            await self._repo.delete(session, post_id)
+            await self._events.deleted(session, post_id=post_id, author_id=post.author_id)
+        await self._cache.forget(post_id)
+
+    async def delete_posts_of_author(self, user_id: int) -> int:
+        """Remove every post of a deleted user; idempotent. Wired to ``UserDeleted``.
+
+        Returns how many posts went. Each one is announced as ``PostDeleted``.
+        """
+        async with self._db.transaction() as session:
+            post_ids = await self._repo.delete_by_author(session, user_id)
+            for post_id in post_ids:
+                await self._events.deleted(session, post_id=post_id, author_id=user_id)
+        if post_ids:
+            await self._cache.forget(*post_ids)
+        await self._authors.forget(user_id)
+        return len(post_ids)
+
+    async def refresh_author(self, user_id: int) -> None:
+        """Forget the cached author summary, so posts show the new profile. Wired to
+        ``UserUpdated``; posts are cached without their author, so one key is enough."""
+        await self._authors.forget(user_id)
+
+
+def _require_author(post: PostRecord | None, caller: Identity) -> PostRecord:
+    if post is None:
+        raise NotFoundError("post not found")
+    if post.author_id != caller.user_id:
+        raise ForbiddenError("forbidden")
+    return post
