@@ -12,6 +12,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,12 @@ from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_auth.app import MIGRATIONS_PACKAGE, AuthComponent, create_component
 from pinstack_auth.events import user_deleted_handler
 from pinstack_auth.keys import SigningKey
+from pinstack_auth.repository import AuthRepository
 from pinstack_auth.settings import AuthSettings
 from pinstack_common.context import caller_authorization
 from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, ForbiddenError, NotFoundError
+from pinstack_common.events import InProcessTransport
 from pinstack_common.grpc_client import open_channel
 from pinstack_common.grpc_server import GrpcServer
 from pinstack_common.migrations import downgrade, upgrade
@@ -154,7 +157,8 @@ class Running:
 
 
 async def _run(settings: AuthSettings) -> Running:
-    component = create_component(settings)
+    # Events are out of scope here (the Kafka tier covers them): a private in-process bus.
+    component = create_component(settings, transport=InProcessTransport())
     await component.start()
     channel = open_channel(
         address=component.address, service="auth", internal_token=TOKEN, timeout=10
@@ -471,6 +475,36 @@ async def test_user_deleted_event_runs_in_the_consumer_transaction(
         await database.close()
     await _fails(auth.stub.Login(auth_pb2.LoginRequest(login=name, password=PASSWORD)),
                  UNAUTH, "invalid credentials")  # fmt: skip
+
+
+async def _family_count(database_url: str, user_id: int) -> int:
+    engine = create_async_engine(database_url)
+    async with engine.connect() as connection:
+        count = await connection.scalar(
+            text("SELECT count(*) FROM refresh_families WHERE user_id = :id"), {"id": user_id}
+        )
+    await engine.dispose()
+    return int(count or 0)
+
+
+async def test_purge_drops_ended_sessions_only(auth: Running, auth_database: str) -> None:
+    name, ended = await _register(auth)
+    live = await auth.stub.Login(auth_pb2.LoginRequest(login=name, password=PASSWORD))
+    await auth.stub.Logout(auth_pb2.LogoutRequest(refresh_token=ended.refresh_token))
+    assert await _family_count(auth_database, ended.user_id) == 2
+    assert auth.component.usecases is not None
+    assert await auth.component.usecases.purge_sessions() >= 1
+    assert await _family_count(auth_database, ended.user_id) == 1
+    live = await auth.stub.Refresh(auth_pb2.RefreshRequest(refresh_token=live.refresh_token))
+    # Once every token of a session has expired, the session goes too.
+    database = Database(url=auth_database, component="test")
+    try:
+        async with database.transaction() as session:
+            later = datetime.now(UTC) + timedelta(days=31)
+            await AuthRepository().purge_families(session, now=later)
+    finally:
+        await database.close()
+    assert await _family_count(auth_database, ended.user_id) == 0
 
 
 # -- keys ---------------------------------------------------------------------------------------

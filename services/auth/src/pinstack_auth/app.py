@@ -136,6 +136,12 @@ class AuthComponent:
         if self._server is not None:
             await self._server.stop()
             self._server = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self._events is not None:
+            await self._events.stop()  # only stops a transport this component owns
+            self._events = None
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
