@@ -16,7 +16,7 @@ from confluent_kafka import Consumer
 
 from pinstack_common.db import Database
 from pinstack_common.events import Record, dead_letter_topic
-from pinstack_common.events.kafka import KafkaTransport, ensure_topics
+from pinstack_common.events.kafka import KafkaTransport, ensure_topics, record_from_message
 from pinstack_devinfra.kafka import KafkaBroker
 from pinstack_devinfra.postgres import PostgresServer
 from tests.integration.test_events_harness import (
@@ -60,16 +60,7 @@ def _read(bootstrap: str, topic: str, count: int, within: float) -> list[Record]
             message = consumer.poll(0.2)
             if message is None or message.error() is not None:
                 continue
-            found.append(
-                Record(
-                    topic=message.topic(),
-                    key=message.key(),
-                    value=message.value(),
-                    headers=tuple(message.headers() or ()),
-                    partition=message.partition(),
-                    offset=message.offset(),
-                )
-            )
+            found.append(record_from_message(message))
     finally:
         consumer.close()
     return sorted(found, key=lambda r: (r.partition, r.offset))

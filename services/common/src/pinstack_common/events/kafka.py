@@ -16,12 +16,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -29,9 +37,31 @@ from pinstack_common.events.envelope import Record
 from pinstack_common.events.transport import PublishError, RecordHandler, Subscriber
 from pinstack_common.metrics import CONSUMER_LAG
 
-__all__ = ["KafkaTransport", "ensure_topics"]
+__all__ = ["KafkaTransport", "ensure_topics", "record_from_message"]
 
 log = structlog.get_logger(__name__)
+# librdkafka's own log lines go through standard logging (so: JSON, with the component), not
+# straight to stderr; they are served by the poll calls our threads make anyway.
+_client_log = logging.getLogger("pinstack.kafka.client")
+
+
+def record_from_message(message: Message) -> Record:
+    """A consumed confluent-kafka message as a transport-neutral record."""
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    headers = tuple(
+        (name, value if isinstance(value, bytes) else (value or "").encode())
+        for name, value in pairs
+    )
+    partition, offset = message.partition(), message.offset()
+    return Record(
+        topic=message.topic() or "",
+        key=message.key(),
+        value=message.value(),
+        headers=headers,
+        partition=-1 if partition is None else partition,
+        offset=-1 if offset is None else offset,
+    )
 
 
 async def ensure_topics(
@@ -90,6 +120,7 @@ class KafkaTransport:
             {
                 "bootstrap.servers": self.bootstrap_servers,
                 "client.id": self._client_id,
+                "logger": _client_log,
                 "enable.idempotence": True,
                 "acks": "all",
                 # A few ms of batching costs little latency and saves round trips under load.
@@ -179,6 +210,7 @@ class KafkaTransport:
                 "bootstrap.servers": self.bootstrap_servers,
                 "client.id": f"{self._client_id}-{group}",
                 "group.id": group,
+                "logger": _client_log,
                 # Offsets are committed by hand, after the handler: at-least-once.
                 "enable.auto.commit": False,
                 # A new group starts from the beginning: events written before the consumer
@@ -247,16 +279,9 @@ class _KafkaSubscriber:
             # waiting for a session timeout.
             consumer.close()
 
-    def _deliver(self, consumer: Consumer, message: Any) -> None:
+    def _deliver(self, consumer: Consumer, message: Message) -> None:
         assert self._loop is not None
-        record = Record(
-            topic=message.topic(),
-            key=message.key(),
-            value=message.value(),
-            headers=tuple(message.headers() or ()),
-            partition=message.partition(),
-            offset=message.offset(),
-        )
+        record = record_from_message(message)
         future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(
             _call(self._handler, record), self._loop
         )
