@@ -17,10 +17,11 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_gateway import websocket
 from pinstack_gateway.envelope import error
 from pinstack_gateway.errors import install_error_handlers
 from pinstack_gateway.middleware import GatewayMiddleware
-from pinstack_gateway.routes import auth, posts, users
+from pinstack_gateway.routes import auth, notifications, posts, relations, users
 from pinstack_gateway.settings import GatewaySettings
 from pinstack_gateway.upstreams import Upstreams
 
@@ -46,12 +47,14 @@ def create_app(
         redoc_url=None,
     )
     app.state.upstreams = upstreams
+    app.state.settings = settings
     app.state.verifier = AccessTokenVerifier(jwks_source=upstreams.jwks)
     checks = readiness or []
     install_error_handlers(app)
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (auth, users, posts):
+    for module in (auth, users, posts, relations, notifications):
         app.include_router(module.router)
+    app.include_router(websocket.router)
     _mount_swagger(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Index, MetaData, Table, func
 
+from pinstack_common.events.consumer import processed_events_table
 from pinstack_common.events.outbox import outbox_table
 
-__all__ = ["follows", "metadata", "outbox"]
+__all__ = ["follows", "metadata", "outbox", "processed_events"]
 
 metadata = MetaData()
 
@@ -23,3 +24,5 @@ follows = Table(
 Index("ix_follows_followee", follows.c.followee_id, follows.c.created_at)
 
 outbox = outbox_table(metadata)
+# Ids of consumed events (UserDeleted), so a redelivered event has its effect once.
+processed_events = processed_events_table(metadata)

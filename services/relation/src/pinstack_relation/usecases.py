@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from pinstack.user.v1 import events_pb2 as user_events
 from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
@@ -68,19 +70,25 @@ class RelationUseCases:
     ) -> tuple[list[RelatedUser], int]:
         return await self._list(user_id=user_id, page=page, limit=limit, followers=False)
 
-    async def forget_user(self, user_id: int) -> int:
-        """Remove every follow from or to ``user_id`` (user deleted); idempotent."""
-        async with self._db.transaction() as session:
-            removed = await self._repo.delete_user(session, user_id)
-            for follower_id, followee_id in removed:
-                await self._events.deleted(
-                    session, follower_id=follower_id, followee_id=followee_id
-                )
+    async def forget_user(self, user_id: int, *, session: AsyncSession | None = None) -> int:
+        """Remove every follow from or to ``user_id`` (user deleted); idempotent.
+
+        Runs in ``session`` when given (the event consumer's transaction, which also records
+        the event id), else in a transaction of its own.
+        """
+        if session is None:
+            async with self._db.transaction() as own:
+                return await self.forget_user(user_id, session=own)
+        removed = await self._repo.delete_user(session, user_id)
+        for follower_id, followee_id in removed:
+            await self._events.deleted(session, follower_id=follower_id, followee_id=followee_id)
         return len(removed)
 
-    async def on_user_deleted(self, event: user_events.UserDeleted) -> None:
-        """Handler for ``pinstack.user.v1.UserDeleted`` (topic ``pinstack.user.events.v1``)."""
-        await self.forget_user(event.user_id)
+    async def on_user_deleted(
+        self, event: user_events.UserDeleted, session: AsyncSession | None = None
+    ) -> None:
+        """Handler for ``pinstack.user.v1.UserDeleted`` (``EventConsumer.on`` signature)."""
+        await self.forget_user(event.user_id, session=session)
 
     async def _list(
         self, *, user_id: int, page: int, limit: int, followers: bool

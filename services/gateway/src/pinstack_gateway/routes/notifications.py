@@ -1,0 +1,125 @@
+"""``/api/v1/notification``: the caller's feed, reads, deletes and ``send``.
+
+Ownership is enforced by the notification service from the forwarded token; the gateway only
+parses, calls one RPC and shapes the contract's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, StrictInt, StrictStr
+
+from pinstack.notification.v1 import notification_pb2
+from pinstack_common.errors import InvalidArgumentError
+from pinstack_gateway.envelope import ok, rfc3339
+from pinstack_gateway.identity import Caller
+from pinstack_gateway.upstreams import Upstreams
+
+__all__ = ["notification_json", "router"]
+
+router = APIRouter(prefix="/api/v1/notification", tags=["notifications"])
+
+MAX_LIMIT = 100
+
+
+class SendBody(BaseModel):
+    user_id: StrictInt = 0
+    type: StrictStr = ""
+    payload: Any = None
+
+
+def notification_json(item: notification_pb2.Notification) -> dict[str, Any]:
+    """The contract's ``N``: ``payload`` is the JSON value itself, omitted when there is none."""
+    body: dict[str, Any] = {
+        "id": item.id,
+        "user_id": item.user_id,
+        "type": item.type,
+        "is_read": item.is_read,
+        "created_at": rfc3339(item.created_at),
+    }
+    if item.payload_json:
+        body["payload"] = json.loads(item.payload_json)
+    return body
+
+
+def _upstreams(request: Request) -> Upstreams:
+    request.scope["pinstack.upstream"] = "notification"
+    upstreams: Upstreams = request.app.state.upstreams
+    return upstreams
+
+
+def _id(notification_id: int) -> notification_pb2.NotificationIdRequest:
+    if notification_id <= 0:
+        raise InvalidArgumentError("validation failed")
+    return notification_pb2.NotificationIdRequest(id=notification_id)
+
+
+@router.get("/feed")
+async def feed(request: Request, _caller: Caller, page: int = 1, limit: int = 10) -> JSONResponse:
+    if page < 1 or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgumentError("invalid input")
+    found = await _upstreams(request).notification.GetFeed(
+        notification_pb2.GetFeedRequest(page=page, limit=limit)
+    )
+    return ok(
+        {
+            "notifications": [notification_json(item) for item in found.notifications],
+            "total": found.total,
+            "page": page,
+            "limit": limit,
+            "total_pages": -(-found.total // limit),  # ceil without floats
+        }
+    )
+
+
+@router.get("/unread-count")
+async def unread_count(request: Request, _caller: Caller) -> JSONResponse:
+    found = await _upstreams(request).notification.GetUnreadCount(
+        notification_pb2.GetUnreadCountRequest()
+    )
+    return ok({"count": found.count})
+
+
+@router.put("/read-all")
+async def read_all(request: Request, _caller: Caller) -> JSONResponse:
+    await _upstreams(request).notification.MarkAllRead(notification_pb2.MarkAllReadRequest())
+    return ok({"success": True, "message": "All notifications marked as read"})
+
+
+@router.post("/send")
+async def send(body: SendBody, request: Request, _caller: Caller) -> JSONResponse:
+    if body.user_id <= 0 or not body.type.strip() or len(body.type) > 64:
+        raise InvalidArgumentError("validation failed")
+    payload = "" if body.payload is None else json.dumps(body.payload, separators=(",", ":"))
+    sent = await _upstreams(request).notification.SendNotification(
+        notification_pb2.SendNotificationRequest(
+            user_id=body.user_id, type=body.type, payload_json=payload
+        )
+    )
+    return ok(
+        {"notification_id": sent.notification_id, "message": "Notification sent successfully"}
+    )
+
+
+@router.get("/{notification_id}")
+async def get_notification(notification_id: int, request: Request, _caller: Caller) -> JSONResponse:
+    item = await _upstreams(request).notification.GetNotification(_id(notification_id))
+    return ok(notification_json(item))
+
+
+@router.put("/{notification_id}/read")
+async def mark_read(notification_id: int, request: Request, _caller: Caller) -> JSONResponse:
+    await _upstreams(request).notification.MarkRead(_id(notification_id))
+    return ok({"success": True, "message": "Notification marked as read"})
+
+
+@router.delete("/{notification_id}")
+async def delete_notification(
+    notification_id: int, request: Request, _caller: Caller
+) -> JSONResponse:
+    await _upstreams(request).notification.DeleteNotification(_id(notification_id))
+    return ok({"success": True, "message": "Notification removed successfully"})

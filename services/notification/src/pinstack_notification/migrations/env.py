@@ -1,0 +1,4 @@
+from pinstack_common.migrations import run_env
+from pinstack_notification.models import metadata
+
+run_env(metadata)
