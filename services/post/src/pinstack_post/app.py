@@ -12,7 +12,8 @@ from pinstack.post.v1 import post_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.cache import Cache, open_redis
 from pinstack_common.db import Database
-from pinstack_common.events.outbox import Outbox
+from pinstack_common.events import EventTransport, Outbox, OutboxRelay
+from pinstack_common.events.wiring import TransportHandle, open_transport
 from pinstack_common.grpc_client import open_channel
 from pinstack_common.grpc_server import GrpcServer
 from pinstack_common.tokens import AccessTokenVerifier
@@ -33,8 +34,11 @@ MIGRATIONS_PACKAGE = "pinstack_post"
 class PostComponent:
     name = "post"
 
-    def __init__(self, *, settings: PostSettings) -> None:
+    def __init__(self, *, settings: PostSettings, transport: EventTransport | None = None) -> None:
         self._settings = settings
+        self._shared_transport = transport
+        self._events: TransportHandle | None = None
+        self._relay: OutboxRelay | None = None
         self.database: Database | None = None
         self.outbox = Outbox(table=outbox)
         self._redis: Redis | None = None
@@ -73,6 +77,16 @@ class PostComponent:
         async def jwks() -> str:
             return str((await auth.GetJwks(auth_pb2.GetJwksRequest())).jwks_json)
 
+        self._events = open_transport(settings, client_id=self.name, shared=self._shared_transport)
+        await self._events.start()
+        self._relay = OutboxRelay(
+            database=self.database,
+            outbox=self.outbox,
+            transport=self._events.transport,
+            component=self.name,
+        )
+        await self._relay.start()
+
         self.use_cases = PostUseCases(
             database=self.database,
             repository=PostRepository(),
@@ -98,6 +112,10 @@ class PostComponent:
     async def stop(self) -> None:
         if self._server is not None:
             await self._server.stop()
+        if self._relay is not None:
+            await self._relay.stop()
+        if self._events is not None:
+            await self._events.stop()
         for channel in reversed(self._channels):
             await channel.close()
         self._channels.clear()
@@ -107,5 +125,7 @@ class PostComponent:
             await self.database.close()
 
 
-def create_component(settings: PostSettings | None = None) -> PostComponent:
-    return PostComponent(settings=settings or PostSettings())
+def create_component(
+    settings: PostSettings | None = None, *, transport: EventTransport | None = None
+) -> PostComponent:
+    return PostComponent(settings=settings or PostSettings(), transport=transport)
