@@ -227,3 +227,12 @@ async def test_websocket_refuses_without_valid_token(stack: RunningStack, suffix
         async with websockets.connect(ws_url(stack) + suffix):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_send_is_rate_limited_with_retry_after(stack: RunningStack) -> None:
+    alice = await stack.register()
+    statuses = [(await send(stack, alice, alice.id)).status_code for _ in range(40)]
+    assert 429 in statuses
+    limited = await send(stack, alice, alice.id)
+    assert_error(limited, 429, "too many requests")
+    assert int(limited.headers["Retry-After"]) >= 1
