@@ -91,7 +91,14 @@ class PostComponent:
             database=self.database,
             repository=PostRepository(),
             events=PostEvents(outbox=self.outbox),
-            authors=AuthorDirectory(users=users, cache=cache),
+            authors=AuthorDirectory(
+                users=users,
+                cache=Cache(
+                    redis=self._redis,
+                    component=self.name,
+                    ttl_seconds=settings.author_cache_ttl_seconds,
+                ),
+            ),
             cache=PostCache(cache=cache),
             default_limit=settings.list_default_limit,
             max_limit=settings.list_max_limit,

@@ -13,5 +13,8 @@ class PostSettings(ServiceSettings):
     grpc_port: int = 50053
     list_default_limit: int = Field(default=20, ge=1)
     list_max_limit: int = Field(default=100, ge=1)
-    # Single posts and author summaries; author changes also invalidate explicitly.
+    # Single posts; every change of a post invalidates its entry explicitly.
     cache_ttl_seconds: int = Field(default=300, ge=1)
+    # Author summaries are invalidated by user events (refresh_author / delete_posts_of_author);
+    # the shorter TTL bounds how stale a profile can look if such an event is late.
+    author_cache_ttl_seconds: int = Field(default=60, ge=1)
