@@ -354,3 +354,17 @@ async def test_reads_work_with_redis_down(postgres_server: PostgresServer, tmp_p
         redis.stop()
         await built.component.stop()
         await user_server.stop(grace=0)
+
+
+async def test_migration_matches_the_models(harness: Harness) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from pinstack_post.models import metadata
+
+    assert harness.component.database is not None
+    async with harness.component.database.engine.connect() as connection:
+        diff = await connection.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+        )
+    assert [change for change in diff if "alembic_version" not in str(change)] == []
