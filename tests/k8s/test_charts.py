@@ -294,3 +294,13 @@ def test_helm_unittest(chart: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "passed" in result.stdout, result.stdout
+
+
+def test_kind_gateway_node_port_is_mapped_by_the_cluster_config() -> None:
+    objects = _render(APP_CHART, REPO / "manifests" / "kind" / "pinstack-values.yaml")
+    (gateway,) = [o for o in objects if o["kind"] == "Service"
+                  and o["metadata"]["name"] == "pinstack-gateway"]  # fmt: skip
+    node_port = gateway["spec"]["ports"][0]["nodePort"]
+    cluster = yaml.safe_load((REPO / "manifests/kind/cluster.yaml").read_text())
+    mapped = {m["containerPort"] for n in cluster["nodes"] for m in n.get("extraPortMappings", [])}
+    assert node_port in mapped

@@ -295,6 +295,9 @@ spec:
       targetPort: http
       protocol: TCP
       appProtocol: http
+      {{- with dig "service" "nodePort" nil $c }}
+      nodePort: {{ . }}
+      {{- end }}
   {{- end }}
 {{- end -}}
 
