@@ -215,6 +215,11 @@ def promtool() -> Path:
         _log("fetching promtool from Debian's prometheus package")
         with tempfile.TemporaryDirectory() as scratch:
             result = _run(["apt-get", "download", "prometheus"], cwd=Path(scratch), check=False)
+            if result.returncode != 0 and os.geteuid() == 0:
+                # A fresh machine (or container) often has no package lists yet.
+                _log("apt-get download failed; refreshing the package lists (apt-get update)")
+                _run(["apt-get", "update", "-qq"], check=False)
+                result = _run(["apt-get", "download", "prometheus"], cwd=Path(scratch), check=False)
             debs = list(Path(scratch).glob("prometheus_*.deb"))
             if result.returncode != 0 or not debs:
                 raise ToolError(
