@@ -444,3 +444,15 @@ async def test_deleting_a_user_ends_their_sessions(stack: RunningStack) -> None:
         "/api/v1/auth/login", json={"login": account.username, "password": account.password}
     )
     assert_error(login, 404, "user not found")
+
+
+async def test_json_body_is_accepted_without_a_json_content_type(stack: RunningStack) -> None:
+    # `curl -d` sends application/x-www-form-urlencoded; the original gateway parsed JSON anyway.
+    name = f"u{unique()}"
+    body = f'{{"username":"{name}","email":"{name}@example.com","password":"password123"}}'
+    response = await stack.client.post(
+        "/api/v1/auth/register",
+        content=body.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 201, response.text

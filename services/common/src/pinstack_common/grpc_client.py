@@ -12,7 +12,7 @@ from pinstack_common.context import AUTHORIZATION_KEY, INTERNAL_TOKEN_KEY, calle
 from pinstack_common.logging import REQUEST_ID_HEADER, current_request_id
 from pinstack_common.metrics import GRPC_CLIENT_DURATION, GRPC_CLIENT_REQUESTS
 
-__all__ = ["PropagatingInterceptor", "open_channel"]
+__all__ = ["StreamPropagatingInterceptor", "UnaryPropagatingInterceptor", "open_channel"]
 
 
 # grpc ships no type information, so its base classes are Any to mypy.
@@ -20,7 +20,7 @@ _UnaryUnary: Any = grpc.aio.UnaryUnaryClientInterceptor
 _UnaryStream: Any = grpc.aio.UnaryStreamClientInterceptor
 
 
-class PropagatingInterceptor(_UnaryUnary, _UnaryStream):  # type: ignore[misc]
+class _Propagation:
     """Adds the internal token, request id and caller token; applies a default deadline."""
 
     def __init__(self, *, service: str, internal_token: str, timeout: float) -> None:
@@ -48,6 +48,10 @@ class PropagatingInterceptor(_UnaryUnary, _UnaryStream):  # type: ignore[misc]
             wait_for_ready=details.wait_for_ready,
         )
 
+
+class UnaryPropagatingInterceptor(_Propagation, _UnaryUnary):  # type: ignore[misc]
+    """Propagation plus client metrics for unary calls."""
+
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
@@ -62,6 +66,10 @@ class PropagatingInterceptor(_UnaryUnary, _UnaryStream):  # type: ignore[misc]
             )
         GRPC_CLIENT_REQUESTS.labels(self._service, method, code.name).inc()
         return call
+
+
+class StreamPropagatingInterceptor(_Propagation, _UnaryStream):  # type: ignore[misc]
+    """Propagation for server-streaming calls (no default deadline: streams are long-lived)."""
 
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
@@ -81,8 +89,15 @@ def open_channel(
     """An insecure channel (the mesh or NetworkPolicy secures the wire) with the interceptor."""
     return grpc.aio.insecure_channel(
         address,
+        # grpc.aio files each interceptor under one call kind only (an if/elif on its base
+        # classes), so unary and streaming calls need an interceptor object each.
         interceptors=[
-            PropagatingInterceptor(service=service, internal_token=internal_token, timeout=timeout)
+            UnaryPropagatingInterceptor(
+                service=service, internal_token=internal_token, timeout=timeout
+            ),
+            StreamPropagatingInterceptor(
+                service=service, internal_token=internal_token, timeout=timeout
+            ),
         ],
         options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)],
     )

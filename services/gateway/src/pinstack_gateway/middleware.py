@@ -12,6 +12,9 @@ from pinstack_gateway.envelope import error
 
 __all__ = ["GatewayMiddleware"]
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_JSON = b"application/json"
+
 
 class GatewayMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
@@ -31,6 +34,12 @@ class GatewayMiddleware:
             await response(scope, receive, send)
             HTTP_REQUESTS.labels(method, _route_template(scope), "413").inc()
             return
+        if method in _BODY_METHODS and not headers.get(b"content-type", b"").startswith(_JSON):
+            # The original gateway decoded every body as JSON whatever its Content-Type (so does
+            # `curl -d`); keep accepting such clients.
+            scope["headers"] = [
+                (k, v) for k, v in scope.get("headers") or [] if k != b"content-type"
+            ] + [(b"content-type", _JSON)]
         status = 500
         started = time.perf_counter()
 

@@ -25,12 +25,11 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from pinstack.notification.v1 import notification_pb2
-from pinstack_common.context import AUTHORIZATION_KEY, INTERNAL_TOKEN_KEY
+from pinstack_common.context import caller_authorization
 from pinstack_common.errors import UnauthenticatedError
 from pinstack_common.metrics import AUTHENTICATION, WEBSOCKET_CONNECTIONS
 from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_gateway.routes.notifications import notification_json
-from pinstack_gateway.settings import GatewaySettings
 from pinstack_gateway.upstreams import Upstreams
 
 __all__ = ["WS_PATH", "router"]
@@ -67,17 +66,9 @@ async def notifications_socket(socket: WebSocket) -> None:
         await socket.close(code=POLICY_VIOLATION, reason=error.message)
         return
     AUTHENTICATION.labels("success").inc()
-    settings: GatewaySettings = socket.app.state.settings
-    # Explicit metadata: grpc.aio applies a channel interceptor to one call kind only, so the
-    # platform interceptor (unary) does not decorate this stream. The service verifies the
-    # caller's token itself.
-    metadata = (
-        (INTERNAL_TOKEN_KEY, settings.internal_token.get_secret_value()),
-        (AUTHORIZATION_KEY, header or ""),
-    )
-    call = upstreams.notification.StreamNotifications(
-        notification_pb2.StreamNotificationsRequest(), metadata=metadata
-    )
+    # The channel's stream interceptor forwards the caller's token; the service verifies it.
+    caller_authorization.set(header)
+    call = upstreams.notification.StreamNotifications(notification_pb2.StreamNotificationsRequest())
     try:
         await call.initial_metadata()  # the subscription is live once headers arrive
     except grpc.aio.AioRpcError as error:
