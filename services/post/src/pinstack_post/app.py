@@ -10,18 +10,19 @@ from redis.asyncio import Redis
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.post.v1 import post_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
+from pinstack.user.v1.events_pb2 import UserDeleted, UserUpdated
 from pinstack_common.cache import Cache, open_redis
 from pinstack_common.db import Database
-from pinstack_common.events import EventTransport, Outbox, OutboxRelay
+from pinstack_common.events import EventConsumer, EventTransport, Outbox, OutboxRelay, topic_for
 from pinstack_common.events.wiring import TransportHandle, open_transport
 from pinstack_common.grpc_client import open_channel
 from pinstack_common.grpc_server import GrpcServer
 from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_post.authors import AuthorDirectory
 from pinstack_post.caching import PostCache
-from pinstack_post.events import PostEvents
+from pinstack_post.events import CONSUMER_GROUP, PostEvents, user_event_handlers
 from pinstack_post.grpc_api import PostServicer
-from pinstack_post.models import outbox
+from pinstack_post.models import outbox, processed_events
 from pinstack_post.repository import PostRepository
 from pinstack_post.settings import PostSettings
 from pinstack_post.usecases import PostUseCases
@@ -39,6 +40,7 @@ class PostComponent:
         self._shared_transport = transport
         self._events: TransportHandle | None = None
         self._relay: OutboxRelay | None = None
+        self._consumer: EventConsumer | None = None
         self.database: Database | None = None
         self.outbox = Outbox(table=outbox)
         self._redis: Redis | None = None
@@ -103,6 +105,18 @@ class PostComponent:
             default_limit=settings.list_default_limit,
             max_limit=settings.list_max_limit,
         )
+        self._consumer = EventConsumer(
+            transport=self._events.transport,
+            database=self.database,
+            processed=processed_events,
+            group=CONSUMER_GROUP,
+            topics=[topic_for("user")],
+            component=self.name,
+        )
+        on_deleted, on_updated = user_event_handlers(self.use_cases)
+        self._consumer.on(UserDeleted, on_deleted)
+        self._consumer.on(UserUpdated, on_updated)
+        await self._consumer.start()
         servicer = PostServicer(
             posts=self.use_cases, verifier=AccessTokenVerifier(jwks_source=jwks)
         )
@@ -119,6 +133,8 @@ class PostComponent:
     async def stop(self) -> None:
         if self._server is not None:
             await self._server.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
         if self._relay is not None:
             await self._relay.stop()
         if self._events is not None:

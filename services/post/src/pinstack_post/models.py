@@ -20,9 +20,10 @@ from sqlalchemy import (
     func,
 )
 
+from pinstack_common.events.consumer import processed_events_table
 from pinstack_common.events.outbox import outbox_table
 
-__all__ = ["media", "metadata", "outbox", "post_tags", "posts", "tags"]
+__all__ = ["media", "metadata", "outbox", "post_tags", "posts", "processed_events", "tags"]
 
 metadata = MetaData()
 
@@ -75,3 +76,4 @@ post_tags = Table(
 Index("ix_post_tags_tag", post_tags.c.tag_id, post_tags.c.post_id)
 
 outbox = outbox_table(metadata)
+processed_events = processed_events_table(metadata)

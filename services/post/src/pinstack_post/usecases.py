@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from pinstack_common.db import Database
 from pinstack_common.errors import ForbiddenError, NotFoundError
 from pinstack_common.metrics import POSTS_CREATED
@@ -172,15 +174,20 @@ class PostUseCases:
             await self._events.deleted(session, post_id=post_id, author_id=post.author_id)
         await self._cache.forget(post_id)
 
-    async def delete_posts_of_author(self, user_id: int) -> int:
+    async def delete_posts_of_author(
+        self, user_id: int, *, session: AsyncSession | None = None
+    ) -> int:
         """Remove every post of a deleted user; idempotent. Wired to ``UserDeleted``.
 
-        Returns how many posts went. Each one is announced as ``PostDeleted``.
+        Runs in ``session`` when given (the event consumer's transaction, which also records the
+        event as processed). Returns how many posts went; each is announced as ``PostDeleted``.
         """
-        async with self._db.transaction() as session:
-            post_ids = await self._repo.delete_by_author(session, user_id)
-            for post_id in post_ids:
-                await self._events.deleted(session, post_id=post_id, author_id=user_id)
+        if session is None:
+            async with self._db.transaction() as own:
+                return await self.delete_posts_of_author(user_id, session=own)
+        post_ids = await self._repo.delete_by_author(session, user_id)
+        for post_id in post_ids:
+            await self._events.deleted(session, post_id=post_id, author_id=user_id)
         if post_ids:
             await self._cache.forget(*post_ids)
         await self._authors.forget(user_id)
