@@ -99,13 +99,10 @@ def kafka_libs(version: str = KAFKA_VERSION) -> Path:
         (root / "pom.xml").write_text(_pom(version))
         partial = root / "libs.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [mvn, "-B", "-q", "-f", str(root / "pom.xml"), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={partial}"],
-            capture_output=True, text=True, check=False,
+        _run_maven(
+            [mvn, "-B", "-f", str(root / "pom.xml"), "dependency:copy-dependencies",
+             "-DincludeScope=runtime", f"-DoutputDirectory={partial}"]
         )  # fmt: skip
-        if result.returncode != 0:
-            raise KafkaError(f"mvn failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         # Drop the stale slf4j 1.7 api if Maven still copied it next to 2.x.
         for stale in partial.glob("slf4j-api-1.*.jar"):
             stale.unlink()
@@ -114,6 +111,24 @@ def kafka_libs(version: str = KAFKA_VERSION) -> Path:
         marker.write_text(f"{len(list(libs.glob('*.jar')))} jars\n")
         _log(f"cached {len(list(libs.glob('*.jar')))} jars in {libs}")
     return libs
+
+
+def _run_maven(args: list[str]) -> None:
+    """Run Maven, printing one progress line per jar it downloads; keep the rest for errors."""
+    lines: list[str] = []
+    with subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            # "Downloaded from central: https://.../kafka-clients-4.1.1.jar (17 MB at 9 MB/s)"
+            if line.startswith("Downloaded from") and ".jar " in line:
+                name = line.split("/")[-1].strip()
+                _log(f"  downloaded {name}")
+        code = process.wait()
+    if code != 0:
+        raise KafkaError(f"mvn failed ({code}):\n{''.join(lines[-60:])}")
 
 
 def _java() -> str:
@@ -178,7 +193,8 @@ class KafkaBroker:
         num_partitions: int = 3,
         log_level: str = "WARN",
     ) -> None:
-        self.data_dir = Path(data_dir)
+        # Absolute: the path is how a later process recognises this broker in /proc.
+        self.data_dir = Path(data_dir).resolve()
         self.keep_running = keep_running
         self.version = version
         self._requested_port = port
