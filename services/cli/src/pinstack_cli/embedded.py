@@ -19,6 +19,7 @@ from pinstack_cli.components import SERVICES
 from pinstack_common import migrations
 from pinstack_common.events import InProcessTransport
 from pinstack_common.lifecycle import Component, run_until_stopped
+from pinstack_common.telemetry import traced_transport
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer, free_port
 from pinstack_gateway.app import create_component as create_gateway
@@ -66,7 +67,7 @@ class EmbeddedStack:
         addresses = {spec.addr_setting: f"127.0.0.1:{free_port()}" for spec in SERVICES.values()}
         common = {**addresses, **self.extra_settings, "event_transport": "inprocess"}
         # One bus for the whole process, started first and stopped last.
-        bus = InProcessTransport()
+        bus = traced_transport(InProcessTransport())
         self.components.append(bus)
         for spec in SERVICES.values():
             port = int(addresses[spec.addr_setting].rsplit(":", 1)[1])

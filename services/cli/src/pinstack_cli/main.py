@@ -12,9 +12,10 @@ from rich.console import Console
 
 from pinstack_cli.components import SERVICES
 from pinstack_cli.dev import dev_app
-from pinstack_common import migrations
+from pinstack_common import migrations, telemetry
 from pinstack_common.lifecycle import Component, run_until_stopped
 from pinstack_common.logging import configure_logging
+from pinstack_common.metrics_server import metrics_server
 from pinstack_common.settings import ServiceSettings
 
 __all__ = ["app"]
@@ -33,6 +34,13 @@ def _log_setup(component: str) -> None:
     configure_logging(level=settings.log_level, fmt=settings.log_format, component=component)
 
 
+def _tracing_setup(service_name: str) -> None:
+    # Off unless PINSTACK_OTLP_ENDPOINT is set. Before any component exists: gRPC servers,
+    # channels and engines are instrumented as they are created.
+    endpoint = ServiceSettings().otlp_endpoint
+    telemetry.configure_tracing(service_name=service_name, otlp_endpoint=endpoint)
+
+
 @app.command()
 def up(
     data_dir: Annotated[
@@ -45,7 +53,11 @@ def up(
 
     os.environ.setdefault("PINSTACK_LOG_FORMAT", "console")
     _log_setup("pinstack")
-    run_embedded(data_dir=data_dir.resolve(), http_port=http_port, console=console)
+    _tracing_setup("pinstack")
+    try:
+        run_embedded(data_dir=data_dir.resolve(), http_port=http_port, console=console)
+    finally:
+        telemetry.shutdown()  # flushes buffered spans
 
 
 @app.command()
@@ -58,6 +70,7 @@ def serve(
             f"unknown component {component!r}; choose from {', '.join(COMPONENTS)}"
         )
     _log_setup(component)
+    _tracing_setup(f"pinstack-{component}")
     built: Component
     if component == "gateway":
         from pinstack_gateway.app import create_component
@@ -66,7 +79,15 @@ def serve(
     else:
         spec = SERVICES[component]
         built = spec.component(spec.settings())
-    asyncio.run(run_until_stopped([built]))
+    served: list[Component] = [built]
+    # The gateway serves /metrics on its HTTP port; a service alone has no HTTP server.
+    metrics = None if component == "gateway" else metrics_server(ServiceSettings())
+    if metrics is not None:
+        served.insert(0, metrics)
+    try:
+        asyncio.run(run_until_stopped(served))
+    finally:
+        telemetry.shutdown()
 
 
 def _targets(service: str | None) -> list[str]:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from pinstack_common.metrics import DB_POOL_CONNECTIONS, DB_QUERY_DURATION
+from pinstack_common.telemetry import instrument_engine
 
 __all__ = ["Database"]
 
@@ -30,6 +31,7 @@ class Database:
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._instrument()
+        instrument_engine(self.engine)  # SQL spans, when tracing is on
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from pinstack_common.telemetry import instrument_fastapi
 from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_gateway import websocket
 from pinstack_gateway.envelope import error
@@ -46,6 +47,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    instrument_fastapi(app)  # the HTTP server span that roots each trace, when tracing is on
     app.state.upstreams = upstreams
     app.state.settings = settings
     app.state.verifier = AccessTokenVerifier(jwks_source=upstreams.jwks)

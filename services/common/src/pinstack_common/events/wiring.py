@@ -9,6 +9,7 @@ from __future__ import annotations
 from pinstack_common.events.kafka import KafkaTransport
 from pinstack_common.events.transport import EventTransport
 from pinstack_common.settings import ServiceSettings
+from pinstack_common.telemetry import traced_transport
 
 __all__ = ["TransportHandle", "open_transport"]
 
@@ -42,4 +43,4 @@ def open_transport(
     transport = KafkaTransport(
         bootstrap_servers=settings.kafka_bootstrap_servers, client_id=client_id
     )
-    return TransportHandle(transport=transport, owned=True)
+    return TransportHandle(transport=traced_transport(transport), owned=True)
