@@ -264,20 +264,26 @@ class _KafkaSubscriber:
 
     def _run(self, consumer: Consumer) -> None:
         try:
-            while not self._stopping.is_set():
-                message = consumer.poll(0.2)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        log.warning("consumer error", error=str(error))
-                    continue
-                self._deliver(consumer, message)
+            self._poll_loop(consumer)
+        except Exception:
+            # Only a bug or a closed event loop gets here; say so instead of dying silently.
+            log.exception("consumer thread stopped on an error", subscriber=self.name)
         finally:
             # Leaves the group at once, so the partitions move to another member without
             # waiting for a session timeout.
             consumer.close()
+
+    def _poll_loop(self, consumer: Consumer) -> None:
+        while not self._stopping.is_set():
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error", error=str(error))
+                continue
+            self._deliver(consumer, message)
 
     def _deliver(self, consumer: Consumer, message: Message) -> None:
         assert self._loop is not None

@@ -56,6 +56,7 @@ class OutboxRelay:
         batch_size: int = 200,
         sweep_interval: float = 5.0,
         max_backoff: float = 5.0,
+        stop_grace: float = 10.0,
     ) -> None:
         self.name = f"{component}-outbox-relay"
         self._database = database
@@ -65,6 +66,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._sweep_interval = sweep_interval
         self._max_backoff = max_backoff
+        self._stop_grace = stop_grace
         self._wakeup = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -82,11 +84,19 @@ class OutboxRelay:
     async def stop(self) -> None:
         self._stop_requested.set()
         self._wakeup.set()
-        if self._task is not None:
-            # The pass in flight completes (publish + mark), so nothing is published twice
-            # because of a shutdown.
-            await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        # The pass in flight normally completes (publish + mark), so a shutdown publishes
+        # nothing twice. During a broker outage it could wait for a delivery timeout: past the
+        # grace period it is cancelled, its transaction rolls back and its rows stay unpublished
+        # for the next run (consumers dedupe whatever did get out).
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._stop_grace)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _run(self) -> None:
         failures = 0
