@@ -52,6 +52,7 @@ class RedisServer:
             start_new_session=self.detach,
             stdin=subprocess.DEVNULL if self.detach else None,
             stdout=subprocess.DEVNULL if self.detach else None,
+            stderr=subprocess.DEVNULL if self.detach else None,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
