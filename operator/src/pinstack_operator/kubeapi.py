@@ -22,8 +22,9 @@ _PLURALS = {
     "PrometheusRule": "prometheusrules",
     "PinstackStack": "pinstackstacks",
     "CustomResourceDefinition": "customresourcedefinitions",
+    "Namespace": "namespaces",
 }
-_CLUSTER_SCOPED = {"CustomResourceDefinition"}
+_CLUSTER_SCOPED = {"CustomResourceDefinition", "Namespace"}
 _OBJECT_RESPONSE = {200: "object", 201: "object", 202: "object"}
 
 
@@ -94,7 +95,7 @@ class KubeApi:
             "PATCH",
             path,
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            body=json.dumps(manifest),
+            body=dict(manifest),  # serialised as JSON, which is valid YAML
             content_type="application/apply-patch+yaml",
         )
 
@@ -123,9 +124,8 @@ class KubeApi:
     ) -> bool:
         """Delete (background propagation); ``False`` if it was already gone."""
         path = _path(api_version, kind, namespace=namespace, name=name)
-        body = json.dumps({"propagationPolicy": "Background"})
         try:
-            await self._call("DELETE", path, body=body)
+            await self._call("DELETE", path, body={"propagationPolicy": "Background"})
         except NotFoundError:
             return False
         return True

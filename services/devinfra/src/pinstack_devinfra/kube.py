@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pinstack_devinfra.cache import cache_dir
 from pinstack_devinfra.gotools import build_wrapper_binary, go_mod_replaces
 
 __all__ = [
@@ -60,6 +61,9 @@ func main() {
 
 def kube_apiserver_binary(version: str = KUBERNETES_VERSION) -> Path:
     """``kube-apiserver`` at ``version``, built through a wrapper module and cached."""
+    cached = cache_dir("bin", f"kube-apiserver-{version}") / "kube-apiserver"
+    if cached.exists():
+        return cached
     major, minor, _patch = version.removeprefix("v").split(".")
     staging_version = f"v0.{minor}.{_patch}"
     replaces = {

@@ -1,0 +1,339 @@
+"""The PinstackStack operator against a real kube-apiserver + etcd, PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from pinstack_operator.kubeapi import KubeApi
+from pinstack_operator.resources import StackRef, migration_job_name
+
+from .conftest import RESYNC_SECONDS, StackFactory, wait_for
+
+
+def _decode(secret: dict[str, Any]) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+async def _databases(postgres: Any) -> set[str]:
+    conn = await asyncpg.connect(postgres.dsn())
+    try:
+        rows = await conn.fetch("SELECT datname FROM pg_database")
+    finally:
+        await conn.close()
+    return {row["datname"] for row in rows}
+
+
+async def _roles(postgres: Any) -> set[str]:
+    conn = await asyncpg.connect(postgres.dsn())
+    try:
+        rows = await conn.fetch("SELECT rolname FROM pg_roles")
+    finally:
+        await conn.close()
+    return {row["rolname"] for row in rows}
+
+
+def _admin(kafka: Any) -> AdminClient:
+    return AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+
+
+async def _topics(kafka: Any) -> dict[str, int]:
+    def run() -> dict[str, int]:
+        metadata = _admin(kafka).list_topics(timeout=10)
+        return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+    return await asyncio.to_thread(run)
+
+
+async def _topic_config(kafka: Any, topic: str) -> dict[str, str]:
+    def run() -> dict[str, str]:
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        admin = _admin(kafka)  # keep the handle alive until the future resolves
+        future = admin.describe_configs([resource])[resource]
+        return {key: entry.value for key, entry in future.result(timeout=10).items()}
+
+    return await asyncio.to_thread(run)
+
+
+async def _complete_job(api: KubeApi, namespace: str, name: str) -> None:
+    """A bare API server runs no Job controller: write the status a finished Job would have."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await api.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "namespace": namespace},
+            "status": {
+                "startTime": now,
+                "completionTime": now,
+                "succeeded": 1,
+                "conditions": [
+                    {"type": "SuccessCriteriaMet", "status": "True", "lastProbeTime": now,
+                     "lastTransitionTime": now, "reason": "CompletionsReached", "message": ""},
+                    {"type": "Complete", "status": "True", "lastProbeTime": now,
+                     "lastTransitionTime": now, "reason": "CompletionsReached", "message": ""},
+                ],
+            },
+        },
+        subresource="status",
+    )  # fmt: skip
+
+
+async def _condition_is(stacks: StackFactory, kind: str, status: str, name: str = "stack") -> Any:
+    async def probe() -> dict[str, Any] | None:
+        condition = await stacks.condition(kind, name)
+        return condition if condition and condition["status"] == status else None
+
+    return await wait_for(probe, what=f"{kind}={status}")
+
+
+async def _ref(stacks: StackFactory, name: str = "stack") -> StackRef:
+    stack = await stacks.get(name)
+    assert stack is not None
+    return StackRef(name=name, namespace=stacks.namespace, uid=stack["metadata"]["uid"])
+
+
+async def _complete_all_jobs(stacks: StackFactory, image: str) -> None:
+    ref = await _ref(stacks)
+    for service in ("user", "auth"):
+        name = migration_job_name(ref, service=service, image=image)
+
+        async def exists(job: str = name) -> dict[str, Any] | None:
+            return await stacks.api.find("batch/v1", "Job", namespace=stacks.namespace, name=job)
+
+        await wait_for(exists, what=f"Job {name}")
+        await _complete_job(stacks.api, stacks.namespace, name)
+
+
+async def test_stack_provisions_databases_secrets_topics_jobs_and_monitors(
+    stacks: StackFactory, postgres: Any, kafka: Any
+) -> None:
+    await stacks.api.apply(stacks.manifest())
+    await _condition_is(stacks, "DatabasesReady", "True")
+    await _condition_is(stacks, "TopicsReady", "True")
+    migrating = await _condition_is(stacks, "MigrationsComplete", "False")
+    assert migrating["reason"] == "MigrationsRunning"
+
+    assert {stacks.database("user"), stacks.database("auth")} <= await _databases(postgres)
+    assert {stacks.database("user"), stacks.database("auth")} <= await _roles(postgres)
+
+    ref = await _ref(stacks)
+    owner = {"kind": "PinstackStack", "name": "stack", "uid": ref.uid, "controller": True}
+    db_secret = await stacks.secret("stack-user-db")
+    assert db_secret is not None
+    assert owner.items() <= db_secret["metadata"]["ownerReferences"][0].items()
+    creds = _decode(db_secret)
+    assert creds["username"] == creds["database"] == stacks.database("user")
+    assert creds["database-url"].startswith("postgresql+asyncpg://")
+    assert len(creds["password"]) >= 24
+    assert db_secret["metadata"]["managedFields"][0]["manager"] == "pinstack-operator"
+
+    signing = _decode(await stacks.secret("stack-jwt-signing-key") or {})
+    key = serialization.load_pem_private_key(signing["signing-key.pem"].encode(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    assert signing["kid"]
+    assert _decode(await stacks.secret("stack-internal-token") or {})["token"]
+
+    topics = await _topics(kafka)
+    assert topics[stacks.topic("user")] == 2
+    assert topics[stacks.topic("post")] == 1
+    assert (await _topic_config(kafka, stacks.topic("user")))["retention.ms"] == "3600000"
+
+    job_name = migration_job_name(ref, service="user", image="registry.local/pinstack:1.0.0")
+    job = await stacks.api.get("batch/v1", "Job", namespace=stacks.namespace, name=job_name)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["pinstack", "migrate", "up", "--service", "user"]
+    assert container["image"] == "registry.local/pinstack:1.0.0"
+    assert job["metadata"]["ownerReferences"][0]["uid"] == ref.uid
+    monitors = await stacks.api.list(
+        "monitoring.coreos.com/v1", "ServiceMonitor", namespace=stacks.namespace
+    )
+    assert {m["metadata"]["name"] for m in monitors} == {
+        "stack-user", "stack-auth", "stack-gateway",
+    }  # fmt: skip
+    assert monitors[0]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    rules = await stacks.api.list(
+        "monitoring.coreos.com/v1", "PrometheusRule", namespace=stacks.namespace
+    )
+    assert [r["metadata"]["name"] for r in rules] == ["stack-alerts"]
+    assert (await stacks.condition("MonitoringReady") or {})["status"] == "True"
+    stack = await stacks.get()
+    assert stack is not None
+    assert stack["status"]["phase"] == "Migrating"
+    assert (await stacks.condition("Ready") or {})["status"] == "False"
+
+    # Migrations finish -> the condition flips and the stack is Ready.
+    await _complete_all_jobs(stacks, "registry.local/pinstack:1.0.0")
+    await _condition_is(stacks, "MigrationsComplete", "True")
+    ready = await _condition_is(stacks, "Ready", "True")
+    stack = await stacks.get()
+    assert stack is not None
+    assert stack["status"]["phase"] == "Ready"
+    assert stack["status"]["imageTag"] == "1.0.0"
+    assert ready["observedGeneration"] == stack["metadata"]["generation"]
+    # kopf's bookkeeping lives in annotations; the strict status holds only our fields.
+    assert set(stack["status"]) <= {
+        "observedGeneration", "phase", "conditions", "databases", "topics", "imageTag",
+    }  # fmt: skip
+    assert "pinstack.io/finalizer" in stack["metadata"]["finalizers"]
+
+
+async def test_new_image_runs_new_migration_jobs(stacks: StackFactory) -> None:
+    await stacks.api.apply(stacks.manifest())
+    await _complete_all_jobs(stacks, "registry.local/pinstack:1.0.0")
+    await _condition_is(stacks, "Ready", "True")
+
+    image = {"repository": "registry.local/pinstack", "tag": "1.1.0"}
+    await stacks.api.apply(stacks.manifest(image=image))
+    condition = await _condition_is(stacks, "MigrationsComplete", "False")
+    assert "1.1.0" in condition["message"]
+    await _complete_all_jobs(stacks, "registry.local/pinstack:1.1.0")
+    await _condition_is(stacks, "MigrationsComplete", "True")
+
+    async def only_new_jobs() -> bool:
+        jobs = await stacks.api.list("batch/v1", "Job", namespace=stacks.namespace)
+        images = {j["metadata"]["annotations"]["pinstack.io/image"] for j in jobs}
+        return images == {"registry.local/pinstack:1.1.0"}
+
+    await wait_for(only_new_jobs, what="superseded Jobs removed")
+
+
+async def test_raising_partitions_grows_the_topic(stacks: StackFactory, kafka: Any) -> None:
+    await stacks.api.apply(stacks.manifest())
+    await _condition_is(stacks, "TopicsReady", "True")
+    manifest = stacks.manifest()
+    manifest["spec"]["topics"][0]["partitions"] = 5
+    await stacks.api.apply(manifest)
+
+    async def grown() -> bool:
+        return (await _topics(kafka)).get(stacks.topic("user")) == 5
+
+    await wait_for(grown, what="topic grown to 5 partitions")
+
+
+async def test_invalid_specs_are_refused_with_readable_messages(stacks: StackFactory) -> None:
+    await stacks.api.apply(stacks.manifest())
+    shrunk = stacks.manifest()
+    shrunk["spec"]["topics"][0]["partitions"] = 1
+    with pytest.raises(ApiException) as refused:
+        await stacks.api.apply(shrunk)
+    assert refused.value.status == 422
+    assert "partitions may not decrease" in str(refused.value.body)
+
+    renamed = stacks.manifest()
+    renamed["spec"]["services"][0]["database"] = "another_name"
+    with pytest.raises(ApiException) as refused:
+        await stacks.api.apply(renamed)
+    assert "database name is immutable" in str(refused.value.body)
+
+    bad = stacks.manifest(name="bad", reclaimPolicy="Sometimes")
+    bad["spec"]["services"].append({"name": "post", "database": "Bad-Name"})
+    with pytest.raises(ApiException) as refused:
+        await stacks.api.apply(bad)
+    body = str(refused.value.body)
+    assert 'spec.reclaimPolicy: Unsupported value: \\"Sometimes\\"' in body
+    assert "spec.services[3].database: Invalid value" in body
+
+    gateway_db = stacks.manifest(name="bad")
+    gateway_db["spec"]["services"][2]["database"] = "gateway_db"
+    with pytest.raises(ApiException) as refused:
+        await stacks.api.apply(gateway_db)
+    assert "every service but the gateway needs a database" in str(refused.value.body)
+
+    shared = stacks.manifest(name="bad")
+    shared["spec"]["services"][1]["database"] = stacks.database("user")
+    with pytest.raises(ApiException) as refused:
+        await stacks.api.apply(shared)
+    assert "each service needs its own database name" in str(refused.value.body)
+
+
+async def test_delete_with_retain_keeps_databases_and_topics(
+    stacks: StackFactory, postgres: Any, kafka: Any
+) -> None:
+    await stacks.api.apply(stacks.manifest())
+    await _condition_is(stacks, "DatabasesReady", "True")
+    await _condition_is(stacks, "TopicsReady", "True")
+    await stacks.api.delete("pinstack.io/v1alpha1", "PinstackStack", namespace=stacks.namespace,
+                            name="stack")  # fmt: skip
+    await wait_for(stacks.gone, what="stack deleted (finalizer released)")
+    assert stacks.database("user") in await _databases(postgres)
+    assert stacks.database("user") in await _roles(postgres)
+    assert stacks.topic("user") in await _topics(kafka)
+
+
+async def test_delete_with_delete_policy_drops_databases_roles_and_topics(
+    stacks: StackFactory, postgres: Any, kafka: Any
+) -> None:
+    await stacks.api.apply(stacks.manifest(reclaimPolicy="Delete"))
+    await _condition_is(stacks, "DatabasesReady", "True")
+    await _condition_is(stacks, "TopicsReady", "True")
+    await stacks.api.delete("pinstack.io/v1alpha1", "PinstackStack", namespace=stacks.namespace,
+                            name="stack")  # fmt: skip
+    await wait_for(stacks.gone, what="stack deleted (finalizer released)")
+    databases = await _databases(postgres)
+    assert stacks.database("user") not in databases
+    assert stacks.database("auth") not in databases
+    assert stacks.database("user") not in await _roles(postgres)
+
+    async def topics_gone() -> bool:
+        names = set(await _topics(kafka))
+        return not names & {stacks.topic("user"), stacks.topic("post")}
+
+    await wait_for(topics_gone, what="topics deleted")
+
+
+async def test_timer_repairs_drift(stacks: StackFactory, postgres: Any, kafka: Any) -> None:
+    await stacks.api.apply(stacks.manifest())
+    await _complete_all_jobs(stacks, "registry.local/pinstack:1.0.0")
+    await _condition_is(stacks, "Ready", "True")
+    old_password = _decode(await stacks.secret("stack-user-db") or {})["password"]
+    signing_before = _decode(await stacks.secret("stack-jwt-signing-key") or {})
+
+    # Break things behind the operator's back; no spec change, so only the timer can notice.
+    await asyncio.to_thread(postgres.drop_database, stacks.database("user"))
+    await stacks.api.delete("v1", "Secret", namespace=stacks.namespace, name="stack-user-db")
+    await stacks.api.delete("monitoring.coreos.com/v1", "ServiceMonitor",
+                            namespace=stacks.namespace, name="stack-auth")  # fmt: skip
+
+    def drop_topic() -> None:
+        admin = _admin(kafka)
+        futures = admin.delete_topics([stacks.topic("post")])
+        for future in futures.values():
+            future.result(timeout=10)
+
+    await asyncio.to_thread(drop_topic)
+
+    async def repaired() -> bool:
+        return (
+            stacks.database("user") in await _databases(postgres)
+            and await stacks.secret("stack-user-db") is not None
+            and stacks.topic("post") in await _topics(kafka)
+            and await stacks.api.find("monitoring.coreos.com/v1", "ServiceMonitor",
+                                      namespace=stacks.namespace, name="stack-auth") is not None
+        )  # fmt: skip
+
+    await wait_for(repaired, timeout=RESYNC_SECONDS * 10, what="drift repaired by the timer")
+    new_password = _decode(await stacks.secret("stack-user-db") or {})["password"]
+    assert new_password != old_password  # a lost Secret gets a fresh password, applied to the role
+    assert _decode(await stacks.secret("stack-jwt-signing-key") or {}) == signing_before
+    await _condition_is(stacks, "Ready", "True")
+
+
+async def test_missing_admin_secret_is_reported(stacks: StackFactory) -> None:
+    manifest = stacks.manifest()
+    manifest["spec"]["postgres"]["adminCredentialsSecretRef"] = {"name": "nowhere"}
+    await stacks.api.apply(manifest)
+    condition = await _condition_is(stacks, "DatabasesReady", "False")
+    assert condition["reason"] == "AdminCredentialsMissing"
+    assert "nowhere" in condition["message"]
+    ready = await _condition_is(stacks, "Ready", "False")
+    assert "DatabasesReady" in ready["message"]
