@@ -14,9 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_auth.usecases import AuthUseCases
 
-__all__ = ["CONSUMER_GROUP", "user_deleted_handler"]
-
-CONSUMER_GROUP = "auth"
+__all__ = ["user_deleted_handler"]
 
 
 def user_deleted_handler(

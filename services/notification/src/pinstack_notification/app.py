@@ -11,22 +11,13 @@ from __future__ import annotations
 
 from functools import partial
 
-import grpc
-from redis.asyncio import Redis
-
-from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.notification.v1 import notification_pb2_grpc
 from pinstack.relation.v1.events_pb2 import FollowCreated
 from pinstack.user.v1 import user_pb2_grpc
 from pinstack.user.v1.events_pb2 import UserDeleted
-from pinstack_common.cache import open_redis
 from pinstack_common.db import Database
-from pinstack_common.events import EventConsumer, EventTransport, OutboxRelay, topic_for
-from pinstack_common.events.outbox import Outbox
-from pinstack_common.events.wiring import TransportHandle, open_transport
-from pinstack_common.grpc_client import open_channel
-from pinstack_common.grpc_server import GrpcServer
-from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_common.events import EventTransport, Outbox, topic_for
+from pinstack_common.runtime import ServiceRuntime
 from pinstack_notification.broadcaster import NotificationBroadcaster
 from pinstack_notification.clients import GrpcUserDirectory
 from pinstack_notification.events import NotificationEvents
@@ -41,7 +32,6 @@ from pinstack_notification.usecases import NotificationUseCases
 __all__ = ["MIGRATIONS_PACKAGE", "NotificationComponent", "create_component"]
 
 MIGRATIONS_PACKAGE = "pinstack_notification"
-CONSUMER_GROUP = "notification"
 
 
 class NotificationComponent:
@@ -52,128 +42,79 @@ class NotificationComponent:
     ) -> None:
         self._settings = settings
         self._shared_transport = transport
-        self._events: TransportHandle | None = None
-        self._relay: OutboxRelay | None = None
-        self._consumer: EventConsumer | None = None
+        self._runtime: ServiceRuntime | None = None
         self.database: Database | None = None
         self.outbox = Outbox(table=outbox_table)
         self.broadcaster = NotificationBroadcaster(queue_size=settings.stream_queue_size)
-        self._redis: Redis | None = None
-        self._channels: list[grpc.aio.Channel] = []
-        self._server: GrpcServer | None = None
         self.use_cases: NotificationUseCases | None = None
 
     @property
     def address(self) -> str:
-        if self._server is None:
+        if self._runtime is None:
             raise RuntimeError("notification service is not started")
-        return self._server.address
+        return self._runtime.address
 
-    def _channel(self, address: str, service: str) -> grpc.aio.Channel:
-        channel = open_channel(
-            address=address,
-            service=service,
-            internal_token=self._settings.internal_token.get_secret_value(),
-            timeout=self._settings.rpc_timeout_seconds,
-        )
-        self._channels.append(channel)
-        return channel
-
-    def _limiter(self) -> SendLimiter:
+    def _limiter(self, runtime: ServiceRuntime) -> SendLimiter:
         settings = self._settings
         if not settings.rate_limits_enabled:
             return DisabledSendLimiter()
-        self._redis = open_redis(settings.redis_url)
         return redis_send_limiter(
             redis_url=settings.redis_url,
-            connection_pool=self._redis.connection_pool,
+            connection_pool=runtime.redis().connection_pool,
             limits=settings.send_rate_limit,
         )
 
     async def start(self) -> None:
-        try:
-            await self._start()
-        except BaseException:
-            await self.stop()  # release whatever was opened before the failure
-            raise
-
-    async def _start(self) -> None:
         settings = self._settings
-        self.database = Database(
-            url=settings.database_url, component=self.name, pool_size=settings.db_pool_size
+        runtime = ServiceRuntime(
+            name=self.name, settings=settings, shared_transport=self._shared_transport
         )
-        auth = auth_pb2_grpc.AuthServiceStub(self._channel(settings.auth_addr, "auth"))
-        users = user_pb2_grpc.UserServiceStub(self._channel(settings.user_addr, "user"))
-
-        async def jwks() -> str:
-            return str((await auth.GetJwks(auth_pb2.GetJwksRequest())).jwks_json)
-
-        self.use_cases = NotificationUseCases(
-            database=self.database,
-            repository=NotificationRepository(),
-            events=NotificationEvents(outbox=self.outbox),
-            users=GrpcUserDirectory(stub=users),
-            limiter=self._limiter(),
-            broadcaster=self.broadcaster,
-            max_limit=settings.feed_max_limit,
-        )
-        self._events = open_transport(settings, client_id=self.name, shared=self._shared_transport)
-        await self._events.start()
-        self._relay = OutboxRelay(
-            database=self.database,
-            outbox=self.outbox,
-            transport=self._events.transport,
-            component=self.name,
-        )
-        await self._relay.start()
-        self._consumer = EventConsumer(
-            transport=self._events.transport,
-            database=self.database,
-            processed=processed_events,
-            group=CONSUMER_GROUP,
-            topics=[topic_for("relation"), topic_for("user")],
-            component=self.name,
-        )
-        self._consumer.on(FollowCreated, self.use_cases.on_follow_created)
-        self._consumer.on(UserDeleted, self.use_cases.on_user_deleted)
-        await self._consumer.start()
-        servicer = NotificationServicer(
-            notifications=self.use_cases,
-            broadcaster=self.broadcaster,
-            verifier=AccessTokenVerifier(jwks_source=jwks),
-        )
-        self._server = GrpcServer(
-            component=self.name,
-            service_names=["pinstack.notification.v1.NotificationService"],
-            registrations=[
-                partial(notification_pb2_grpc.add_NotificationServiceServicer_to_server, servicer)
-            ],
-            host=settings.grpc_host,
-            port=settings.grpc_port,
-            internal_token=settings.internal_token.get_secret_value(),
-        )
-        await self._server.start()
+        try:
+            self.database = runtime.database()
+            users = user_pb2_grpc.UserServiceStub(
+                runtime.channel(address=settings.user_addr, service="user")
+            )
+            self.use_cases = NotificationUseCases(
+                database=self.database,
+                repository=NotificationRepository(),
+                events=NotificationEvents(outbox=self.outbox),
+                users=GrpcUserDirectory(stub=users),
+                limiter=self._limiter(runtime),
+                broadcaster=self.broadcaster,
+                max_limit=settings.feed_max_limit,
+            )
+            await runtime.relay(database=self.database, outbox=self.outbox)
+            await runtime.consume(
+                database=self.database,
+                processed=processed_events,
+                topics=[topic_for("relation"), topic_for("user")],
+                handlers={
+                    FollowCreated: self.use_cases.on_follow_created,
+                    UserDeleted: self.use_cases.on_user_deleted,
+                },
+            )
+            servicer = NotificationServicer(
+                notifications=self.use_cases,
+                broadcaster=self.broadcaster,
+                verifier=runtime.token_verifier(),
+            )
+            await runtime.serve(
+                service_name="pinstack.notification.v1.NotificationService",
+                registration=partial(
+                    notification_pb2_grpc.add_NotificationServiceServicer_to_server, servicer
+                ),
+            )
+        except BaseException:
+            await runtime.close()  # release whatever was opened before the failure
+            raise
+        self._runtime = runtime
 
     async def stop(self) -> None:
         # Ends open live streams first, so the gRPC drain does not wait out its grace period.
         self.broadcaster.close()
-        if self._server is not None:
-            await self._server.stop()
-            self._server = None
-        # After the server: the last requests' events still get published by the relay.
-        for part in (self._consumer, self._relay, self._events):
-            if part is not None:
-                await part.stop()
-        self._consumer = self._relay = self._events = None
-        for channel in reversed(self._channels):
-            await channel.close()
-        self._channels.clear()
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
-        if self.database is not None:
-            await self.database.close()
-            self.database = None
+        if self._runtime is not None:
+            await self._runtime.close()
+            self._runtime = None
 
 
 def create_component(

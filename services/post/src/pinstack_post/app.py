@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from functools import partial
 
-import grpc
-from redis.asyncio import Redis
-
-from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.post.v1 import post_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
 from pinstack.user.v1.events_pb2 import UserDeleted, UserUpdated
-from pinstack_common.cache import Cache, open_redis
+from pinstack_common.cache import Cache
 from pinstack_common.db import Database
-from pinstack_common.events import EventConsumer, EventTransport, Outbox, OutboxRelay, topic_for
-from pinstack_common.events.wiring import TransportHandle, open_transport
-from pinstack_common.grpc_client import open_channel
-from pinstack_common.grpc_server import GrpcServer
-from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_common.events import EventTransport, Outbox, topic_for
+from pinstack_common.runtime import ServiceRuntime
 from pinstack_post.authors import AuthorDirectory
 from pinstack_post.caching import PostCache
-from pinstack_post.events import CONSUMER_GROUP, PostEvents, user_event_handlers
+from pinstack_post.events import PostEvents, user_event_handlers
 from pinstack_post.grpc_api import PostServicer
 from pinstack_post.models import outbox, processed_events
 from pinstack_post.repository import PostRepository
@@ -38,114 +31,70 @@ class PostComponent:
     def __init__(self, *, settings: PostSettings, transport: EventTransport | None = None) -> None:
         self._settings = settings
         self._shared_transport = transport
-        self._events: TransportHandle | None = None
-        self._relay: OutboxRelay | None = None
-        self._consumer: EventConsumer | None = None
+        self._runtime: ServiceRuntime | None = None
         self.database: Database | None = None
         self.outbox = Outbox(table=outbox)
-        self._redis: Redis | None = None
-        self._channels: list[grpc.aio.Channel] = []
-        self._server: GrpcServer | None = None
         self.use_cases: PostUseCases | None = None
 
     @property
     def address(self) -> str:
-        if self._server is None:
+        if self._runtime is None:
             raise RuntimeError("post service is not started")
-        return self._server.address
-
-    def _channel(self, address: str, service: str) -> grpc.aio.Channel:
-        channel = open_channel(
-            address=address,
-            service=service,
-            internal_token=self._settings.internal_token.get_secret_value(),
-            timeout=self._settings.rpc_timeout_seconds,
-        )
-        self._channels.append(channel)
-        return channel
+        return self._runtime.address
 
     async def start(self) -> None:
         settings = self._settings
-        self.database = Database(
-            url=settings.database_url, component=self.name, pool_size=settings.db_pool_size
+        runtime = ServiceRuntime(
+            name=self.name, settings=settings, shared_transport=self._shared_transport
         )
-        self._redis = open_redis(settings.redis_url)
-        cache = Cache(
-            redis=self._redis, component=self.name, ttl_seconds=settings.cache_ttl_seconds
-        )
-        auth = auth_pb2_grpc.AuthServiceStub(self._channel(settings.auth_addr, "auth"))
-        users = user_pb2_grpc.UserServiceStub(self._channel(settings.user_addr, "user"))
-
-        async def jwks() -> str:
-            return str((await auth.GetJwks(auth_pb2.GetJwksRequest())).jwks_json)
-
-        self._events = open_transport(settings, client_id=self.name, shared=self._shared_transport)
-        await self._events.start()
-        self._relay = OutboxRelay(
-            database=self.database,
-            outbox=self.outbox,
-            transport=self._events.transport,
-            component=self.name,
-        )
-        await self._relay.start()
-
-        self.use_cases = PostUseCases(
-            database=self.database,
-            repository=PostRepository(),
-            events=PostEvents(outbox=self.outbox),
-            authors=AuthorDirectory(
-                users=users,
-                cache=Cache(
-                    redis=self._redis,
-                    component=self.name,
-                    ttl_seconds=settings.author_cache_ttl_seconds,
+        try:
+            self.database = runtime.database()
+            redis = runtime.redis()
+            users = user_pb2_grpc.UserServiceStub(
+                runtime.channel(address=settings.user_addr, service="user")
+            )
+            self.use_cases = PostUseCases(
+                database=self.database,
+                repository=PostRepository(),
+                events=PostEvents(outbox=self.outbox),
+                authors=AuthorDirectory(
+                    users=users,
+                    cache=Cache(
+                        redis=redis,
+                        component=self.name,
+                        ttl_seconds=settings.author_cache_ttl_seconds,
+                    ),
                 ),
-            ),
-            cache=PostCache(cache=cache),
-            default_limit=settings.list_default_limit,
-            max_limit=settings.list_max_limit,
-        )
-        self._consumer = EventConsumer(
-            transport=self._events.transport,
-            database=self.database,
-            processed=processed_events,
-            group=CONSUMER_GROUP,
-            topics=[topic_for("user")],
-            component=self.name,
-        )
-        on_deleted, on_updated = user_event_handlers(self.use_cases)
-        self._consumer.on(UserDeleted, on_deleted)
-        self._consumer.on(UserUpdated, on_updated)
-        await self._consumer.start()
-        servicer = PostServicer(
-            posts=self.use_cases, verifier=AccessTokenVerifier(jwks_source=jwks)
-        )
-        self._server = GrpcServer(
-            component=self.name,
-            service_names=["pinstack.post.v1.PostService"],
-            registrations=[partial(post_pb2_grpc.add_PostServiceServicer_to_server, servicer)],
-            host=settings.grpc_host,
-            port=settings.grpc_port,
-            internal_token=settings.internal_token.get_secret_value(),
-        )
-        await self._server.start()
+                cache=PostCache(
+                    cache=Cache(
+                        redis=redis, component=self.name, ttl_seconds=settings.cache_ttl_seconds
+                    )
+                ),
+                default_limit=settings.list_default_limit,
+                max_limit=settings.list_max_limit,
+            )
+            await runtime.relay(database=self.database, outbox=self.outbox)
+            on_deleted, on_updated = user_event_handlers(self.use_cases)
+            await runtime.consume(
+                database=self.database,
+                processed=processed_events,
+                topics=[topic_for("user")],
+                handlers={UserDeleted: on_deleted, UserUpdated: on_updated},
+            )
+            servicer = PostServicer(posts=self.use_cases, verifier=runtime.token_verifier())
+            await runtime.serve(
+                service_name="pinstack.post.v1.PostService",
+                registration=partial(post_pb2_grpc.add_PostServiceServicer_to_server, servicer),
+            )
+        except BaseException:
+            await runtime.close()  # release whatever was opened before the failure
+            raise
+        self._runtime = runtime
 
     async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.stop()
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._relay is not None:
-            await self._relay.stop()
-        if self._events is not None:
-            await self._events.stop()
-        for channel in reversed(self._channels):
-            await channel.close()
-        self._channels.clear()
-        if self._redis is not None:
-            await self._redis.aclose()
-        if self.database is not None:
-            await self.database.close()
+        if self._runtime is not None:
+            await self._runtime.close()
+            self._runtime = None
 
 
 def create_component(

@@ -16,7 +16,7 @@ from pinstack_post.repository import PostRecord
 if TYPE_CHECKING:  # usecases imports this module; the handlers only need the type
     from pinstack_post.usecases import PostUseCases
 
-__all__ = ["CONSUMER_GROUP", "TOPIC", "PostEvents", "user_event_handlers"]
+__all__ = ["TOPIC", "PostEvents", "user_event_handlers"]
 
 TOPIC = "pinstack.post.events.v1"
 
@@ -48,9 +48,6 @@ class PostEvents:
     async def deleted(self, session: AsyncSession, *, post_id: int, author_id: int) -> None:
         message = events_pb2.PostDeleted(post_id=post_id, author_id=author_id, occurred_at=_now())
         await self._outbox.add(session, topic=TOPIC, key=str(post_id), message=message)
-
-
-CONSUMER_GROUP = "post"
 
 
 def user_event_handlers(

@@ -1,0 +1,147 @@
+"""What every gRPC service opens at start-up, closed in reverse order at shutdown.
+
+A service's composition root (its ``app.py``) asks a :class:`ServiceRuntime` for the pieces it
+needs — its database, Redis, channels to peers, the caller-token verifier, the event transport,
+an outbox relay, an event consumer, the gRPC server — and wires its own use cases between them.
+Everything opened is pushed on one exit stack, so ``close()`` releases it newest first: the
+server stops taking requests, then consumers and the relay drain, then connections close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from redis.asyncio import Redis
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
+from pinstack_common.cache import open_redis
+from pinstack_common.db import Database
+from pinstack_common.events import EventConsumer, EventTransport, Outbox, OutboxRelay
+from pinstack_common.events.wiring import open_transport
+from pinstack_common.grpc_client import open_channel
+from pinstack_common.grpc_server import GrpcServer, Registration
+from pinstack_common.settings import ServiceSettings
+from pinstack_common.tokens import AccessTokenVerifier
+
+__all__ = ["EventHandlers", "ServiceRuntime"]
+
+# Event type -> handler(message, session) running in the consumer's transaction.
+EventHandlers = Mapping[type[Message], Callable[[Any, AsyncSession], Awaitable[None]]]
+
+
+class ServiceRuntime:
+    def __init__(
+        self, *, name: str, settings: ServiceSettings, shared_transport: EventTransport | None
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self._shared_transport = shared_transport
+        self._stack = contextlib.AsyncExitStack()
+        self._transport: EventTransport | None = None
+        self.server: GrpcServer | None = None
+
+    @property
+    def address(self) -> str:
+        if self.server is None:
+            raise RuntimeError(f"{self.name} service is not started")
+        return self.server.address
+
+    def database(self) -> Database:
+        s = self.settings
+        database = Database(url=s.database_url, component=self.name, pool_size=s.db_pool_size)
+        self._stack.push_async_callback(database.close)
+        return database
+
+    def redis(self) -> Redis:
+        redis = open_redis(self.settings.redis_url)
+        self._stack.push_async_callback(redis.aclose)
+        return redis
+
+    def channel(self, *, address: str, service: str) -> grpc.aio.Channel:
+        channel = open_channel(
+            address=address,
+            service=service,
+            internal_token=self.settings.internal_token.get_secret_value(),
+            timeout=self.settings.rpc_timeout_seconds,
+        )
+        self._stack.push_async_callback(channel.close)
+        return channel
+
+    def token_verifier(self) -> AccessTokenVerifier:
+        """Verifies callers' access tokens with the auth service's published keys."""
+        auth = auth_pb2_grpc.AuthServiceStub(
+            self.channel(address=self.settings.auth_addr, service="auth")
+        )
+
+        async def jwks() -> str:
+            return str((await auth.GetJwks(auth_pb2.GetJwksRequest())).jwks_json)
+
+        return AccessTokenVerifier(jwks_source=jwks)
+
+    async def transport(self) -> EventTransport:
+        """The event transport: shared in embedded mode, else a Kafka one owned here."""
+        if self._transport is None:
+            handle = open_transport(
+                self.settings, client_id=self.name, shared=self._shared_transport
+            )
+            await handle.start()
+            self._stack.push_async_callback(handle.stop)
+            self._transport = handle.transport
+        return self._transport
+
+    async def relay(self, *, database: Database, outbox: Outbox) -> OutboxRelay:
+        relay = OutboxRelay(
+            database=database, outbox=outbox, transport=await self.transport(), component=self.name
+        )
+        await relay.start()
+        self._stack.push_async_callback(relay.stop)
+        return relay
+
+    async def consume(
+        self,
+        *,
+        database: Database,
+        processed: Table,
+        topics: Sequence[str],
+        handlers: EventHandlers,
+    ) -> EventConsumer:
+        consumer = EventConsumer(
+            transport=await self.transport(),
+            database=database,
+            processed=processed,
+            group=self.name,
+            topics=topics,
+            component=self.name,
+        )
+        for message_type, handler in handlers.items():
+            consumer.on(message_type, handler)
+        await consumer.start()
+        self._stack.push_async_callback(consumer.stop)
+        return consumer
+
+    async def serve(self, *, service_name: str, registration: Registration) -> GrpcServer:
+        s = self.settings
+        self.server = GrpcServer(
+            component=self.name,
+            service_names=[service_name],
+            registrations=[registration],
+            host=s.grpc_host,
+            port=s.grpc_port,
+            internal_token=s.internal_token.get_secret_value(),
+        )
+        await self.server.start()
+        self._stack.push_async_callback(self.server.stop)
+        return self.server
+
+    def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` at shutdown, before what was opened earlier is closed."""
+        self._stack.push_async_callback(callback)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
