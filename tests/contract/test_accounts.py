@@ -456,3 +456,22 @@ async def test_json_body_is_accepted_without_a_json_content_type(stack: RunningS
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 201, response.text
+
+
+async def test_login_failures_are_rate_limited_per_account(stack: RunningStack) -> None:
+    account = await stack.register()
+    body = {"login": account.username, "password": "wrong-password"}
+    statuses = [
+        (await stack.client.post("/api/v1/auth/login", json=body)).status_code for _ in range(12)
+    ]
+    assert statuses[0] == 401
+    assert statuses[-1] == 429
+    limited = await stack.client.post("/api/v1/auth/login", json=body)
+    assert_error(limited, 429, "too many requests")
+    assert int(limited.headers["Retry-After"]) >= 1
+    # Another account from the same address is not affected.
+    other = await stack.register()
+    ok = await stack.client.post(
+        "/api/v1/auth/login", json={"login": other.username, "password": other.password}
+    )
+    assert ok.status_code == 200
