@@ -10,6 +10,7 @@ data directories are reused, so accounts, events and offsets survive a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -25,16 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import grpc
 import typer
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from pinstack_cli.components import SERVICES
-from pinstack_common import migrations
 from pinstack_common.events.envelope import dead_letter_topic, topic_for
-from pinstack_common.events.kafka import ensure_topics
 from pinstack_devinfra.kafka import KafkaBroker
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer, free_port
@@ -106,19 +103,19 @@ def _ours(pid: int | None, marker: str) -> bool:
         return False
 
 
-def _terminate(pid: int, *, timeout: float = STOP_TIMEOUT) -> bool:
-    """SIGTERM, wait, SIGKILL as a last resort; True if it stopped gracefully."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
+def _terminate(pids: list[int], *, timeout: float = STOP_TIMEOUT) -> set[int]:
+    """SIGTERM all at once, wait, SIGKILL as a last resort; returns the pids that were killed."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            return False
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return True
+    killed = {pid for pid in pids if _alive(pid)}
+    for pid in killed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return killed
 
 
 def _port(state: dict[str, Any], key: str, default: int, *, ephemeral: bool) -> int:
@@ -161,6 +158,10 @@ def _start_infra(dev: Path, state: dict[str, Any], *, ephemeral: bool) -> tuple[
 
     Returns a pattern for database URLs (``{db}``), the Redis URL and the Kafka bootstrap.
     """
+    # Imported here: SQLAlchemy/Alembic and librdkafka would slow every other ``pinstack`` command.
+    from pinstack_common import migrations
+    from pinstack_common.events.kafka import ensure_topics
+
     pids: dict[str, int] = state["pids"]
     with console.status("starting PostgreSQL"):
         postgres = PostgresServer(data_dir=dev / "postgres", keep_running=True)
@@ -183,6 +184,7 @@ def _start_infra(dev: Path, state: dict[str, Any], *, ephemeral: bool) -> tuple[
         broker = KafkaBroker(data_dir=dev / "kafka", port=kafka_port, keep_running=True)
         broker.start()
         pids["kafka"] = int((dev / "kafka" / "broker.pid").read_text())
+        state["ports"]["kafka"] = broker.port  # for `dev status`; the broker keeps its own
     console.log(f"Kafka ready ({broker.bootstrap_servers})")
     _save(dev, state)
 
@@ -235,6 +237,9 @@ def _spawn(name: str, env: dict[str, str], log: Path) -> int:
 
 
 def _grpc_serving(port: int) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -345,18 +350,21 @@ def dev_down(*, data_dir: Path) -> None:
     state = _load(dev)
     pids: dict[str, int] = state["pids"]
     stopped: list[str] = []
-    for name in reversed(COMPONENTS):  # gateway first: no new requests reach the services
-        pid = pids.pop(name, None)
-        if pid is not None and _ours(pid, f"serve\0{name}"):
-            graceful = _terminate(pid)
-            stopped.append(name if graceful else f"{name} (killed)")
+    # The gateway first, so no new requests reach the services; then the services together
+    # (each drains its own in-flight RPCs and consumers, no order among them is needed).
+    for group in (["gateway"], list(SERVICES)):
+        running = {n: pids[n] for n in group if _ours(pids.get(n), f"serve\0{n}")}
+        killed = _terminate(list(running.values()))
+        stopped += [f"{n} (killed)" if p in killed else n for n, p in running.items()]
+    for name in COMPONENTS:
+        pids.pop(name, None)
     if (dev / "kafka" / "broker.pid").exists():
         KafkaBroker(data_dir=dev / "kafka").stop()
         stopped.append("kafka")
     pids.pop("kafka", None)
     redis_pid = pids.pop("redis", None)
     if redis_pid is not None and _ours(redis_pid, "redis-server"):
-        _terminate(redis_pid)  # SIGTERM: redis fsyncs its AOF before it exits
+        _terminate([redis_pid])  # SIGTERM: redis fsyncs its AOF before it exits
         stopped.append("redis")
     pids.pop("postgres", None)
     postmaster = _postmaster_pid(dev / "postgres")
@@ -367,17 +375,13 @@ def dev_down(*, data_dir: Path) -> None:
         server.stop()
         if _alive(postmaster):  # another handle kept it up: fast shutdown directly
             os.kill(postmaster, signal.SIGINT)
-            _wait_gone(postmaster)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while _alive(postmaster) and time.monotonic() < deadline:
+                time.sleep(0.05)
         stopped.append("postgres")
     if dev.exists():
         _save(dev, state)
     console.log(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
-
-
-def _wait_gone(pid: int, timeout: float = STOP_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 @dev_app.command("up")
