@@ -19,6 +19,8 @@ from tests.integration.test_events_harness import (
     producer_metadata,
     publishing_survives_an_outage,
     relay_crash_between_publish_and_mark,
+    relay_publishes_right_after_commit,
+    replicas_keep_per_key_order,
     trace_context_reaches_the_consumer,
 )
 
@@ -90,3 +92,11 @@ async def test_transport_outage_loses_nothing_and_duplicates_nothing(stack: Stac
 
 async def test_trace_context_reaches_the_consumer(stack: Stack) -> None:
     await trace_context_reaches_the_consumer(stack)
+
+
+async def test_relay_publishes_right_after_commit(stack: Stack) -> None:
+    await relay_publishes_right_after_commit(stack)
+
+
+async def test_relay_replicas_keep_per_key_order(stack: Stack) -> None:
+    await replicas_keep_per_key_order(stack)

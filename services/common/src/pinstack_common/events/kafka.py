@@ -121,6 +121,8 @@ class KafkaTransport:
                 "bootstrap.servers": self.bootstrap_servers,
                 "client.id": self._client_id,
                 "logger": _client_log,
+                # Events are small and latency matters (follow → notification): no Nagle delay.
+                "socket.nagle.disable": True,
                 "enable.idempotence": True,
                 "acks": "all",
                 # A few ms of batching costs little latency and saves round trips under load.
@@ -211,6 +213,7 @@ class KafkaTransport:
                 "client.id": f"{self._client_id}-{group}",
                 "group.id": group,
                 "logger": _client_log,
+                "socket.nagle.disable": True,
                 # Offsets are committed by hand, after the handler: at-least-once.
                 "enable.auto.commit": False,
                 # A new group starts from the beginning: events written before the consumer

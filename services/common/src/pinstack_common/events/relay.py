@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -67,6 +68,7 @@ class OutboxRelay:
         self._sweep_interval = sweep_interval
         self._max_backoff = max_backoff
         self._stop_grace = stop_grace
+        self._reported_at = -1e9
         self._wakeup = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -125,7 +127,11 @@ class OutboxRelay:
             total += published
             if not more:
                 break
-        await self.report_backlog()
+        # The gauges need no per-commit precision; one count query a second is plenty.
+        now = time.monotonic()
+        if now - self._reported_at >= 1.0:
+            self._reported_at = now
+            await self.report_backlog()
         return total
 
     async def publish_batch(self) -> tuple[int, bool]:
