@@ -37,6 +37,8 @@ from pinstack_common.events import (
 from pinstack_common.events.consumer import DLQ_ERROR_HEADER
 
 POISON_USER = 666
+# The handler of this user fails like an unreachable database, five times, then succeeds.
+FLAKY_USER = 777
 
 producer_metadata = MetaData()
 outbox = outbox_table(producer_metadata)
@@ -80,6 +82,7 @@ class Stack:
     component: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
     outbox: Outbox = field(default_factory=lambda: Outbox(table=outbox))
     started: list[Any] = field(default_factory=list)
+    flaky_failures: int = 5
 
     async def write(self, user_ids: Sequence[int], *, key: str | None = None) -> None:
         """One transaction per event, as use cases do."""
@@ -117,6 +120,9 @@ class Stack:
         async def on_deleted(message: events_pb2.UserDeleted, session: AsyncSession) -> None:
             if message.user_id == POISON_USER:
                 raise ValueError("cannot handle the poison user")
+            if message.user_id == FLAKY_USER and self.flaky_failures > 0:
+                self.flaky_failures -= 1
+                raise ConnectionRefusedError("database unreachable")
             from opentelemetry import trace
 
             trace_id = format(trace.get_current_span().get_span_context().trace_id, "032x")
@@ -258,6 +264,18 @@ async def poison_message_is_dead_lettered(stack: Stack) -> None:
     assert parked[1].value == garbage.value
     assert (await stack.effect_counts()) == {100: 1, 101: 1, 102: 1}
     assert metric("pinstack_dead_letter_total", component=stack.component, topic=stack.topic) == 3
+
+
+async def database_outage_is_not_poison(stack: Stack) -> None:
+    """Infrastructure errors outlast the retries, yet the event is redelivered, not parked."""
+    await stack.start(stack.consumer(max_attempts=2))
+    await stack.start(stack.relay())
+    await stack.write([FLAKY_USER, 1], key="same")
+    await stack.wait_effects([FLAKY_USER, 1])
+    assert await stack.effect_counts() == {FLAKY_USER: 1, 1: 1}
+    assert stack.flaky_failures == 0
+    assert metric("pinstack_dead_letter_total", component=stack.component, topic=stack.topic) == 0
+    assert stack.consumed("retry") >= 1
 
 
 async def publishing_survives_an_outage(

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from pinstack.user.v1 import events_pb2
 from pinstack_common.db import Database
 from pinstack_common.events import InProcessTransport, Record
 from pinstack_devinfra.postgres import PostgresServer
@@ -15,6 +16,7 @@ from tests.integration.test_events_harness import (
     Stack,
     consumer_crash_before_commit,
     consumer_metadata,
+    database_outage_is_not_poison,
     poison_message_is_dead_lettered,
     producer_metadata,
     publishing_survives_an_outage,
@@ -90,6 +92,10 @@ async def test_transport_outage_loses_nothing_and_duplicates_nothing(stack: Stac
     await publishing_survives_an_outage(stack, outage=outage, recover=recover)
 
 
+async def test_database_outage_is_redelivered_not_dead_lettered(stack: Stack) -> None:
+    await database_outage_is_not_poison(stack)
+
+
 async def test_trace_context_reaches_the_consumer(stack: Stack) -> None:
     await trace_context_reaches_the_consumer(stack)
 
@@ -100,3 +106,16 @@ async def test_relay_publishes_right_after_commit(stack: Stack) -> None:
 
 async def test_relay_replicas_keep_per_key_order(stack: Stack) -> None:
     await replicas_keep_per_key_order(stack)
+
+
+async def test_events_of_other_types_are_acknowledged_and_ignored(stack: Stack) -> None:
+    await stack.start(stack.consumer())
+    await stack.start(stack.relay())
+    async with stack.producer_db.transaction() as session:
+        await stack.outbox.add(
+            session, topic=stack.topic, key="5", message=events_pb2.UserCreated(user_id=5)
+        )
+    await stack.write([6], key="5")
+    await stack.wait_effects([6])
+    assert await stack.effect_counts() == {6: 1}
+    assert stack.consumed("ignored") == 1

@@ -23,6 +23,7 @@ from tests.integration.test_events_harness import (
     Stack,
     consumer_crash_before_commit,
     consumer_metadata,
+    database_outage_is_not_poison,
     poison_message_is_dead_lettered,
     producer_metadata,
     publishing_survives_an_outage,
@@ -110,6 +111,10 @@ async def test_consumer_crash_before_commit_redelivers_and_dedupes(stack: Stack)
 
 async def test_poison_message_goes_to_dead_letter_without_blocking(stack: Stack) -> None:
     await poison_message_is_dead_lettered(stack)
+
+
+async def test_database_outage_is_redelivered_not_dead_lettered(stack: Stack) -> None:
+    await database_outage_is_not_poison(stack)
 
 
 async def test_trace_context_reaches_the_consumer(stack: Stack) -> None:
