@@ -9,15 +9,19 @@ from typing import Any
 
 import asyncpg
 import pytest
+import yaml
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from pinstack_operator.kubeapi import KubeApi
+from pinstack_operator.models import StackSpec
 from pinstack_operator.resources import StackRef, migration_job_name
 
-from .conftest import RESYNC_SECONDS, StackFactory, wait_for
+from .conftest import REPO, RESYNC_SECONDS, StackFactory, wait_for
+
+EXAMPLE = REPO / "manifests" / "examples" / "pinstackstack.yaml"
 
 
 def _decode(secret: dict[str, Any]) -> dict[str, str]:
@@ -185,6 +189,25 @@ async def test_stack_provisions_databases_secrets_topics_jobs_and_monitors(
         "observedGeneration", "phase", "conditions", "databases", "topics", "imageTag",
     }  # fmt: skip
     assert "pinstack.io/finalizer" in stack["metadata"]["finalizers"]
+    assert any(key.startswith("pinstack.io/") for key in stack["metadata"]["annotations"])
+
+    # `kubectl get pinstackstacks` columns.
+    table = await stacks.api.table(
+        "pinstack.io/v1alpha1", "PinstackStack", namespace=stacks.namespace
+    )
+    columns = [column["name"] for column in table["columnDefinitions"]]
+    assert columns[:4] == ["Name", "Ready", "Phase", "Image"]
+    assert "Age" in columns
+    assert table["rows"][0]["cells"][:3] == ["stack", "True", "Ready"]
+
+
+async def test_example_manifest_is_accepted_by_the_api_server(api: KubeApi) -> None:
+    example = yaml.safe_load(EXAMPLE.read_text())
+    await api.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+    accepted = await api.apply(example, dry_run=True)
+    assert accepted["spec"]["reclaimPolicy"] == "Retain"
+    assert accepted["spec"]["postgres"]["adminCredentialsSecretRef"]["usernameKey"] == "username"
+    assert StackSpec.parse(accepted["spec"]).database_services[0].database == "pinstack_user"
 
 
 async def test_new_image_runs_new_migration_jobs(stacks: StackFactory) -> None:

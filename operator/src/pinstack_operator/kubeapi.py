@@ -80,7 +80,9 @@ class KubeApi:
             return dict(json.loads(result))
         return dict(result or {})
 
-    async def apply(self, manifest: Mapping[str, Any], *, subresource: str = "") -> dict[str, Any]:
+    async def apply(
+        self, manifest: Mapping[str, Any], *, subresource: str = "", dry_run: bool = False
+    ) -> dict[str, Any]:
         """Server-side apply ``manifest`` (forcing conflicts: the operator owns these fields)."""
         metadata = manifest["metadata"]
         path = _path(
@@ -91,10 +93,13 @@ class KubeApi:
         )
         if subresource:
             path += f"/{subresource}"
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        if dry_run:
+            query.append(("dryRun", "All"))
         return await self._call(
             "PATCH",
             path,
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query=query,
             body=dict(manifest),  # serialised as JSON, which is valid YAML
             content_type="application/apply-patch+yaml",
         )
@@ -118,6 +123,24 @@ class KubeApi:
         query = [("labelSelector", label_selector)] if label_selector else []
         path = _path(api_version, kind, namespace=namespace, name=None)
         return list((await self._call("GET", path, query=query)).get("items", []))
+
+    async def table(self, api_version: str, kind: str, *, namespace: str) -> dict[str, Any]:
+        """The server-side table (what ``kubectl get`` prints: printer columns and cells)."""
+        path = _path(api_version, kind, namespace=namespace, name=None)
+        try:
+            result = await self._api.call_api(
+                path,
+                "GET",
+                header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+                response_types_map=_OBJECT_RESPONSE,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise NotFoundError(path) from error
+            raise
+        return dict(json.loads(result) if isinstance(result, str) else result)
 
     async def delete(
         self, api_version: str, kind: str, *, namespace: str | None, name: str

@@ -1,0 +1,135 @@
+"""The operator's pure parts: conditions, phases, Job states, names, key material, settings,
+and the monitoring step without the Prometheus Operator (no cluster needed)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, cast
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from pinstack_operator.conditions import ConditionResult, merge_conditions, phase_for
+from pinstack_operator.config import OperatorConfig
+from pinstack_operator.credentials import signing_key_material
+from pinstack_operator.kubeapi import KubeApi
+from pinstack_operator.migrations import job_state
+from pinstack_operator.models import StackSpec
+from pinstack_operator.monitoring import reconcile_monitoring
+from pinstack_operator.resources import StackRef, migration_job_name
+
+STACK = StackRef(name="s" * 60, namespace="ns", uid="uid-1")
+SPEC = StackSpec.parse(
+    {
+        "image": {"repository": "r", "tag": "1"},
+        "postgres": {"host": "db", "adminCredentialsSecretRef": {"name": "admin"}},
+        "kafka": {"bootstrapServers": "k:9092"},
+        "services": [{"name": "user", "database": "u"}, {"name": "gateway"}],
+        "monitoring": {"enabled": True},
+    }
+)
+
+
+def _result(kind: str, status: str, reason: str = "R") -> ConditionResult:
+    return ConditionResult(type=kind, status=status, reason=reason, message="m")  # type: ignore[arg-type]
+
+
+def test_last_transition_time_moves_only_when_status_changes() -> None:
+    times = iter(
+        [
+            datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+            datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC),
+            datetime.datetime(2026, 1, 3, tzinfo=datetime.UTC),
+        ]
+    )
+    first = merge_conditions(
+        previous=[], results=[_result("A", "False")], generation=1, clock=lambda: next(times)
+    )
+    same = merge_conditions(
+        previous=first, results=[_result("A", "False")], generation=2, clock=lambda: next(times)
+    )
+    flipped = merge_conditions(
+        previous=same, results=[_result("A", "True")], generation=2, clock=lambda: next(times)
+    )
+    assert first[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert same[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert same[0]["observedGeneration"] == 2
+    assert flipped[0]["lastTransitionTime"] == "2026-01-03T00:00:00Z"
+
+
+def test_phase_summarises_conditions() -> None:
+    ok = _result("DatabasesReady", "True")
+    assert phase_for([ok, _result("MigrationsComplete", "True")]) == "Ready"
+    assert phase_for([ok, _result("MigrationsComplete", "False")]) == "Migrating"
+    failed = _result("DatabasesReady", "False", "DatabaseProvisioningFailed")
+    assert phase_for([failed]) == "Degraded"
+    assert phase_for([_result("DatabasesReady", "False", "AdminCredentialsMissing")]) == (
+        "Provisioning"
+    )
+
+
+def test_job_state_reads_conditions_and_counters() -> None:
+    assert job_state({}) == "running"
+    assert job_state({"status": {"succeeded": 1}}) == "complete"
+    failed = {"status": {"conditions": [{"type": "Failed", "status": "True"}]}}
+    assert job_state(failed) == "failed"
+    complete = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    assert job_state(complete) == "complete"
+
+
+def test_migration_job_names_fit_and_follow_the_image() -> None:
+    first = migration_job_name(STACK, service="notification", image="r:1")
+    second = migration_job_name(STACK, service="notification", image="r:2")
+    assert len(first) <= 63
+    assert first != second
+    assert first == migration_job_name(STACK, service="notification", image="r:1")
+
+
+def test_signing_key_is_kept_once_generated_and_replaced_when_garbage() -> None:
+    material = signing_key_material({})
+    again = signing_key_material(material)
+    assert again == material
+    assert material["kid"]
+    assert material["algorithm"] == "EdDSA"
+    replaced = signing_key_material({"signing-key.pem": "not a key", "kid": "x"})
+    assert replaced["kid"] != "x"
+    key = serialization.load_pem_private_key(replaced["signing-key.pem"].encode(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+
+
+def test_config_from_env() -> None:
+    config = OperatorConfig.from_env(
+        {
+            "PINSTACK_OPERATOR_NAMESPACES": "a, b",
+            "PINSTACK_OPERATOR_RESYNC_SECONDS": "5",
+            "KUBECONFIG": "/k",
+        }
+    )
+    assert config.namespaces == ("a", "b")
+    assert config.resync_seconds == 5
+    assert config.kubeconfig == "/k"
+
+
+class _NoPrometheusApi:
+    def __init__(self) -> None:
+        self.applied: list[dict[str, Any]] = []
+
+    async def crd_exists(self, name: str) -> bool:
+        return False
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.applied.append(manifest)
+        return manifest
+
+
+async def test_monitoring_without_the_prometheus_operator_says_what_to_install() -> None:
+    api = _NoPrometheusApi()
+    condition = await reconcile_monitoring(cast(KubeApi, api), STACK, spec=SPEC)
+    assert condition.status == "False"
+    assert condition.reason == "PrometheusOperatorNotInstalled"
+    assert "servicemonitors.monitoring.coreos.com" in condition.message
+    assert api.applied == []
+    disabled = SPEC.model_copy(
+        update={"monitoring": SPEC.monitoring.model_copy(update={"enabled": False})}
+    )
+    assert (await reconcile_monitoring(cast(KubeApi, api), STACK, spec=disabled)).ok
