@@ -69,6 +69,14 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     sa_exc.TimeoutError,
 )
 
+
+def _is_transient(error: BaseException) -> bool:
+    # A connection dropped mid-statement surfaces as a DBAPIError flagged as invalidated.
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, _TRANSIENT)
+
+
 # The envelope being handled, for handlers that need its id, key or context.
 current_event: ContextVar[Envelope | None] = ContextVar("current_event", default=None)
 
@@ -205,11 +213,11 @@ class EventConsumer:
                 with attempt:
                     attempts += 1
                     handled = await self._apply(envelope, message, handler)
-        except _TRANSIENT:
-            # Not the message's fault: let the transport redeliver it once things recover.
-            EVENTS_CONSUMED.labels(self._component, record.topic, "retry").inc()
-            raise
         except Exception as exc:
+            if _is_transient(exc):
+                # Not the message's fault: let the transport redeliver it once things recover.
+                EVENTS_CONSUMED.labels(self._component, record.topic, "retry").inc()
+                raise
             log.warning("handler failed; dead-lettering", attempts=attempts, exc_info=True)
             await self._dead_letter(record, exc, attempts=attempts)
             return
