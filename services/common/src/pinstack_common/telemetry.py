@@ -195,7 +195,9 @@ def configure_tracing(
         if otlp_endpoint and not _state.exporting_otlp:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-            added.append(OTLPSpanExporter(endpoint=otlp_endpoint))
+            # Each export (retries included) gives up after 5 s: an unreachable collector must
+            # not hold a stopping process past its grace period, nor a batch forever.
+            added.append(OTLPSpanExporter(endpoint=otlp_endpoint, timeout=5))
         if exporter is not None and all(exporter is not e for e in _state.exporters.exporters):
             added.append(exporter)
         if not added:
