@@ -248,3 +248,12 @@ async def test_the_log_is_trimmed_once_every_group_passed_it() -> None:
     await wait_until(lambda: count == 3000)
     await sub.stop()
     assert len(bus.records(TOPIC)) < 1100
+
+
+async def test_retention_bounds_a_topic_nobody_consumes() -> None:
+    bus = InProcessTransport(partitions=1, retention=100)
+    await bus.publish([record("k", str(i)) for i in range(3000)])
+    kept = bus.records(TOPIC)
+    assert len(kept) < 100 + 1100
+    assert kept[-1].value == b"2999"
+    assert kept[-1].offset == 2999

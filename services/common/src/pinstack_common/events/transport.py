@@ -92,15 +92,20 @@ class InProcessTransport:
     """An asyncio bus with Kafka's semantics, for one process (``make run``, unit tests).
 
     Topics are created on first use with ``partitions`` partitions; records live in memory and
-    are trimmed once every known group has committed past them. Each group keeps committed
+    are trimmed once every known group has committed past them, and in any case beyond
+    ``retention`` records per partition (Kafka's retention, in records: a topic nobody consumes
+    in this process must not grow without bound). Each group keeps committed
     offsets per partition, so a subscriber stopped and started again resumes where its group
     stopped, and a handler failure means redelivery of the same record.
     """
 
     name = "event-transport"
 
-    def __init__(self, *, partitions: int = 3, redelivery_delay: float = 0.1) -> None:
+    def __init__(
+        self, *, partitions: int = 3, redelivery_delay: float = 0.1, retention: int = 100_000
+    ) -> None:
         self._partitions = partitions
+        self._retention = retention
         self._redelivery_delay = redelivery_delay
         self._topics: dict[str, list[_Partition]] = {}
         # group -> (topic, partition) -> committed offset (next record to handle)
@@ -130,6 +135,8 @@ class InProcessTransport:
                 )
             )  # fmt: skip
             partition.changed.set()
+            if len(partition.log) > self._retention + 1024:
+                self._trim(record.topic, index)
 
     def records(self, topic: str) -> list[Record]:
         """Every retained record of ``topic`` (tests, debugging)."""
@@ -157,7 +164,7 @@ class InProcessTransport:
     def _trim(self, topic: str, index: int) -> None:
         partition = self._topic(topic)[index]
         offsets = [c.get((topic, index), 0) for c in self._committed.values()]
-        low = min(offsets, default=partition.base)
+        low = max(min(offsets, default=partition.base), partition.end - self._retention)
         if low - partition.base > 1024:
             del partition.log[: low - partition.base]
             partition.base = low
