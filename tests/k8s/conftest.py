@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from pinstack_devinfra.kube import KubeApiServer
+from pinstack_devinfra.kube import KubeApiServer, etcd_binary, kube_apiserver_binary
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.kubeapi import KubeApi, NotFoundError, connect, load_configuration
 from pinstack_operator.main import run_operator
@@ -114,9 +115,14 @@ def k8s_workdir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def kube_apiserver(k8s_workdir: Path) -> Iterator[KubeApiServer]:
+def kube_apiserver(k8s_workdir: Path, pytestconfig: pytest.Config) -> Iterator[KubeApiServer]:
     server = KubeApiServer(workdir=k8s_workdir / "kube")
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     try:
+        # The first build takes minutes: let its progress reach the terminal.
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            etcd_binary()
+            kube_apiserver_binary()
         server.start()
     except Exception as error:  # noqa: BLE001 - report any start failure as a test failure
         _fail_with_hint("kube-apiserver + etcd (needs Go >= 1.24 on PATH)", error)

@@ -25,6 +25,9 @@ FINALIZER = "pinstack.io/finalizer"
 
 logger = logging.getLogger(__name__)
 
+# Not-ready reasons that resolve on their own and are watched by other means.
+_QUIET = frozenset({"MigrationsRunning", "WaitingForDatabases", "PrometheusOperatorNotInstalled"})
+
 
 def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
@@ -74,10 +77,15 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
     async def reconcile(body: kopf.Body, **_: Any) -> None:
         outcome = await reconciler().reconcile(body)
-        if outcome.waiting:
-            # Not an error: something outside the spec must change (a Job, the infra).
-            # kopf retries this handler after the delay; the timer keeps correcting drift.
-            messages = "; ".join(c.message for c in outcome.conditions if c.type == "Ready")
+        blocking = [
+            c
+            for c in outcome.conditions
+            if not c.ok and c.type != "Ready" and c.reason not in _QUIET
+        ]
+        if blocking:
+            # Infrastructure not there yet: retry soon (the drift timer is the slow path).
+            # Running migrations are not retried here: their Job events trigger a reconcile.
+            messages = "; ".join(f"{c.type}: {c.message}" for c in blocking)
             raise kopf.TemporaryError(f"not ready yet: {messages}", delay=config.retry_seconds)
 
     @kopf.timer(
