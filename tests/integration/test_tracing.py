@@ -323,6 +323,13 @@ async def test_a_log_line_inside_a_request_carries_request_id_and_trace_id(
     _, register = rpc_pair(trace, "/pinstack.auth.v1.AuthService/Register")
     assert line["span_id"] == format(register.context.span_id, "016x")
     assert line["component"] == "auth"
+    # ... and the trace can be found from the request id: spans inside a request are tagged.
+    tagged = [
+        s
+        for s in trace.spans
+        if (s.attributes or {}).get(telemetry.REQUEST_ID_ATTRIBUTE) == request_id
+    ]
+    assert register.context.span_id in {s.parent.span_id for s in tagged if s.parent}
 
 
 async def test_health_probes_and_background_polling_start_no_traces(fresh: Traced) -> None:

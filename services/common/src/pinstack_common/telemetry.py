@@ -48,6 +48,8 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from pinstack_common.logging import current_request_id
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from pinstack_common.events.transport import EventTransport, RecordHandler, Subscriber
 
 __all__ = [
+    "REQUEST_ID_ATTRIBUTE",
     "TracedTransport",
     "configure_tracing",
     "force_flush",
@@ -67,6 +70,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+
+REQUEST_ID_ATTRIBUTE = "pinstack.request_id"
 
 _TRACER_NAME = "pinstack"
 # Probes and scrapes: polled all day, never what anyone is looking for in a trace.
@@ -127,6 +132,20 @@ class _NoClientRoots(Sampler):
 
     def get_description(self) -> str:
         return "NoClientRoots"
+
+
+class _RequestIds(SpanProcessor):
+    """Tags spans started while a request id is bound with ``pinstack.request_id``.
+
+    So a trace can be found from the id a client got in ``X-Request-ID`` (the logs carry both).
+    The id is bound just inside each hop's server span, so server spans themselves lack it;
+    their children (gRPC calls, SQL, Redis, the consumer's work) carry it.
+    """
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        request_id = current_request_id()
+        if request_id is not None:
+            span.set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
 
 
 class _Exporters(SpanProcessor):
@@ -240,6 +259,7 @@ def _install_provider(service_name: str) -> TracerProvider:
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: service_name}), sampler=_Sampler()
     )
+    provider.add_span_processor(_RequestIds())
     provider.add_span_processor(_state.exporters)
     trace.set_tracer_provider(provider)
     if trace.get_tracer_provider() is not provider:
