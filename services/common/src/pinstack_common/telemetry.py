@@ -91,7 +91,7 @@ class _Sampler(Sampler):
     """
 
     def __init__(self) -> None:
-        self._inner = ParentBased(root=_NoClientRoots())
+        self._inner = ParentBased(root=ALWAYS_ON)
 
     def should_sample(  # noqa: PLR0917 - the signature is Sampler's
         self,
@@ -105,33 +105,15 @@ class _Sampler(Sampler):
     ) -> SamplingResult:
         if not _state.enabled:
             return SamplingResult(Decision.DROP)
+        orphan = not trace.get_current_span(parent_context).get_span_context().is_valid
+        if orphan and kind is SpanKind.CLIENT:
+            return SamplingResult(Decision.DROP)
         return self._inner.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
 
     def get_description(self) -> str:
         return "PinstackSampler"
-
-
-class _NoClientRoots(Sampler):
-    def should_sample(  # noqa: PLR0917 - the signature is Sampler's
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        if kind is SpanKind.CLIENT:
-            return SamplingResult(Decision.DROP)
-        return ALWAYS_ON.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-
-    def get_description(self) -> str:
-        return "NoClientRoots"
 
 
 class _RequestIds(SpanProcessor):
