@@ -40,6 +40,7 @@ lint: install ## ruff, mypy strict, import-linter, generated-code freshness
 	$(RUN) mypy $(foreach p,common auth user post relation notification gateway cli devinfra operator,-p pinstack_$(p))
 	$(RUN) lint-imports
 	$(RUN) python scripts/gen_proto.py --check
+	$(RUN) python scripts/check_proto.py
 
 .PHONY: fmt
 fmt: install ## format and autofix
