@@ -475,3 +475,34 @@ async def test_login_failures_are_rate_limited_per_account(stack: RunningStack) 
         "/api/v1/auth/login", json={"login": other.username, "password": other.password}
     )
     assert ok.status_code == 200
+
+
+async def test_ended_sessions_refuse_their_access_tokens(stack: RunningStack) -> None:
+    account = await stack.register()
+    avatar = {"avatar_url": "https://example.com/a.png"}
+    logout = await stack.client.post(
+        "/api/v1/auth/logout", json={"refresh_token": account.refresh_token}
+    )
+    assert logout.status_code == 200
+    refused = await stack.client.put("/api/v1/users/avatar", json=avatar, headers=account.headers)
+    assert_error(refused, 401, "unauthenticated")
+    # A new session works; changing the password ends it, and a fresh login works again.
+    login = await stack.client.post(
+        "/api/v1/auth/login", json={"login": account.username, "password": account.password}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['data']['access_token']}"}
+    assert (
+        await stack.client.put("/api/v1/users/avatar", json=avatar, headers=headers)
+    ).status_code == 200
+    await asyncio.sleep(1.1)  # revocation is by the second the password changed
+    change = await stack.client.post(
+        "/api/v1/auth/update-password",
+        json={"old_password": account.password, "new_password": "new-password-2"},
+        headers=headers,
+    )
+    assert change.status_code == 200, change.text
+    assert_error(
+        await stack.client.put("/api/v1/users/avatar", json=avatar, headers=headers),
+        401,
+        "unauthenticated",
+    )

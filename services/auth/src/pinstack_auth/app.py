@@ -29,6 +29,7 @@ from pinstack_auth.tokens import TokenService
 from pinstack_auth.usecases import AuthUseCases
 from pinstack_common.db import Database
 from pinstack_common.events import EventTransport, topic_for
+from pinstack_common.revocation import SessionRevocations
 from pinstack_common.runtime import ServiceRuntime
 
 __all__ = ["MIGRATIONS_PACKAGE", "SERVICE_NAME", "AuthComponent", "create_component"]
@@ -83,6 +84,7 @@ class AuthComponent:
                     refresh_ttl=timedelta(seconds=s.refresh_token_ttl_seconds),
                 ),
                 limiter=self._limiter(redis),
+                revocations=SessionRevocations(redis=redis, ttl_seconds=s.access_token_ttl_seconds),
             )
             await runtime.consume(
                 database=database,

@@ -27,6 +27,7 @@ from pinstack_common.context import caller_authorization
 from pinstack_common.db import Database
 from pinstack_common.errors import InvalidArgumentError, NotFoundError
 from pinstack_common.metrics import LOGINS, REGISTRATIONS
+from pinstack_common.revocation import SessionRevocations
 from pinstack_common.validation import (
     PASSWORD_MAX,
     validate_avatar_url,
@@ -110,7 +111,9 @@ class AuthUseCases:
         passwords: PasswordHasher,
         tokens: TokenService,
         limiter: LoginLimiter,
+        revocations: SessionRevocations,
     ) -> None:
+        self._revocations = revocations
         self._db = database
         self._repo = repository
         self._users = users
@@ -180,6 +183,7 @@ class AuthUseCases:
                 await self._forget(own, user_id)
         else:
             await self._forget(session, user_id)
+        await self._revocations.revoke_user(user_id, at=int(self._tokens.now().timestamp()) + 1)
         log.info("auth data of user removed", user_id=user_id)
 
     async def _forget(self, session: AsyncSession, user_id: int) -> None:
@@ -230,6 +234,7 @@ class AuthUseCases:
         # Raised after the commit: the revocation of a reused family must persist.
         if pair is None:
             if stored is not None and decision is RefreshDecision.REUSE:
+                await self._revocations.revoke_session(str(stored.family_id))
                 log.warning(
                     "refresh token reused; session revoked",
                     user_id=stored.user_id,
@@ -250,6 +255,8 @@ class AuthUseCases:
             if stored is not None and decision is not RefreshDecision.REJECT:
                 # A rotated token ending its session is reuse: revoking is right either way.
                 await self._repo.revoke_family(session, family_id=stored.family_id, now=now)
+        if stored is not None and decision is not RefreshDecision.REJECT:
+            await self._revocations.revoke_session(str(stored.family_id))
         if decision is not RefreshDecision.ROTATE:
             raise invalid_refresh_token()
 
@@ -271,9 +278,11 @@ class AuthUseCases:
                 session, user_id=identity.user_id, password_hash=new_hash
             ):
                 raise invalid_credentials()
+            now = self._tokens.now()
             revoked = await self._repo.revoke_user_families(
-                session, user_id=identity.user_id, now=self._tokens.now()
+                session, user_id=identity.user_id, now=now
             )
+        await self._revocations.revoke_user(identity.user_id, at=int(now.timestamp()))
         log.info("password updated", user_id=identity.user_id, sessions_revoked=revoked)
 
     async def purge_sessions(self) -> int:

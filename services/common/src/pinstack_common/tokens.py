@@ -40,6 +40,7 @@ class Identity:
 
     user_id: int
     session_id: str
+    issued_at: int = 0
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -86,7 +87,11 @@ class AccessTokenVerifier:
         if claims["typ"] != "access":
             raise UnauthenticatedError("unauthenticated")
         try:
-            return Identity(user_id=int(claims["sub"]), session_id=str(claims["sid"]))
+            return Identity(
+                user_id=int(claims["sub"]),
+                session_id=str(claims["sid"]),
+                issued_at=int(claims.get("iat", 0)),
+            )
         except ValueError as error:
             raise UnauthenticatedError("unauthenticated") from error
 

@@ -15,7 +15,10 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
 
+from pinstack_common.cache import open_redis
+from pinstack_common.revocation import SessionRevocations
 from pinstack_common.telemetry import instrument_fastapi
 from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_gateway import websocket
@@ -38,6 +41,7 @@ def create_app(
     settings: GatewaySettings,
     upstreams: Upstreams,
     readiness: list[ReadinessCheck] | None = None,
+    revocations: SessionRevocations | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Pinstack API",
@@ -50,6 +54,7 @@ def create_app(
     instrument_fastapi(app)  # the HTTP server span that roots each trace, when tracing is on
     app.state.upstreams = upstreams
     app.state.settings = settings
+    app.state.revocations = revocations
     app.state.verifier = AccessTokenVerifier(jwks_source=upstreams.jwks)
     checks = readiness or []
     install_error_handlers(app)
@@ -116,6 +121,7 @@ class GatewayComponent:
         self._settings = settings
         self._readiness = readiness or []
         self._upstreams: Upstreams | None = None
+        self._redis: Redis | None = None
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.app: FastAPI | None = None
@@ -129,8 +135,12 @@ class GatewayComponent:
 
     async def start(self) -> None:
         self._upstreams = Upstreams.open(self._settings)
+        self._redis = open_redis(self._settings.redis_url)
         self.app = create_app(
-            settings=self._settings, upstreams=self._upstreams, readiness=self._readiness
+            settings=self._settings,
+            upstreams=self._upstreams,
+            readiness=self._readiness,
+            revocations=SessionRevocations(redis=self._redis),
         )
         config = uvicorn.Config(
             self.app,
@@ -155,6 +165,8 @@ class GatewayComponent:
             await self._task
         if self._upstreams is not None:
             await self._upstreams.close()
+        if self._redis is not None:
+            await self._redis.aclose()
 
 
 def create_component(

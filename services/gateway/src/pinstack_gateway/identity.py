@@ -1,33 +1,41 @@
-"""Bearer-token authentication for the gateway's JWT routes (a FastAPI dependency)."""
+"""Bearer-token authentication at the edge: the JWT routes' dependency and the WebSocket's check."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from pinstack_common.context import caller_authorization
 from pinstack_common.errors import UnauthenticatedError
 from pinstack_common.metrics import AUTHENTICATION
+from pinstack_common.revocation import SessionRevocations
 from pinstack_common.tokens import AccessTokenVerifier, Identity
 
-__all__ = ["Caller", "require_caller"]
+__all__ = ["Caller", "authenticate", "require_caller"]
 
 
-async def require_caller(request: Request) -> Identity:
-    """Verify the access token and forward it, so services verify the same caller themselves."""
-    verifier: AccessTokenVerifier = request.app.state.verifier
-    header = request.headers.get("authorization") or request.query_params.get("token")
-    if header and request.url.path.endswith("/ws") and not header.lower().startswith("bearer "):
-        header = f"Bearer {header}"
+async def authenticate(state: Any, authorization: str | None) -> Identity:
+    """Verify the token, refuse ended sessions, and forward the token to the services.
+
+    Services verify the same token themselves; forwarding it is how they learn the caller.
+    """
+    verifier: AccessTokenVerifier = state.verifier
+    revocations: SessionRevocations | None = state.revocations
     try:
-        identity = await verifier.verify_header(header)
+        identity = await verifier.verify_header(authorization)
+        if revocations is not None and await revocations.is_revoked(identity):
+            raise UnauthenticatedError("unauthenticated")
     except UnauthenticatedError as error:
         AUTHENTICATION.labels(error.message.replace(" ", "_")).inc()
         raise
     AUTHENTICATION.labels("success").inc()
-    caller_authorization.set(header)
+    caller_authorization.set(authorization)
     return identity
+
+
+async def require_caller(request: Request) -> Identity:
+    return await authenticate(request.app.state, request.headers.get("authorization"))
 
 
 Caller = Annotated[Identity, Depends(require_caller)]

@@ -25,10 +25,9 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from pinstack.notification.v1 import notification_pb2
-from pinstack_common.context import caller_authorization
 from pinstack_common.errors import UnauthenticatedError
-from pinstack_common.metrics import AUTHENTICATION, WEBSOCKET_CONNECTIONS
-from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_common.metrics import WEBSOCKET_CONNECTIONS
+from pinstack_gateway.identity import authenticate
 from pinstack_gateway.routes.notifications import notification_json
 from pinstack_gateway.upstreams import Upstreams
 
@@ -56,18 +55,13 @@ def _authorization(socket: WebSocket) -> str | None:
 
 @router.websocket(WS_PATH)
 async def notifications_socket(socket: WebSocket) -> None:
-    verifier: AccessTokenVerifier = socket.app.state.verifier
     upstreams: Upstreams = socket.app.state.upstreams
-    header = _authorization(socket)
     try:
-        await verifier.verify_header(header)
+        # Also forwards the token: the channel's stream interceptor sends it to the service.
+        await authenticate(socket.app.state, _authorization(socket))
     except UnauthenticatedError as error:
-        AUTHENTICATION.labels(error.message.replace(" ", "_")).inc()
         await socket.close(code=POLICY_VIOLATION, reason=error.message)
         return
-    AUTHENTICATION.labels("success").inc()
-    # The channel's stream interceptor forwards the caller's token; the service verifies it.
-    caller_authorization.set(header)
     call = upstreams.notification.StreamNotifications(notification_pb2.StreamNotificationsRequest())
     try:
         await call.initial_metadata()  # the subscription is live once headers arrive
