@@ -126,6 +126,11 @@ def test_dev_up_smoke_restart_down(dev_stack: DevStack) -> None:
         feed = wait_for_feed(client, bob_headers)
         assert [item["type"] for item in feed] == ["follow_created"]
 
+    # Every service process serves its own Prometheus metrics in distributed mode.
+    state = json.loads((dev_stack.data_dir / "dev" / "state.json").read_text())
+    relation_metrics = httpx.get(f"http://127.0.0.1:{state['ports']['relation-metrics']}/metrics")
+    assert "pinstack_follows_total 1.0" in relation_metrics.text
+
     status = dev_stack.run("status")
     assert "gateway" in status.stderr
 

@@ -223,6 +223,7 @@ def _component_env(
     if name in SERVICES:
         env["PINSTACK_DATABASE_URL"] = db_url.replace("{db}", SERVICES[name].database)
         env["PINSTACK_GRPC_PORT"] = str(ports[name])
+        env["PINSTACK_METRICS_PORT"] = str(ports[f"{name}-metrics"])
     return env
 
 
@@ -324,6 +325,8 @@ def dev_up(*, data_dir: Path, http_port: int, ephemeral_ports: bool = False) -> 
     state["ports"]["gateway"] = http_port
     for spec in SERVICES.values():
         _port(state, spec.name, spec.default_port, ephemeral=ephemeral_ports)
+        # Each service's Prometheus endpoint: any free port, remembered in state.json.
+        _port(state, f"{spec.name}-metrics", 0, ephemeral=True)
     _save(dev, state)
     try:
         db_url, redis_url, bootstrap = _start_infra(dev, state, ephemeral=ephemeral_ports)
