@@ -80,3 +80,28 @@ def test_internal_token_and_signing_key_match_the_operator() -> None:
     signing = volumes["signing-key"]["secret"]
     assert signing["secretName"] == resources.signing_key_secret_name(ref)
     assert [item["key"] for item in signing["items"]] == ["signing-key.pem"]
+
+
+def test_operator_service_monitors_select_the_chart_services_and_their_ports() -> None:
+    ref, spec = _stack()
+    services = [
+        o
+        for o in tools.helm_template_objects(
+            REPO / "charts" / "pinstack",
+            namespace=ref.namespace,
+            set_values={"stackName": ref.name},
+        )
+        if o["kind"] == "Service"
+    ]
+    for service in spec.services:
+        monitor = resources.service_monitor(ref, spec=spec, service=service)["spec"]
+        wanted = monitor["selector"]["matchLabels"]
+        (selected,) = [s for s in services if wanted.items() <= s["metadata"]["labels"].items()]
+        ports = {port["name"] for port in selected["spec"]["ports"]}
+        assert monitor["endpoints"][0]["port"] in ports, service.name
+
+
+def test_operator_ships_the_same_alert_rules_as_the_chart() -> None:
+    ref, spec = _stack()
+    shipped = yaml.safe_load((REPO / "alerts" / "pinstack.rules.yaml").read_text())["groups"]
+    assert resources.prometheus_rule(ref, spec=spec)["spec"]["groups"] == shipped

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.resources
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+
+import yaml
 
 from pinstack_operator.models import GROUP, KIND, VERSION, ServiceSpec, StackSpec
 
@@ -208,6 +211,11 @@ def migration_job(stack: StackRef, *, spec: StackSpec, service: ServiceSpec) -> 
 
 
 def service_monitor(stack: StackRef, *, spec: StackSpec, service: ServiceSpec) -> dict[str, Any]:
+    """Scrapes the Service the pinstack chart renders for ``service`` in this stack.
+
+    The selector uses the labels the chart puts on every component (``pinstack.io/stack`` is the
+    chart's ``stackName``), so a release is found whatever it is called.
+    """
     metadata = _metadata(
         stack, f"{stack.name}-{service.name}", component="monitoring", service=service.name
     )
@@ -217,51 +225,46 @@ def service_monitor(stack: StackRef, *, spec: StackSpec, service: ServiceSpec) -
         "kind": "ServiceMonitor",
         "metadata": metadata,
         "spec": {
+            "jobLabel": COMPONENT_LABEL,
             "selector": {
                 "matchLabels": {
-                    "app.kubernetes.io/name": f"pinstack-{service.name}",
-                    "app.kubernetes.io/instance": stack.name,
+                    "app.kubernetes.io/name": "pinstack",
+                    STACK_LABEL: stack.name,
+                    COMPONENT_LABEL: service.name,
                 }
             },
-            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+            "namespaceSelector": {"matchNames": [stack.namespace]},
+            "endpoints": [
+                {
+                    # The gateway serves /metrics on its HTTP port; services on a metrics port.
+                    "port": "http" if service.name == "gateway" else "metrics",
+                    "path": "/metrics",
+                    "interval": "30s",
+                }
+            ],
         },
     }
 
 
+def alert_rule_groups() -> list[dict[str, Any]]:
+    """The project's alert and recording rules (``alerts/`` in the repository, packaged here)."""
+    groups: list[dict[str, Any]] = []
+    for resource in sorted(
+        importlib.resources.files("pinstack_operator").joinpath("alerts").iterdir(),
+        key=lambda item: item.name,
+    ):
+        if resource.name.endswith(".rules.yaml"):
+            groups.extend(yaml.safe_load(resource.read_text())["groups"])
+    return groups
+
+
 def prometheus_rule(stack: StackRef, *, spec: StackSpec) -> dict[str, Any]:
+    """The SLO burn-rate, outbox, consumer-lag and error-ratio alerts (unit-tested by promtool)."""
     metadata = _metadata(stack, f"{stack.name}-alerts", component="monitoring")
     metadata["labels"].update(spec.monitoring.labels)
-    selector = f'namespace="{stack.namespace}"'
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": metadata,
-        "spec": {
-            "groups": [
-                {
-                    "name": f"pinstack.{stack.name}",
-                    "rules": [
-                        {
-                            "alert": "PinstackServiceDown",
-                            "expr": f'up{{{selector}, job=~"pinstack-.*"}} == 0',
-                            "for": "5m",
-                            "labels": {"severity": "critical"},
-                            "annotations": {"summary": "{{ $labels.job }} is down"},
-                        },
-                        {
-                            "alert": "PinstackHighErrorRate",
-                            "expr": (
-                                f"sum by (job) (rate(grpc_server_handled_total{{{selector}, "
-                                f'grpc_code!~"OK|NotFound|InvalidArgument|AlreadyExists|'
-                                f'Unauthenticated|PermissionDenied"}}[5m])) / sum by (job) '
-                                f"(rate(grpc_server_handled_total{{{selector}}}[5m])) > 0.05"
-                            ),
-                            "for": "10m",
-                            "labels": {"severity": "warning"},
-                            "annotations": {"summary": "{{ $labels.job }} fails over 5% of calls"},
-                        },
-                    ],
-                }
-            ]
-        },
+        "spec": {"groups": alert_rule_groups()},
     }

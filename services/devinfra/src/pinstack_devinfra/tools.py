@@ -411,6 +411,11 @@ def chart_copies(root: Path | None = None) -> list[Copy]:
         Copy(path, root / "charts" / "pinstack" / "files" / "alerts" / path.name)
         for path in sorted((root / "alerts").glob("*.rules.yaml"))
     ]
+    # The operator ships the same rules in the PrometheusRule it manages (package data).
+    copies += [
+        Copy(path, root / "operator" / "src" / "pinstack_operator" / "alerts" / path.name)
+        for path in sorted((root / "alerts").glob("*.rules.yaml"))
+    ]
     return copies
 
 
@@ -420,6 +425,7 @@ def _orphans(root: Path) -> list[Path]:
     found = [
         *(root / "charts" / "pinstack" / "files" / "dashboards").glob("*.json"),
         *(root / "charts" / "pinstack" / "files" / "alerts").glob("*.rules.yaml"),
+        *(root / "operator" / "src" / "pinstack_operator" / "alerts").glob("*.rules.yaml"),
     ]
     return sorted(p for p in found if p not in wanted)
 
