@@ -70,6 +70,14 @@ migrate-up: install ## apply every service's migrations (PINSTACK_*_DATABASE_URL
 migrate-down: install ## roll every service's schema back one step
 	$(RUN) pinstack migrate down
 
+.PHONY: bench
+bench: install ## full benchmark against dev-up (starts it, rate limits off); see BENCHMARKS.md
+	PINSTACK_RATE_LIMITS_ENABLED=false $(RUN) python bench/run.py
+
+.PHONY: bench-quick
+bench-quick: install ## two-minute benchmark against dev-up; results in bench/results/
+	PINSTACK_RATE_LIMITS_ENABLED=false $(RUN) python bench/run.py --quick
+
 .PHONY: clean
 clean: ## remove the virtualenv, caches and embedded data (.pinstack/)
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .pinstack
