@@ -425,6 +425,8 @@ async def test_metrics_are_labelled_by_route_template(stack: RunningStack) -> No
     assert 'route="/api/v1/users/{user_id}"' in text
     assert "/api/v1/users/424242" not in text
     assert "pinstack_grpc_client_requests_total" in text
+    assert 'pinstack_proxy_requests_total{service="user"}' in text
+    assert 'pinstack_proxy_errors_total{code="NOT_FOUND",service="user"}' in text
 
 
 async def test_deleting_a_user_ends_their_sessions(stack: RunningStack) -> None:

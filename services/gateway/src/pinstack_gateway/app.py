@@ -27,7 +27,7 @@ from pinstack_gateway.errors import install_error_handlers
 from pinstack_gateway.middleware import GatewayMiddleware
 from pinstack_gateway.routes import auth, notifications, posts, relations, users
 from pinstack_gateway.settings import GatewaySettings
-from pinstack_gateway.upstreams import Upstreams
+from pinstack_gateway.upstreams import Upstreams, proxy
 
 __all__ = ["GatewayComponent", "ReadinessCheck", "create_app", "create_component"]
 
@@ -82,8 +82,7 @@ def create_app(
 
     @app.get("/.well-known/jwks.json", include_in_schema=False)
     async def jwks(request: Request) -> JSONResponse:
-        request.scope["pinstack.upstream"] = "auth"
-        return JSONResponse(json.loads(await upstreams.jwks()))
+        return JSONResponse(json.loads(await proxy(request, "auth").jwks()))
 
     return app
 

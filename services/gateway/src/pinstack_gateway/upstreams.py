@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import grpc
+from fastapi import Request
 
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.notification.v1 import notification_pb2_grpc
 from pinstack.post.v1 import post_pb2_grpc
 from pinstack.relation.v1 import relation_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
+from pinstack_common.errors import InvalidArgumentError
 from pinstack_common.grpc_client import open_channel
+from pinstack_common.metrics import PROXY_REQUESTS
 from pinstack_gateway.settings import GatewaySettings
 
-__all__ = ["Upstreams"]
+__all__ = ["Upstreams", "positive_id", "proxy"]
 
 
 @dataclass
@@ -59,3 +62,21 @@ class Upstreams:
     async def close(self) -> None:
         for channel in reversed(self.channels):
             await channel.close()
+
+
+def proxy(request: Request, service: str) -> Upstreams:
+    """The upstreams, with this request counted as proxied to ``service``.
+
+    The service name also labels the error counter if the call fails (see ``errors.py``).
+    """
+    request.scope["pinstack.upstream"] = service
+    PROXY_REQUESTS.labels(service).inc()
+    upstreams: Upstreams = request.app.state.upstreams
+    return upstreams
+
+
+def positive_id(value: int) -> int:
+    """Ids parse as integers (else ``invalid input``) and must be at least 1."""
+    if value <= 0:
+        raise InvalidArgumentError("validation failed")
+    return value

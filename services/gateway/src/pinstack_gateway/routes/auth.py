@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pinstack.auth.v1 import auth_pb2
 from pinstack_gateway.envelope import ok
 from pinstack_gateway.identity import Caller
-from pinstack_gateway.upstreams import Upstreams
+from pinstack_gateway.upstreams import proxy
 
 __all__ = ["router"]
 
@@ -39,19 +39,13 @@ class UpdatePasswordBody(BaseModel):
     new_password: str = ""
 
 
-def _upstreams(request: Request) -> Upstreams:
-    request.scope["pinstack.upstream"] = "auth"
-    upstreams: Upstreams = request.app.state.upstreams
-    return upstreams
-
-
 def _pair(pair: auth_pb2.TokenPair) -> dict[str, str]:
     return {"access_token": pair.access_token, "refresh_token": pair.refresh_token}
 
 
 @router.post("/register", status_code=201)
 async def register(body: RegisterBody, request: Request) -> JSONResponse:
-    pair = await _upstreams(request).auth.Register(auth_pb2.RegisterRequest(**body.model_dump()))
+    pair = await proxy(request, "auth").auth.Register(auth_pb2.RegisterRequest(**body.model_dump()))
     return ok(_pair(pair), status=201)
 
 
@@ -61,12 +55,12 @@ async def login(body: LoginBody, request: Request) -> JSONResponse:
     message = auth_pb2.LoginRequest(
         login=body.login, password=body.password, client_address=address
     )
-    return ok(_pair(await _upstreams(request).auth.Login(message)))
+    return ok(_pair(await proxy(request, "auth").auth.Login(message)))
 
 
 @router.post("/refresh")
 async def refresh(body: RefreshTokenBody, request: Request) -> JSONResponse:
-    pair = await _upstreams(request).auth.Refresh(
+    pair = await proxy(request, "auth").auth.Refresh(
         auth_pb2.RefreshRequest(refresh_token=body.refresh_token)
     )
     return ok(_pair(pair))
@@ -74,7 +68,9 @@ async def refresh(body: RefreshTokenBody, request: Request) -> JSONResponse:
 
 @router.post("/logout")
 async def logout(body: RefreshTokenBody, request: Request) -> JSONResponse:
-    await _upstreams(request).auth.Logout(auth_pb2.LogoutRequest(refresh_token=body.refresh_token))
+    await proxy(request, "auth").auth.Logout(
+        auth_pb2.LogoutRequest(refresh_token=body.refresh_token)
+    )
     return ok()
 
 
@@ -85,5 +81,5 @@ async def update_password(
     message = auth_pb2.UpdatePasswordRequest(
         old_password=body.old_password, new_password=body.new_password
     )
-    await _upstreams(request).auth.UpdatePassword(message)
+    await proxy(request, "auth").auth.UpdatePassword(message)
     return ok({"message": "Password updated successfully"})

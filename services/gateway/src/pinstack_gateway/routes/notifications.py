@@ -17,7 +17,7 @@ from pinstack.notification.v1 import notification_pb2
 from pinstack_common.errors import InvalidArgumentError
 from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
-from pinstack_gateway.upstreams import Upstreams
+from pinstack_gateway.upstreams import positive_id, proxy
 
 __all__ = ["notification_json", "router"]
 
@@ -46,23 +46,15 @@ def notification_json(item: notification_pb2.Notification) -> dict[str, Any]:
     return body
 
 
-def _upstreams(request: Request) -> Upstreams:
-    request.scope["pinstack.upstream"] = "notification"
-    upstreams: Upstreams = request.app.state.upstreams
-    return upstreams
-
-
 def _id(notification_id: int) -> notification_pb2.NotificationIdRequest:
-    if notification_id <= 0:
-        raise InvalidArgumentError("validation failed")
-    return notification_pb2.NotificationIdRequest(id=notification_id)
+    return notification_pb2.NotificationIdRequest(id=positive_id(notification_id))
 
 
 @router.get("/feed")
 async def feed(request: Request, _caller: Caller, page: int = 1, limit: int = 10) -> JSONResponse:
     if page < 1 or not 1 <= limit <= MAX_LIMIT:
         raise InvalidArgumentError("invalid input")
-    found = await _upstreams(request).notification.GetFeed(
+    found = await proxy(request, "notification").notification.GetFeed(
         notification_pb2.GetFeedRequest(page=page, limit=limit)
     )
     return ok(
@@ -78,7 +70,7 @@ async def feed(request: Request, _caller: Caller, page: int = 1, limit: int = 10
 
 @router.get("/unread-count")
 async def unread_count(request: Request, _caller: Caller) -> JSONResponse:
-    found = await _upstreams(request).notification.GetUnreadCount(
+    found = await proxy(request, "notification").notification.GetUnreadCount(
         notification_pb2.GetUnreadCountRequest()
     )
     return ok({"count": found.count})
@@ -86,7 +78,9 @@ async def unread_count(request: Request, _caller: Caller) -> JSONResponse:
 
 @router.put("/read-all")
 async def read_all(request: Request, _caller: Caller) -> JSONResponse:
-    await _upstreams(request).notification.MarkAllRead(notification_pb2.MarkAllReadRequest())
+    await proxy(request, "notification").notification.MarkAllRead(
+        notification_pb2.MarkAllReadRequest()
+    )
     return ok({"success": True, "message": "All notifications marked as read"})
 
 
@@ -95,7 +89,7 @@ async def send(body: SendBody, request: Request, _caller: Caller) -> JSONRespons
     if body.user_id <= 0 or not body.type.strip() or len(body.type) > 64:
         raise InvalidArgumentError("validation failed")
     payload = "" if body.payload is None else json.dumps(body.payload, separators=(",", ":"))
-    sent = await _upstreams(request).notification.SendNotification(
+    sent = await proxy(request, "notification").notification.SendNotification(
         notification_pb2.SendNotificationRequest(
             user_id=body.user_id, type=body.type, payload_json=payload
         )
@@ -107,13 +101,13 @@ async def send(body: SendBody, request: Request, _caller: Caller) -> JSONRespons
 
 @router.get("/{notification_id}")
 async def get_notification(notification_id: int, request: Request, _caller: Caller) -> JSONResponse:
-    item = await _upstreams(request).notification.GetNotification(_id(notification_id))
+    item = await proxy(request, "notification").notification.GetNotification(_id(notification_id))
     return ok(notification_json(item))
 
 
 @router.put("/{notification_id}/read")
 async def mark_read(notification_id: int, request: Request, _caller: Caller) -> JSONResponse:
-    await _upstreams(request).notification.MarkRead(_id(notification_id))
+    await proxy(request, "notification").notification.MarkRead(_id(notification_id))
     return ok({"success": True, "message": "Notification marked as read"})
 
 
@@ -121,5 +115,5 @@ async def mark_read(notification_id: int, request: Request, _caller: Caller) -> 
 async def delete_notification(
     notification_id: int, request: Request, _caller: Caller
 ) -> JSONResponse:
-    await _upstreams(request).notification.DeleteNotification(_id(notification_id))
+    await proxy(request, "notification").notification.DeleteNotification(_id(notification_id))
     return ok({"success": True, "message": "Notification removed successfully"})

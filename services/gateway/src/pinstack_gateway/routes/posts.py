@@ -19,7 +19,7 @@ from pinstack.post.v1 import post_pb2
 from pinstack_common.errors import InvalidArgumentError
 from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
-from pinstack_gateway.upstreams import Upstreams
+from pinstack_gateway.upstreams import positive_id, proxy
 
 __all__ = ["post_json", "router"]
 
@@ -93,18 +93,6 @@ def created_json(post: post_pb2.Post) -> dict[str, Any]:
     return _extras(post, body)
 
 
-def _upstreams(request: Request) -> Upstreams:
-    request.scope["pinstack.upstream"] = "post"
-    upstreams: Upstreams = request.app.state.upstreams
-    return upstreams
-
-
-def _positive(value: int) -> int:
-    if value <= 0:
-        raise InvalidArgumentError("validation failed")
-    return value
-
-
 def _timestamp(value: str) -> Timestamp:
     """An RFC 3339 date-time with an offset; anything else is ``validation failed``."""
     if _RFC3339.fullmatch(value) is None:
@@ -127,7 +115,7 @@ async def create_post(body: CreatePostBody, request: Request, _caller: Caller) -
     message = post_pb2.CreatePostRequest(
         title=body.title, content=body.content, tags=body.tags or [], media=_media(body.media_items)
     )
-    return ok(created_json(await _upstreams(request).post.CreatePost(message)), status=201)
+    return ok(created_json(await proxy(request, "post").post.CreatePost(message)), status=201)
 
 
 @router.get("/list")
@@ -145,20 +133,22 @@ async def list_posts(
         raise InvalidArgumentError("validation failed")
     message = post_pb2.ListPostsRequest(offset=offset, limit=limit)
     if author_id is not None:
-        message.author_id = _positive(author_id)
+        message.author_id = positive_id(author_id)
     if tag:
         message.tag = tag
     if created_after is not None:
         message.created_after.CopyFrom(_timestamp(created_after))
     if created_before is not None:
         message.created_before.CopyFrom(_timestamp(created_before))
-    found = await _upstreams(request).post.ListPosts(message)
+    found = await proxy(request, "post").post.ListPosts(message)
     return ok({"posts": [post_json(post) for post in found.posts], "total": found.total})
 
 
 @router.get("/{post_id}")
 async def get_post(post_id: int, request: Request) -> JSONResponse:
-    post = await _upstreams(request).post.GetPost(post_pb2.GetPostRequest(id=_positive(post_id)))
+    post = await proxy(request, "post").post.GetPost(
+        post_pb2.GetPostRequest(id=positive_id(post_id))
+    )
     return ok(post_json(post))
 
 
@@ -166,7 +156,7 @@ async def get_post(post_id: int, request: Request) -> JSONResponse:
 async def update_post(
     post_id: int, body: UpdatePostBody, request: Request, _caller: Caller
 ) -> JSONResponse:
-    message = post_pb2.UpdatePostRequest(id=_positive(post_id))
+    message = post_pb2.UpdatePostRequest(id=positive_id(post_id))
     if body.title is not None:
         message.title = body.title
     if body.content is not None:
@@ -175,10 +165,12 @@ async def update_post(
         message.tags.CopyFrom(post_pb2.StringList(values=body.tags))
     if body.media_items is not None:
         message.media.CopyFrom(post_pb2.MediaList(items=_media(body.media_items)))
-    return ok(post_json(await _upstreams(request).post.UpdatePost(message)))
+    return ok(post_json(await proxy(request, "post").post.UpdatePost(message)))
 
 
 @router.delete("/{post_id}")
 async def delete_post(post_id: int, request: Request, _caller: Caller) -> JSONResponse:
-    await _upstreams(request).post.DeletePost(post_pb2.DeletePostRequest(id=_positive(post_id)))
+    await proxy(request, "post").post.DeletePost(
+        post_pb2.DeletePostRequest(id=positive_id(post_id))
+    )
     return ok()

@@ -16,7 +16,7 @@ from pinstack.relation.v1 import relation_pb2
 from pinstack_common.errors import InvalidArgumentError
 from pinstack_gateway.envelope import ok
 from pinstack_gateway.identity import Caller
-from pinstack_gateway.upstreams import Upstreams
+from pinstack_gateway.upstreams import positive_id, proxy
 
 __all__ = ["router"]
 
@@ -27,12 +27,6 @@ MAX_LIMIT = 100
 
 class FollowBody(BaseModel):
     followee_id: StrictInt = 0
-
-
-def _upstreams(request: Request) -> Upstreams:
-    request.scope["pinstack.upstream"] = "relation"
-    upstreams: Upstreams = request.app.state.upstreams
-    return upstreams
 
 
 def _listing_request(user_id: int, page: int, limit: int) -> relation_pb2.ListRelationsRequest:
@@ -51,27 +45,25 @@ def _related(user: relation_pb2.RelatedUser) -> dict[str, Any]:
 
 @router.post("/follow")
 async def follow(body: FollowBody, request: Request, _caller: Caller) -> JSONResponse:
-    if body.followee_id <= 0:
-        raise InvalidArgumentError("validation failed")
-    await _upstreams(request).relation.Follow(
-        relation_pb2.FollowRequest(followee_id=body.followee_id)
+    await proxy(request, "relation").relation.Follow(
+        relation_pb2.FollowRequest(followee_id=positive_id(body.followee_id))
     )
     return ok({"message": "Followed successfully"})
 
 
 @router.post("/unfollow")
 async def unfollow(body: FollowBody, request: Request, _caller: Caller) -> JSONResponse:
-    if body.followee_id <= 0:
-        raise InvalidArgumentError("validation failed")
-    await _upstreams(request).relation.Unfollow(
-        relation_pb2.UnfollowRequest(followee_id=body.followee_id)
+    await proxy(request, "relation").relation.Unfollow(
+        relation_pb2.UnfollowRequest(followee_id=positive_id(body.followee_id))
     )
     return ok({"message": "Unfollowed successfully"})
 
 
 @router.get("/{user_id}/followers")
 async def followers(user_id: int, request: Request, page: int = 1, limit: int = 20) -> JSONResponse:
-    found = await _upstreams(request).relation.GetFollowers(_listing_request(user_id, page, limit))
+    found = await proxy(request, "relation").relation.GetFollowers(
+        _listing_request(user_id, page, limit)
+    )
     return ok(
         {
             "followers": [_related(user) for user in found.users],
@@ -84,7 +76,9 @@ async def followers(user_id: int, request: Request, page: int = 1, limit: int = 
 
 @router.get("/{user_id}/followees")
 async def followees(user_id: int, request: Request, page: int = 1, limit: int = 20) -> JSONResponse:
-    found = await _upstreams(request).relation.GetFollowees(_listing_request(user_id, page, limit))
+    found = await proxy(request, "relation").relation.GetFollowees(
+        _listing_request(user_id, page, limit)
+    )
     return ok(
         {
             "followees": [_related(user) for user in found.users],

@@ -13,7 +13,7 @@ from pinstack.user.v1 import user_pb2
 from pinstack_common.errors import InvalidArgumentError
 from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
-from pinstack_gateway.upstreams import Upstreams
+from pinstack_gateway.upstreams import positive_id, proxy
 
 __all__ = ["router", "user_json"]
 
@@ -52,25 +52,13 @@ def user_json(user: user_pb2.User) -> dict[str, Any]:
     return body
 
 
-def _upstreams(request: Request, service: str = "user") -> Upstreams:
-    request.scope["pinstack.upstream"] = service
-    upstreams: Upstreams = request.app.state.upstreams
-    return upstreams
-
-
-def _positive(value: int) -> int:
-    if value <= 0:
-        raise InvalidArgumentError("validation failed")
-    return value
-
-
 @router.get("/search")
 async def search(request: Request, query: str = "", page: int = 1, limit: int = 10) -> JSONResponse:
     if not query.strip():
         raise InvalidArgumentError("invalid search query")
     if page < 1 or not 1 <= limit <= 100:
         raise InvalidArgumentError("validation failed")
-    found = await _upstreams(request).user.SearchUsers(
+    found = await proxy(request, "user").user.SearchUsers(
         user_pb2.SearchUsersRequest(query=query, page=page, limit=limit)
     )
     return ok({"users": [user_json(user) for user in found.users], "total": found.total})
@@ -78,7 +66,7 @@ async def search(request: Request, query: str = "", page: int = 1, limit: int = 
 
 @router.get("/username/{username}")
 async def by_username(username: str, request: Request) -> JSONResponse:
-    user = await _upstreams(request).user.GetUserByUsername(
+    user = await proxy(request, "user").user.GetUserByUsername(
         user_pb2.GetUserByUsernameRequest(username=username)
     )
     return ok(user_json(user))
@@ -86,7 +74,7 @@ async def by_username(username: str, request: Request) -> JSONResponse:
 
 @router.get("/email/{email}")
 async def by_email(email: str, request: Request) -> JSONResponse:
-    user = await _upstreams(request).user.GetUserByEmail(
+    user = await proxy(request, "user").user.GetUserByEmail(
         user_pb2.GetUserByEmailRequest(email=email)
     )
     return ok(user_json(user))
@@ -94,13 +82,15 @@ async def by_email(email: str, request: Request) -> JSONResponse:
 
 @router.get("/{user_id}")
 async def get_user(user_id: int, request: Request) -> JSONResponse:
-    user = await _upstreams(request).user.GetUser(user_pb2.GetUserRequest(id=_positive(user_id)))
+    user = await proxy(request, "user").user.GetUser(
+        user_pb2.GetUserRequest(id=positive_id(user_id))
+    )
     return ok(user_json(user))
 
 
 @router.post("", status_code=201)
 async def create_user(body: CreateUserBody, request: Request, _caller: Caller) -> JSONResponse:
-    user = await _upstreams(request, "auth").auth.CreateAccount(
+    user = await proxy(request, "auth").auth.CreateAccount(
         auth_pb2.RegisterRequest(**body.model_dump())
     )
     return ok(user_json(user), status=201)
@@ -109,18 +99,20 @@ async def create_user(body: CreateUserBody, request: Request, _caller: Caller) -
 @router.put("")
 async def update_user(body: UpdateUserBody, request: Request, _caller: Caller) -> JSONResponse:
     fields = body.model_dump(exclude={"id"}, exclude_none=True)
-    message = user_pb2.UpdateUserRequest(id=_positive(body.id), **fields)
-    return ok(user_json(await _upstreams(request).user.UpdateUser(message)))
+    message = user_pb2.UpdateUserRequest(id=positive_id(body.id), **fields)
+    return ok(user_json(await proxy(request, "user").user.UpdateUser(message)))
 
 
 @router.delete("/{user_id}", status_code=204)
 async def delete_user(user_id: int, request: Request, _caller: Caller) -> Response:
-    await _upstreams(request).user.DeleteUser(user_pb2.DeleteUserRequest(id=_positive(user_id)))
+    await proxy(request, "user").user.DeleteUser(
+        user_pb2.DeleteUserRequest(id=positive_id(user_id))
+    )
     return Response(status_code=204)
 
 
 @router.put("/avatar")
 async def update_avatar(body: AvatarBody, request: Request, caller: Caller) -> JSONResponse:
     message = user_pb2.UpdateAvatarRequest(id=caller.user_id, avatar_url=body.avatar_url)
-    await _upstreams(request).user.UpdateAvatar(message)
+    await proxy(request, "user").user.UpdateAvatar(message)
     return ok()
