@@ -3,7 +3,7 @@
     python bench/hotpath.py [--components gateway,post] [--rate 40] [--seconds 30]
 
 Each chosen component of the running dev stack is stopped and started again, with the very
-environment it had, under ``profiled_serve.py``; the read mix runs at a fixed rate; the
+environment it had, under ``serve_variant.py --profile``; the read mix runs at a fixed rate; the
 components are stopped (which writes their profiles) and ``pinstack dev up`` puts the normal
 processes back. The report groups CPU time by library, which says more about a service than
 the top functions alone (a request is spread thin over SQLAlchemy, gRPC and protobuf).
@@ -13,22 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import pstats
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from knee import measure
 from loadgen import LoadGenerator, Step
 from seed import RESULTS, ensure_fresh_tokens, seed
-from stack import Stack, _environ, ensure_stack, load_stack, pinstack_dev
+from stack import Stack, ensure_stack, load_stack
+from swap import restore, swap
 from workloads import WorkloadSpec
 
 __all__ = ["group_by_library", "profile_components"]
@@ -98,82 +93,25 @@ def _top(stats: pstats.Stats, key: str, count: int) -> list[dict[str, Any]]:
     ]
 
 
-def _ready(stack: Stack, name: str, port: int) -> bool:
-    if name == "gateway":
-        try:
-            with urllib.request.urlopen(f"{stack.base_url}/readyz", timeout=2) as reply:  # noqa: S310
-                return int(reply.status) == 200
-        except OSError:
-            return False
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=1
-            )
-        except grpc.RpcError:
-            return False
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-
-def _stop(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        if not Path(f"/proc/{pid}").exists() or "zombie" in _status(pid):
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-
-
-def _status(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/status").read_text().lower()
-    except OSError:
-        return ""
-
-
 def profile_components(
     stack: Stack, spec: WorkloadSpec, *, components: list[str], rate: float, seconds: float
 ) -> dict[str, Any]:
     out_dir = RESULTS / "profiles"
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = json.loads((stack.data_dir / "dev" / "state.json").read_text())
-    profiled: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
-    for name in components:
-        env = _environ(stack.pids[name])
-        _stop(stack.pids[name])
-        out = out_dir / f"{name}.prof"
+    outs = {name: out_dir / f"{name}.prof" for name in components}
+    for out in outs.values():
         out.unlink(missing_ok=True)
-        log = (stack.data_dir / "dev" / "logs" / f"{name}.profiled.log").open("ab")
-        command = [sys.executable, str(HERE / "profiled_serve.py"), name, str(out)]
-        profiled[name] = (
-            subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT),
-            out,
-        )
-    deadline = time.monotonic() + 90
-    for name in components:
-        while not _ready(stack, name, int(state["ports"].get(name, 0))):
-            if time.monotonic() > deadline or profiled[name][0].poll() is not None:
-                raise SystemExit(f"profiled {name} did not come up; see its .profiled.log")
-            time.sleep(0.3)
+    pids = dict(stack.pids)
+    variants = {name: ["--profile", str(outs[name])] for name in components}
+    started = swap(stack, pids, variants, tag="profiled")
     print(f"==> profiling {', '.join(components)}: read mix at {rate:.0f}/s for {seconds:.0f}s")
     with LoadGenerator(1) as generator:
         # A few unprofiled seconds first: connections, caches and lazy imports warm up.
-        measure(generator, stack.pids, Step(spec=spec, rate=rate, duration=3, warmup=1))
-        for process, _ in profiled.values():
+        measure(generator, pids, Step(spec=spec, rate=rate, duration=3, warmup=1))
+        for process in started.values():
             process.send_signal(signal.SIGUSR1)
-        record = measure(
-            generator, stack.pids, Step(spec=spec, rate=rate, duration=seconds, warmup=2)
-        )
-        for process, _ in profiled.values():
+        record = measure(generator, pids, Step(spec=spec, rate=rate, duration=seconds, warmup=2))
+        for process in started.values():
             process.send_signal(signal.SIGUSR2)
     report: dict[str, Any] = {
         "rate": rate,
@@ -181,9 +119,9 @@ def profile_components(
         "load": record.as_dict(),
         "components": {},
     }
-    for name, (process, out) in profiled.items():
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+    print("==> restoring the normal processes (pinstack dev up adopts the rest)")
+    restore(started)
+    for name, out in outs.items():
         stats = pstats.Stats(str(out))
         total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
         report["components"][name] = {
@@ -195,8 +133,6 @@ def profile_components(
             "top_cumtime": _top(stats, "cumtime", 40),
             "profile": str(out),
         }
-    print("==> restoring the normal processes (pinstack dev up adopts the rest)")
-    pinstack_dev("up")
     return report
 
 

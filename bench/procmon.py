@@ -55,9 +55,13 @@ def _cpu_of(process: psutil.Process, *, tree: bool) -> float:
 
 
 def _rss_mb(process: psutil.Process, *, tree: bool) -> float:
+    """RSS of one process; for a tree the PSS sum, since PostgreSQL's backends share its buffers
+    and a sum of RSS would count the shared memory once per backend."""
     try:
-        members = [process, *process.children(recursive=True)] if tree else [process]
-        return float(sum(p.memory_info().rss for p in members)) / 2**20
+        if not tree:
+            return float(process.memory_info().rss) / 2**20
+        members = [process, *process.children(recursive=True)]
+        return float(sum(p.memory_full_info().pss for p in members)) / 2**20
     except psutil.Error:
         return 0.0
 
@@ -140,7 +144,7 @@ class ProcMonitor:
         machine = busy / seconds
         peaks = {}
         for item in self._tracked:
-            # VmHWM is exact for one process; a tree's peak is the largest sampled sum.
+            # VmHWM is exact for one process; a tree's peak is the largest sampled PSS sum.
             hwm = 0.0 if item.tree else peak_rss_mb(item.root.pid)
             peaks[item.name] = round(max(hwm, item.peak_rss_mb), 1)
         ours = sum(v for k, v in cpu.items())

@@ -9,6 +9,7 @@ headers and the body, so a request costs tens of microseconds.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 
 __all__ = ["ConnectionPool", "HttpError", "build_request"]
@@ -30,10 +31,16 @@ def build_request(
     return head + (body or b"")
 
 
+# uvicorn closes a keep-alive connection after 5 idle seconds; retire ours before that.
+IDLE_LIMIT = 4.0
+
+
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.idle_since = time.monotonic()
+        self.reused = False
 
     def close(self) -> None:
         self.writer.close()
@@ -96,8 +103,13 @@ class ConnectionPool:
 
     async def _acquire(self) -> _Connection:
         while True:
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                connection = self._idle.pop()
+                if time.monotonic() - connection.idle_since < IDLE_LIMIT:
+                    connection.reused = True
+                    return connection
+                connection.close()  # the server may have closed it already: do not send on it
+                self._open -= 1
             if self._open < self.max_connections:
                 self._open += 1
                 try:
@@ -120,6 +132,7 @@ class ConnectionPool:
 
     def _release(self, connection: _Connection, *, reuse: bool) -> None:
         if reuse:
+            connection.idle_since = time.monotonic()
             self._idle.append(connection)
         else:
             connection.close()
@@ -127,16 +140,22 @@ class ConnectionPool:
         self._wake()
 
     async def send(self, raw: bytes) -> tuple[int, bytes]:
-        connection = await self._acquire()
-        reuse = False
-        try:
-            status, body, reuse = await connection.exchange(raw)
-        except (asyncio.IncompleteReadError, ConnectionError) as error:
-            raise HttpError(type(error).__name__) from error
-        finally:
-            # A cancelled (timed-out) exchange leaves the connection mid-response: drop it.
-            self._release(connection, reuse=reuse)
-        return status, body
+        for attempt in (1, 2):
+            connection = await self._acquire()
+            reuse = False
+            try:
+                status, body, reuse = await connection.exchange(raw)
+            except (asyncio.IncompleteReadError, ConnectionError) as error:
+                # A kept-alive connection the server closed just now fails before any answer;
+                # like any HTTP client, send once more on a fresh one. A new one failing is real.
+                if connection.reused and attempt == 1:
+                    continue
+                raise HttpError(type(error).__name__) from error
+            finally:
+                # A cancelled (timed-out) exchange leaves the connection mid-response: drop it.
+                self._release(connection, reuse=reuse)
+            return status, body
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         while self._idle:

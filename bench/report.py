@@ -170,7 +170,9 @@ def _wrk(wrk: dict[str, Any]) -> list[str]:
 
 
 def _memory(memory: dict[str, float]) -> list[str]:
-    title = "**Peak memory** (MiB; VmHWM per process, PostgreSQL: largest sampled sum of its tree):"
+    title = (
+        "**Peak memory** (MiB; VmHWM per process, PostgreSQL: largest sampled PSS sum of its tree):"
+    )
     return ["", title, "", *_table(list(memory), [[f"{v:.0f}" for v in memory.values()]])]
 
 

@@ -47,7 +47,7 @@ class Profile:
 
 QUICK = Profile(
     scale=0.1, step_seconds=7, warmup=2, read_start=20, write_start=5, factor=1.6,
-    max_steps=6, bisections=0, notify_samples=50, wrk_seconds=6,
+    max_steps=8, bisections=0, notify_samples=50, wrk_seconds=6,
 )  # fmt: skip
 FULL = Profile(
     scale=1.0, step_seconds=30, warmup=5, read_start=20, write_start=5, factor=1.4,

@@ -74,7 +74,7 @@ def load_stack(directory: Path | None = None) -> Stack | None:
     )
 
 
-def _environ(pid: int) -> dict[str, str]:
+def environ_of(pid: int) -> dict[str, str]:
     try:
         raw = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
@@ -91,7 +91,7 @@ def rate_limits_disabled(stack: Stack) -> dict[str, bool]:
     """
     result = {}
     for name in COMPONENTS:
-        value = _environ(stack.pids.get(name, 0)).get(RATE_LIMIT_ENV, "true")
+        value = environ_of(stack.pids.get(name, 0)).get(RATE_LIMIT_ENV, "true")
         result[name] = value.strip().lower() in {"false", "0", "no", "off"}
     return result
 

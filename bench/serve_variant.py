@@ -1,0 +1,65 @@
+"""``pinstack serve <component>`` with a twist, for profiling and A/B runs.
+
+    python bench/serve_variant.py <component> [--profile OUT] [--uvloop] [--patch NAME]
+
+``--profile OUT``: cProfile, switched on by SIGUSR1 and off by SIGUSR2, the stats written to OUT
+when the process ends; start-up (two CPU seconds of imports) must not drown the requests being
+studied. The timer is the process's CPU clock, not the wall clock: on a shared 2-core machine a
+process waits for a core a good part of the time, and that waiting would be charged to whatever
+function happened to be running.
+
+``--uvloop``: the same code on uvloop's event loop instead of asyncio's (``pinstack serve``
+uses ``asyncio.run``), to measure what the loop costs.
+
+``--patch NAME``: a prototype fix from :mod:`variants`, applied before the component starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import signal
+import time
+from types import FrameType
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("component")
+    parser.add_argument("--profile", metavar="OUT")
+    parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--patch", action="append", default=[])
+    args = parser.parse_args()
+    profiler = cProfile.Profile(time.process_time)
+
+    def switch(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGUSR1:
+            profiler.enable()
+        else:
+            profiler.disable()
+
+    if args.profile:
+        signal.signal(signal.SIGUSR1, switch)
+        signal.signal(signal.SIGUSR2, switch)
+    if args.uvloop:
+        import uvloop
+
+        # asyncio.run takes its loop from the policy: every component gets uvloop unchanged.
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    from variants import PATCHES
+
+    for name in args.patch:
+        PATCHES[name]()
+    from pinstack_cli.main import app
+
+    try:
+        app(["serve", args.component], standalone_mode=False)
+    finally:
+        if args.profile:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+
+
+if __name__ == "__main__":
+    main()
