@@ -385,6 +385,9 @@ async def test_delete_user(stack: RunningStack) -> None:
         403,
         "forbidden",
     )
+    # Ownership is decided (and counted) in the user service; the stack shares this process.
+    metrics = (await stack.client.get("/metrics")).text
+    assert 'pinstack_authorization_total{result="denied"}' in metrics
     assert_error(
         await stack.client.delete("/api/v1/users/abc", headers=account.headers),
         400,

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.relation.v1 import events_pb2 as relation_events
 from pinstack.user.v1 import events_pb2 as user_events
+from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
-from pinstack_common.errors import ForbiddenError, InvalidArgumentError, NotFoundError
+from pinstack_common.errors import InvalidArgumentError, NotFoundError
 from pinstack_common.events.consumer import current_event
 from pinstack_common.metrics import NOTIFICATIONS_CREATED
 from pinstack_common.tokens import Identity
@@ -214,6 +215,5 @@ def _require_positive(value: int) -> None:
 def _owned(caller: Identity, record: NotificationRecord | None) -> NotificationRecord:
     if record is None:
         raise NotFoundError("notification not found")
-    if record.user_id != caller.user_id:
-        raise ForbiddenError("access to notification denied")
+    require_owner(caller, record.user_id, message="access to notification denied")
     return record

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
-from pinstack_common.errors import ForbiddenError, NotFoundError
+from pinstack_common.errors import NotFoundError
 from pinstack_common.metrics import POSTS_CREATED
 from pinstack_common.tokens import Identity
 from pinstack_post.authors import AuthorDirectory, AuthorRecord
@@ -202,6 +203,5 @@ class PostUseCases:
 def _require_author(post: PostRecord | None, caller: Identity) -> PostRecord:
     if post is None:
         raise NotFoundError("post not found")
-    if post.author_id != caller.user_id:
-        raise ForbiddenError("forbidden")
+    require_owner(caller, post.author_id)
     return post

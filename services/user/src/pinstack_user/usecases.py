@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
-from pinstack_common.errors import ForbiddenError, InvalidArgumentError, NotFoundError
+from pinstack_common.errors import InvalidArgumentError, NotFoundError
 from pinstack_common.tokens import Identity
 from pinstack_common.validation import validate_avatar_url, validate_email, validate_username
 from pinstack_user.events import UserEvents
@@ -109,7 +110,7 @@ class UserUseCases:
         async with self._db.transaction() as session:
             if await self._repo.get(session, user_id) is None:
                 raise NotFoundError("user not found")
-            _require_self(caller, user_id)
+            require_owner(caller, user_id)
             await self._repo.delete(session, user_id)
             await self._events.deleted(session, user_id)
 
@@ -118,7 +119,7 @@ class UserUseCases:
     ) -> UserRecord:
         async with self._db.transaction() as session:
             existing = _found(await self._repo.get(session, user_id))
-            _require_self(caller, user_id)
+            require_owner(caller, user_id)
             if not values:
                 return existing
             user = _found(await self._repo.update(session, user_id, **values))
@@ -134,11 +135,6 @@ def require_max_length(value: str, limit: int) -> None:
 def require_positive_id(value: int) -> None:
     if value <= 0:
         raise InvalidArgumentError("validation failed")
-
-
-def _require_self(caller: Identity, user_id: int) -> None:
-    if caller.user_id != user_id:
-        raise ForbiddenError("forbidden")
 
 
 def _found(user: UserRecord | None) -> UserRecord:
