@@ -1,6 +1,6 @@
 """Profile the read mix's hot path: components under cProfile while the generator runs.
 
-    python bench/hotpath.py [--components gateway,post] [--rate 40] [--seconds 30]
+    python bench/hotpath.py [--components gateway,post] [--mix read] [--rate 40] [--seconds 30]
 
 Each chosen component of the running dev stack is stopped and started again, with the very
 environment it had, under ``serve_variant.py --profile``; the read mix runs at a fixed rate; the
@@ -104,7 +104,9 @@ def profile_components(
     pids = dict(stack.pids)
     variants = {name: ["--profile", str(outs[name])] for name in components}
     started = swap(stack, pids, variants, tag="profiled")
-    print(f"==> profiling {', '.join(components)}: read mix at {rate:.0f}/s for {seconds:.0f}s")
+    print(
+        f"==> profiling {', '.join(components)}: {spec.mix} mix at {rate:.0f}/s for {seconds:.0f}s"
+    )
     with LoadGenerator(1) as generator:
         # A few unprofiled seconds first: connections, caches and lazy imports warm up.
         measure(generator, pids, Step(spec=spec, rate=rate, duration=3, warmup=1))
@@ -151,6 +153,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--components", default="gateway,post")
+    parser.add_argument("--mix", choices=["read", "write"], default="read")
     parser.add_argument("--rate", type=float, default=40)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--scale", type=float, default=1.0)
@@ -159,7 +162,7 @@ def main() -> None:
     population = asyncio.run(seed(stack, scale=args.scale))
     asyncio.run(ensure_fresh_tokens(stack, population, valid_for=args.seconds + 300))
     spec = WorkloadSpec(
-        mix="read",
+        mix=args.mix,
         host=f"{stack.host}:{stack.port}",
         users=[(u.user_id, u.access_token) for u in population.users],
         post_ids=population.post_ids,
@@ -168,7 +171,7 @@ def main() -> None:
     report = profile_components(
         stack, spec, components=args.components.split(","), rate=args.rate, seconds=args.seconds
     )
-    (RESULTS / "profile.json").write_text(json.dumps(report, indent=1, default=str))
+    (RESULTS / f"profile-{args.mix}.json").write_text(json.dumps(report, indent=1, default=str))
     print_report(report)
     if load_stack() is None:
         raise SystemExit("the stack did not come back after profiling")

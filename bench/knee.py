@@ -79,7 +79,7 @@ def _line(record: StepRecord) -> str:
     t = s.total
     cpu = record.window["cpu_cores"]
     busiest = max(
-        ((k, v) for k, v in cpu.items() if k != "generator"),
+        ((k, v) for k, v in cpu.items() if k not in {"generator", "monitor"}),
         key=lambda kv: kv[1],
         default=("-", 0.0),
     )

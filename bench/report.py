@@ -64,7 +64,7 @@ def _latency_cells(e: dict[str, Any]) -> list[str]:
 
 
 def _busiest(window: dict[str, Any]) -> str:
-    cpu = {k: v for k, v in window["cpu_cores"].items() if k != "generator"}
+    cpu = {k: v for k, v in window["cpu_cores"].items() if k not in {"generator", "monitor"}}
     name = max(cpu, key=lambda k: cpu[k]) if cpu else "-"
     return f"{name} {cpu.get(name, 0):.2f}"
 
@@ -193,12 +193,13 @@ def _steps(result: dict[str, Any]) -> list[str]:
                     str(t["errors"]),
                     _busiest(w),
                     f"{w['cpu_cores'].get('generator', 0):.2f}",
+                    f"{s['stats']['send_lag_p99_ms']:.1f}",
                     f"{w['other_cores']:.2f}",
                     verdict + (" (2nd try)" if s.get("attempt", 1) > 1 else ""),
                 ]
             )
     header = ["mix", "target/s", "achieved/s", "p50", "p99", "p99.9", "errors"]
-    header += ["busiest process", "generator", "other", "verdict"]
+    header += ["busiest process", "generator", "send lag p99", "other", "verdict"]
     title = "**Every step** (latency in ms; CPU in cores averaged over the step):"
     return ["", title, "", *_table(header, rows)]
 
