@@ -17,8 +17,7 @@ from typing import Any
 __all__ = ["machine", "render_markdown", "update_benchmarks_md"]
 
 ROOT = Path(__file__).resolve().parents[1]
-START = "<!-- bench:latest:start -->"
-END = "<!-- bench:latest:end -->"
+MARKERS = "<!-- bench:{kind}:start -->", "<!-- bench:{kind}:end -->"
 
 
 def _run(*command: str) -> str:
@@ -217,11 +216,15 @@ def render_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_benchmarks_md(markdown: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace the table between the markers (the file's prose is left as it is)."""
+def update_benchmarks_md(markdown: str, *, kind: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
+    """Replace the ``kind`` run's table between its markers (the prose is left as it is).
+
+    Quick and full runs keep a block each: a two-minute smoke test must not hide the latest
+    full measurement.
+    """
+    start, end = (m.format(kind=kind) for m in MARKERS)
     text = path.read_text()
-    block = f"{START}\n{markdown}{END}"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
-        raise SystemExit(f"{path} has no {START} ... {END} block")
-    path.write_text(pattern.sub(lambda _: block, text))
+        raise SystemExit(f"{path} has no {start} ... {end} block")
+    path.write_text(pattern.sub(lambda _: f"{start}\n{markdown}{end}", text))

@@ -149,7 +149,7 @@ def _write(result: dict[str, Any], *, kind: str, update_md: bool) -> None:
     stem.with_suffix(".md").write_text(markdown)
     (RESULTS / f"latest-{kind}.md").write_text(markdown)
     if update_md:
-        update_benchmarks_md(markdown)
+        update_benchmarks_md(markdown, kind=kind)
     print(markdown)
     print(f"==> done in {result['seconds']:.0f}s: {stem}.json and .md")
     print("    the stack is still up: make dev-down stops it")
