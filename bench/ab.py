@@ -76,8 +76,8 @@ def _run_rates(
 
 
 def _answers(api: str, spec: WorkloadSpec) -> list[Any]:
-    """Post lists of 20 authors, three pages each (one past the end): a variant must not
-    change a single byte of what clients see."""
+    """Post lists of 20 authors, three pages each (one past the end): a variant must answer
+    the same JSON as the code it stands in for."""
     import httpx
 
     paths = [

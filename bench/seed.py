@@ -16,6 +16,7 @@ import asyncio
 import base64
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -29,7 +30,11 @@ from stack import Stack, ensure_stack
 __all__ = ["BenchUser", "Population", "ensure_fresh_tokens", "load_edges", "seed"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
-EDGES = Path(__file__).resolve().parents[2] / "shared" / "bench" / "socfb-Reed98.edges"
+# ../shared/bench beside the checkout (as laid out for sessions and CI); overridable.
+EDGES = Path(
+    os.environ.get("PINSTACK_BENCH_EDGES")
+    or Path(__file__).resolve().parents[2] / "shared" / "bench" / "socfb-Reed98.edges"
+)
 FULL_USERS = 962
 PASSWORD = "benchpass123"  # noqa: S105 - throwaway accounts on a dev stack
 TAGS = ("travel", "food", "music", "art", "tech", "sport", "books", "film")
