@@ -20,7 +20,6 @@ class AuthSettings(ServiceSettings):
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
     # How often ended sessions (revoked or expired refresh-token families) are deleted.
     session_purge_interval_seconds: float = Field(default=3600.0, gt=0)
-    rate_limits_enabled: bool = True
     # `limits` notation ("10/minute; 50/hour"). Failures count per account (stops guessing one
     # password) and per client address (stops spraying many accounts). The address limit is
     # generous: test suites and NATed offices log in a lot from one address.

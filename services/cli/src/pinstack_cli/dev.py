@@ -315,14 +315,17 @@ def _component_ok(state: dict[str, Any], name: str) -> bool:
 # ---------------------------------------------------------------- commands
 
 
-def dev_up(*, data_dir: Path, http_port: int, ephemeral_ports: bool = False) -> None:
+def dev_up(*, data_dir: Path, http_port: int | None, ephemeral_ports: bool = False) -> None:
     """Start (or adopt) the whole stack and return once the gateway is ready."""
     started = time.monotonic()
     dev = _dev_dir(data_dir)
     dev.mkdir(parents=True, exist_ok=True)
     state = _load(dev)
     state.setdefault("internal_token", secrets.token_urlsafe(32))
-    state["ports"]["gateway"] = http_port
+    # An explicit port wins; otherwise the stack comes back where it was (8080 the first time).
+    if http_port is not None:
+        state["ports"]["gateway"] = http_port
+    http_port = state["ports"].setdefault("gateway", 8080)
     for spec in SERVICES.values():
         _port(state, spec.name, spec.default_port, ephemeral=ephemeral_ports)
         # Each service's Prometheus endpoint: any free port, remembered in state.json.
@@ -390,7 +393,12 @@ def dev_down(*, data_dir: Path) -> None:
 @dev_app.command("up")
 def up_command(
     data_dir: DataDirOption = Path(".pinstack"),
-    http_port: Annotated[int, typer.Option(envvar="PINSTACK_HTTP_PORT")] = 8080,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="PINSTACK_HTTP_PORT", help="Gateway port (default: last one, or 8080)."
+        ),
+    ] = None,
     ephemeral_ports: Annotated[
         bool,
         typer.Option(

@@ -29,6 +29,8 @@ class ServiceSettings(BaseSettings):
     event_transport: Literal["inprocess", "kafka"] = "kafka"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     otlp_endpoint: str | None = None
+    # Abusable endpoints' limits (login failures, notification send); off for benchmarks.
+    rate_limits_enabled: bool = True
     db_pool_size: int = Field(default=10, ge=1)
     rpc_timeout_seconds: float = Field(default=5.0, gt=0)
     auth_addr: str = "127.0.0.1:50052"

@@ -13,4 +13,3 @@ class GatewaySettings(ServiceSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    rate_limits_enabled: bool = True

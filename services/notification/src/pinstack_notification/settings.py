@@ -11,7 +11,6 @@ class NotificationSettings(ServiceSettings):
     grpc_port: int = 50055
     feed_max_limit: int = 100
     # ``PINSTACK_RATE_LIMITS_ENABLED=false`` switches every limit off (benchmarks, load tests).
-    rate_limits_enabled: bool = True
     # Per caller, in the ``limits`` notation; several limits separated by ``;``.
     send_rate_limit: str = "30/10second;300/hour"
     # Live subscribers whose socket falls this far behind lose the oldest pushes, not memory.
