@@ -293,7 +293,46 @@ async def test_a_page_costs_constant_statements_and_one_batched_rpc(harness: Har
         measured[size] = (len(statements), len(harness.users.get_users_calls))
     print(f"page cost (statements, GetUsers calls): {measured}")  # noqa: T201
     assert measured[1] == measured[50]
-    assert measured[50] == (4, 1)
+    # Posts, their media and tags and the total come back in one statement.
+    assert measured[50] == (1, 1)
+
+
+async def test_a_page_past_the_end_still_counts_every_match(harness: Harness) -> None:
+    alice, bob = harness.users.add(1), harness.users.add(2)
+    for index in range(6):
+        caller = alice if index < 4 else bob
+        await harness.posts.create(caller=caller, title=f"p{index}", tags=["Tag"] if index else [])
+    now = datetime.now(UTC)
+    filters = {
+        "none": (PostFilter(), 6),
+        "author": (PostFilter(author_id=1), 4),
+        "tag": (PostFilter(tag="tAg"), 5),
+        "range": (
+            PostFilter(created_after=now - timedelta(hours=1), created_before=now + timedelta(1)),
+            6,
+        ),
+        "all": (
+            PostFilter(author_id=1, tag="TAG", created_after=now - timedelta(hours=1)),
+            3,
+        ),
+    }
+    for name, (where, expected) in filters.items():
+        with harness.counting() as statements:
+            page, total = await harness.posts.list_posts(where=where, offset=1, limit=2)
+        assert (len(page), total, len(statements)) == (2, expected, 1), name
+        # The last row of the matches: the window count still has a row to ride on.
+        page, total = await harness.posts.list_posts(where=where, offset=expected - 1, limit=5)
+        assert (len(page), total) == (1, expected), name
+        # Past the end the window has no row, so (only then) a separate count answers.
+        with harness.counting() as statements:
+            page, total = await harness.posts.list_posts(where=where, offset=expected, limit=5)
+        assert (page, total, len(statements)) == ([], expected, 2), name
+        page, total = await harness.posts.list_posts(where=where, offset=1000, limit=5)
+        assert (page, total) == ([], expected), name
+    # No match at all: an empty first page is the whole answer, no count needed.
+    with harness.counting() as statements:
+        page, total = await harness.posts.list_posts(where=PostFilter(author_id=99))
+    assert (page, total, len(statements)) == ([], 0, 1)
 
 
 async def test_deleted_author_disappears_and_never_fails_a_list(harness: Harness) -> None:

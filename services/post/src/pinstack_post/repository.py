@@ -1,19 +1,35 @@
 """SQL for posts, media and tags. The only module of the post service that talks to the database.
 
-Every read of a page is a fixed number of statements whatever its size: the page, then its media
-and its tags for all its posts at once (``_attach``), so a page of 50 costs what a page of 1 does.
+Every read is one statement whatever the page size: the posts, their media and their tags come
+back together (media and tags as JSON arrays per post), and a list page counts every match with
+``count(*) OVER ()`` in the same statement. Profiling showed SQLAlchemy's per-statement work, not
+PostgreSQL, dominating the service's CPU (BENCHMARKS.md), so fewer statements is what pays. The
+read statements are built once per filter shape and reused: a reused statement object keeps its
+memoized cache key, so executing it skips rebuilding the construct and re-deriving the key.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,17 +79,6 @@ class PostFilter:
     created_before: datetime | None = None
 
 
-def _post(row: RowMapping) -> PostRecord:
-    return PostRecord(
-        id=row["id"],
-        author_id=row["author_id"],
-        title=row["title"],
-        content=row["content"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
 class PostRepository:
     """Queries over the post tables within the caller's session (the unit of work)."""
 
@@ -88,37 +93,53 @@ class PostRepository:
         media_items: Sequence[MediaInput],
     ) -> PostRecord:
         statement = (
-            insert(posts).values(author_id=author_id, title=title, content=content).returning(posts)
+            insert(posts)
+            .values(author_id=author_id, title=title, content=content)
+            .returning(posts.c.id)
         )
-        post = _post((await session.execute(statement)).mappings().one())
-        await self._write_tags(session, post.id, tag_names)
-        await self._write_media(session, post.id, media_items)
-        return (await self._attach(session, [post]))[0]
+        post_id = int((await session.execute(statement)).scalar_one())
+        await self._write_tags(session, post_id, tag_names)
+        await self._write_media(session, post_id, media_items)
+        return await self._load(session, post_id)
 
     async def get(
         self, session: AsyncSession, post_id: int, *, for_update: bool = False
     ) -> PostRecord | None:
-        query = select(posts).where(posts.c.id == post_id)
-        if for_update:
-            query = query.with_for_update()
-        row = (await session.execute(query)).mappings().first()
-        if row is None:
-            return None
-        return (await self._attach(session, [_post(row)]))[0]
+        """The post with its media and tags in one statement (the same mapping as a page)."""
+        connection = await session.connection()
+        statement = _one_statement(for_update=for_update)
+        row = (await connection.execute(statement, {"post_id": post_id})).mappings().first()
+        return None if row is None else _post(row)
 
     async def find(
         self, session: AsyncSession, *, where: PostFilter, offset: int, limit: int
     ) -> tuple[list[PostRecord], int]:
-        """One page, newest first, and the number of every match: four statements."""
-        total = (
-            await session.execute(_filtered(select(func.count()).select_from(posts), where))
-        ).scalar_one()
-        query = _filtered(select(posts), where).order_by(
-            posts.c.created_at.desc(), posts.c.id.desc()
+        """One page, newest first, and the number of every match, in one statement.
+
+        A page past the end has no row to carry the window count; only then (and only when
+        ``offset`` > 0, since an empty first page means no match at all) a second statement
+        counts the matches.
+        """
+        shape = _shape(where)
+        params = _params(where)
+        # The session's connection, not ``session.execute``: the ORM execution layer adds
+        # Python work per statement and none of it applies to a Core select.
+        connection = await session.connection()
+        rows = (
+            (
+                await connection.execute(
+                    _page_statement(*shape), params | {"offset": offset, "limit": limit}
+                )
+            )
+            .mappings()
+            .all()
         )
-        rows = (await session.execute(query.offset(offset).limit(limit))).mappings()
-        page = [_post(row) for row in rows]
-        return await self._attach(session, page), int(total)
+        if rows:
+            return [_post(row) for row in rows], int(rows[0]["total"])
+        if offset == 0:
+            return [], 0
+        total = (await connection.execute(_count_statement(*shape), params)).scalar_one()
+        return [], int(total)
 
     async def update(
         self,
@@ -131,19 +152,16 @@ class PostRepository:
     ) -> PostRecord:
         """Replace what is given (``None`` keeps, an empty list clears) and touch ``updated_at``."""
         statement = (
-            update(posts)
-            .where(posts.c.id == post_id)
-            .values(**values, updated_at=func.now())
-            .returning(posts)
+            update(posts).where(posts.c.id == post_id).values(**values, updated_at=func.now())
         )
-        post = _post((await session.execute(statement)).mappings().one())
+        await session.execute(statement)
         if tag_names is not None:
             await session.execute(delete(post_tags).where(post_tags.c.post_id == post_id))
             await self._write_tags(session, post_id, tag_names)
         if media_items is not None:
             await session.execute(delete(media).where(media.c.post_id == post_id))
             await self._write_media(session, post_id, media_items)
-        return (await self._attach(session, [post]))[0]
+        return await self._load(session, post_id)
 
     async def delete(self, session: AsyncSession, post_id: int) -> None:
         # Media and tag links go with the post (ON DELETE CASCADE).
@@ -154,6 +172,13 @@ class PostRepository:
             delete(posts).where(posts.c.author_id == author_id).returning(posts.c.id)
         )
         return [int(post_id) for post_id in result.scalars()]
+
+    async def _load(self, session: AsyncSession, post_id: int) -> PostRecord:
+        """The post just written, read back as readers will see it (same statement as ``get``)."""
+        post = await self.get(session, post_id)
+        if post is None:  # pragma: no cover - written in this very transaction
+            raise LookupError(f"post {post_id} vanished inside its own transaction")
+        return post
 
     async def _write_tags(self, session: AsyncSession, post_id: int, names: Sequence[str]) -> None:
         if not names:
@@ -189,58 +214,122 @@ class PostRepository:
         ]
         await session.execute(insert(media).values(rows))
 
-    async def _attach(self, session: AsyncSession, page: list[PostRecord]) -> list[PostRecord]:
-        """Media and tags of a whole page in two statements, whatever its size."""
-        if not page:
-            return []
-        ids = [post.id for post in page]
-        media_of: dict[int, list[MediaRecord]] = defaultdict(list)
-        media_rows = await session.execute(
-            select(media)
-            .where(media.c.post_id.in_(ids))
-            .order_by(media.c.post_id, media.c.position, media.c.ordinal)
-        )
-        for row in media_rows.mappings():
-            media_of[row["post_id"]].append(
-                MediaRecord(
-                    id=row["id"], url=row["url"], type=row["type"], position=row["position"]
-                )
-            )
-        tags_of: dict[int, list[TagRecord]] = defaultdict(list)
-        tag_rows = await session.execute(
-            select(post_tags.c.post_id, post_tags.c.tag_id, post_tags.c.name)
-            .where(post_tags.c.post_id.in_(ids))
-            .order_by(post_tags.c.post_id, post_tags.c.ordinal)
-        )
-        for link in tag_rows:
-            tags_of[link.post_id].append(TagRecord(id=link.tag_id, name=link.name))
-        return [
-            PostRecord(
-                id=post.id,
-                author_id=post.author_id,
-                title=post.title,
-                content=post.content,
-                created_at=post.created_at,
-                updated_at=post.updated_at,
-                media=tuple(media_of[post.id]),
-                tags=tuple(tags_of[post.id]),
-            )
-            for post in page
-        ]
+
+def _post(row: RowMapping) -> PostRecord:
+    return PostRecord(
+        id=row["id"],
+        author_id=row["author_id"],
+        title=row["title"],
+        content=row["content"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        media=tuple(
+            MediaRecord(id=m["id"], url=m["url"], type=m["type"], position=m["position"])
+            for m in row["media"]
+        ),
+        tags=tuple(TagRecord(id=t["id"], name=t["name"]) for t in row["tags"]),
+    )
 
 
-def _filtered(query: Select[Any], where: PostFilter) -> Select[Any]:
-    if where.author_id is not None:
-        query = query.where(posts.c.author_id == where.author_id)
-    if where.created_after is not None:
-        query = query.where(posts.c.created_at > where.created_after)
-    if where.created_before is not None:
-        query = query.where(posts.c.created_at < where.created_before)
-    if where.tag is not None:
+def _json_array(aggregated: ColumnElement[Any], source: Any) -> ScalarSelect[Any]:
+    """``coalesce(json_agg(...), '[]')`` over ``source`` as a per-post scalar subquery."""
+    empty: ColumnElement[Any] = literal_column("'[]'::json")
+    # JSON as the result type: the asyncpg dialect hands back decoded lists.
+    return (
+        select(type_coerce(func.coalesce(aggregated, empty), JSON)).where(source).scalar_subquery()
+    )
+
+
+def _media_of(post_id: ColumnElement[Any]) -> ScalarSelect[Any]:
+    # By position, then the order the client gave (the contract's media order).
+    item = func.json_build_object(
+        "id", media.c.id, "url", media.c.url, "type", media.c.type, "position", media.c.position
+    )
+    ordered = func.json_agg(aggregate_order_by(item, media.c.position, media.c.ordinal))
+    return _json_array(ordered, media.c.post_id == post_id)
+
+
+def _tags_of(post_id: ColumnElement[Any]) -> ScalarSelect[Any]:
+    # The post's own spelling (post_tags.name), in the order it gave them.
+    item = func.json_build_object("id", post_tags.c.tag_id, "name", post_tags.c.name)
+    ordered = func.json_agg(aggregate_order_by(item, post_tags.c.ordinal))
+    return _json_array(ordered, post_tags.c.post_id == post_id)
+
+
+def _with_media_and_tags(query: Select[Any]) -> Select[Any]:
+    return query.add_columns(
+        _media_of(posts.c.id).label("media"), _tags_of(posts.c.id).label("tags")
+    )
+
+
+@cache
+def _one_statement(*, for_update: bool) -> Select[Any]:
+    query = _with_media_and_tags(select(posts)).where(posts.c.id == bindparam("post_id"))
+    # Locks the post row only; its media and tag rows are replaced under that lock.
+    return query.with_for_update(of=posts) if for_update else query
+
+
+_Shape = tuple[bool, bool, bool, bool]
+
+
+def _shape(where: PostFilter) -> _Shape:
+    return (
+        where.author_id is not None,
+        where.tag is not None,
+        where.created_after is not None,
+        where.created_before is not None,
+    )
+
+
+def _params(where: PostFilter) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "author_id": where.author_id,
+        "tag": None if where.tag is None else where.tag.lower(),
+        "created_after": where.created_after,
+        "created_before": where.created_before,
+    }
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def _filtered(
+    query: Select[Any], author: bool, tag: bool, after: bool, before: bool
+) -> Select[Any]:
+    """The list's WHERE with bound parameters, so one statement serves every value."""
+    if author:
+        query = query.where(posts.c.author_id == bindparam("author_id"))
+    if after:
+        query = query.where(posts.c.created_at > bindparam("created_after"))
+    if before:
+        query = query.where(posts.c.created_at < bindparam("created_before"))
+    if tag:
         tagged = (
             select(post_tags.c.post_id)
             .join(tags, tags.c.id == post_tags.c.tag_id)
-            .where(tags.c.name == where.tag.lower())
+            .where(tags.c.name == bindparam("tag"))
         )
         query = query.where(posts.c.id.in_(tagged))
     return query
+
+
+@cache
+def _page_statement(author: bool, tag: bool, after: bool, before: bool) -> Select[Any]:
+    # The inner query reads only what the indexes hold (id, created_at, author_id), so counting
+    # every match stays an index scan; the window count is taken before LIMIT/OFFSET. Whole rows,
+    # media and tags are fetched for the page's posts only, not for every match or skipped row.
+    matches = _filtered(
+        select(posts.c.id, posts.c.created_at, func.count().over().label("total")),
+        author, tag, after, before,
+    )  # fmt: skip
+    page = (
+        matches.order_by(posts.c.created_at.desc(), posts.c.id.desc())
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+        .cte("page")
+    )
+    query = select(posts, page.c.total).join_from(page, posts, posts.c.id == page.c.id)
+    return _with_media_and_tags(query).order_by(page.c.created_at.desc(), page.c.id.desc())
+
+
+@cache
+def _count_statement(author: bool, tag: bool, after: bool, before: bool) -> Select[Any]:
+    return _filtered(select(func.count()).select_from(posts), author, tag, after, before)

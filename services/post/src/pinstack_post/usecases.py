@@ -119,7 +119,8 @@ class PostUseCases:
     async def list_posts(
         self, *, where: PostFilter, offset: int = 0, limit: int | None = None
     ) -> tuple[list[AuthoredPost], int]:
-        """A page, newest first, and ``total`` matches; four statements and at most one RPC."""
+        """A page, newest first, and ``total`` matches: one statement (two for a page past the
+        end) and at most one RPC."""
         limit = self._default_limit if limit is None else limit
         validate_page(offset=offset, limit=limit, max_limit=self._max_limit)
         if where.author_id is not None:
