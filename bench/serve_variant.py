@@ -1,6 +1,6 @@
 """``pinstack serve <component>`` with a twist, for profiling and A/B runs.
 
-    python bench/serve_variant.py <component> [--profile OUT] [--uvloop] [--patch NAME]
+    python bench/serve_variant.py <component> [--profile OUT] [--uvloop] [--source DIR]
 
 ``--profile OUT``: cProfile, switched on by SIGUSR1 and off by SIGUSR2, the stats written to OUT
 when the process ends; start-up (two CPU seconds of imports) must not drown the requests being
@@ -11,7 +11,10 @@ function happened to be running.
 ``--uvloop``: the same code on uvloop's event loop instead of asyncio's (``pinstack serve``
 uses ``asyncio.run``), to measure what the loop costs.
 
-``--patch NAME``: a prototype fix from :mod:`variants`, applied before the component starts.
+``--source DIR``: import the component's package from DIR (e.g. ``services/post/src`` of an older
+revision, extracted by ``ab.py --baseline``) instead of the checkout. The workspace installs its
+members as ``.pth`` path entries, so a directory put first on ``sys.path`` wins; everything else
+(common, contracts, dependencies) stays the checkout's, so only that package differs.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import cProfile
 import signal
+import sys
 import time
 from types import FrameType
 
@@ -29,7 +33,7 @@ def main() -> None:
     parser.add_argument("component")
     parser.add_argument("--profile", metavar="OUT")
     parser.add_argument("--uvloop", action="store_true")
-    parser.add_argument("--patch", action="append", default=[])
+    parser.add_argument("--source", action="append", default=[], metavar="DIR")
     args = parser.parse_args()
     profiler = cProfile.Profile(time.process_time)
 
@@ -47,10 +51,8 @@ def main() -> None:
 
         # asyncio.run takes its loop from the policy: every component gets uvloop unchanged.
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    from variants import PATCHES
-
-    for name in args.patch:
-        PATCHES[name]()
+    for directory in reversed(args.source):
+        sys.path.insert(0, directory)
     from pinstack_cli.main import app
 
     try:
