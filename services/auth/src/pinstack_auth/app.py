@@ -30,7 +30,7 @@ from pinstack_auth.usecases import AuthUseCases
 from pinstack_common.db import Database
 from pinstack_common.events import EventTransport, topic_for
 from pinstack_common.revocation import SessionRevocations
-from pinstack_common.runtime import ServiceRuntime
+from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 
 __all__ = ["MIGRATIONS_PACKAGE", "SERVICE_NAME", "AuthComponent", "create_component"]
 
@@ -40,77 +40,59 @@ SERVICE_NAME = "pinstack.auth.v1.AuthService"
 log = structlog.get_logger(__name__)
 
 
-class AuthComponent:
+class AuthComponent(ServiceComponent):
     """The auth service as a :class:`pinstack_common.lifecycle.Component`."""
 
     name = "auth"
+    settings: AuthSettings
 
     def __init__(self, *, settings: AuthSettings, transport: EventTransport | None = None) -> None:
-        self._shared_transport = transport
-        self.settings = settings
+        super().__init__(settings=settings, transport=transport)
         self.usecases: AuthUseCases | None = None
-        self._runtime: ServiceRuntime | None = None
 
-    @property
-    def address(self) -> str:
-        """``host:port`` the gRPC server listens on (the real port when 0 was asked for)."""
-        if self._runtime is None:
-            raise RuntimeError("auth component not started")
-        return self._runtime.address
-
-    async def start(self) -> None:
+    async def wire(self, runtime: ServiceRuntime) -> None:
         s = self.settings
-        runtime = ServiceRuntime(
-            name=self.name, settings=s, shared_transport=self._shared_transport
+        database = runtime.database()
+        redis = runtime.redis()
+        channel = runtime.channel(address=s.user_addr, service="user")
+        keys = await self._load_keys(database)
+        self.usecases = AuthUseCases(
+            database=database,
+            repository=AuthRepository(),
+            users=GrpcUserDirectory(channel=channel),
+            passwords=PasswordHasher(
+                time_cost=s.argon2_time_cost,
+                memory_cost_kib=s.argon2_memory_cost_kib,
+                parallelism=s.argon2_parallelism,
+                max_concurrent=s.argon2_max_concurrent,
+            ),
+            tokens=TokenService(
+                keys=keys,
+                access_ttl=timedelta(seconds=s.access_token_ttl_seconds),
+                refresh_ttl=timedelta(seconds=s.refresh_token_ttl_seconds),
+            ),
+            limiter=self._limiter(redis),
+            revocations=SessionRevocations(redis=redis, ttl_seconds=s.access_token_ttl_seconds),
         )
-        try:
-            database = runtime.database()
-            redis = runtime.redis()
-            channel = runtime.channel(address=s.user_addr, service="user")
-            keys = await self._load_keys(database)
-            self.usecases = AuthUseCases(
-                database=database,
-                repository=AuthRepository(),
-                users=GrpcUserDirectory(channel=channel),
-                passwords=PasswordHasher(
-                    time_cost=s.argon2_time_cost,
-                    memory_cost_kib=s.argon2_memory_cost_kib,
-                    parallelism=s.argon2_parallelism,
-                    max_concurrent=s.argon2_max_concurrent,
-                ),
-                tokens=TokenService(
-                    keys=keys,
-                    access_ttl=timedelta(seconds=s.access_token_ttl_seconds),
-                    refresh_ttl=timedelta(seconds=s.refresh_token_ttl_seconds),
-                ),
-                limiter=self._limiter(redis),
-                revocations=SessionRevocations(redis=redis, ttl_seconds=s.access_token_ttl_seconds),
-            )
-            await runtime.consume(
-                database=database,
-                processed=processed_events,
-                topics=[topic_for("user")],
-                handlers={UserDeleted: user_deleted_handler(self.usecases)},
-            )
-            await runtime.serve(
-                service_name=SERVICE_NAME,
-                registration=partial(
-                    auth_pb2_grpc.add_AuthServiceServicer_to_server,
-                    AuthServicer(usecases=self.usecases),
-                ),
-            )
-            purger = asyncio.create_task(self._purge_periodically(self.usecases))
-            runtime.on_close(partial(_cancel, purger))
-        except BaseException:
-            await runtime.close()  # release whatever was opened before the failure
-            raise
-        self._runtime = runtime
-        log.info("auth started", address=self.address, signing_kid=keys.signing.kid)
+        await runtime.consume(
+            database=database,
+            processed=processed_events,
+            topics=[topic_for("user")],
+            handlers={UserDeleted: user_deleted_handler(self.usecases)},
+        )
+        await runtime.serve(
+            service_name=SERVICE_NAME,
+            registration=partial(
+                auth_pb2_grpc.add_AuthServiceServicer_to_server,
+                AuthServicer(usecases=self.usecases),
+            ),
+        )
+        purger = asyncio.create_task(self._purge_periodically(self.usecases))
+        runtime.on_close(partial(_cancel, purger))
+        log.info("auth started", address=runtime.address, signing_kid=keys.signing.kid)
 
     async def stop(self) -> None:
-        if self._runtime is not None:
-            await self._runtime.close()
-            self._runtime = None
+        await super().stop()
         self.usecases = None
 
     async def _purge_periodically(self, usecases: AuthUseCases) -> None:

@@ -29,7 +29,7 @@ from pinstack_common.grpc_server import GrpcServer, Registration
 from pinstack_common.settings import ServiceSettings
 from pinstack_common.tokens import AccessTokenVerifier
 
-__all__ = ["EventHandlers", "ServiceRuntime"]
+__all__ = ["EventHandlers", "ServiceComponent", "ServiceRuntime"]
 
 # Event type -> handler(message, session) running in the consumer's transaction.
 EventHandlers = Mapping[type[Message], Callable[[Any, AsyncSession], Awaitable[None]]]
@@ -145,3 +145,46 @@ class ServiceRuntime:
 
     async def close(self) -> None:
         await self._stack.aclose()
+
+
+class ServiceComponent:
+    """The lifecycle every gRPC service shares; a service only says how it is wired.
+
+    Subclasses set ``name`` and implement :meth:`wire`, which asks the runtime for what the
+    service needs and builds its use cases and servicer. A failure half-way releases whatever
+    was opened; :meth:`stop` closes it all in reverse order.
+    """
+
+    name: str = "service"
+
+    def __init__(
+        self, *, settings: ServiceSettings, transport: EventTransport | None = None
+    ) -> None:
+        self.settings = settings
+        self._shared_transport = transport
+        self._runtime: ServiceRuntime | None = None
+
+    @property
+    def address(self) -> str:
+        if self._runtime is None:
+            raise RuntimeError(f"{self.name} service is not started")
+        return self._runtime.address
+
+    async def wire(self, runtime: ServiceRuntime) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        runtime = ServiceRuntime(
+            name=self.name, settings=self.settings, shared_transport=self._shared_transport
+        )
+        try:
+            await self.wire(runtime)
+        except BaseException:
+            await runtime.close()  # release whatever was opened before the failure
+            raise
+        self._runtime = runtime
+
+    async def stop(self) -> None:
+        if self._runtime is not None:
+            await self._runtime.close()
+            self._runtime = None

@@ -17,7 +17,7 @@ from pinstack.user.v1 import user_pb2_grpc
 from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_common.db import Database
 from pinstack_common.events import EventTransport, Outbox, topic_for
-from pinstack_common.runtime import ServiceRuntime
+from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 from pinstack_notification.broadcaster import NotificationBroadcaster
 from pinstack_notification.clients import GrpcUserDirectory
 from pinstack_notification.events import NotificationEvents
@@ -34,28 +34,21 @@ __all__ = ["MIGRATIONS_PACKAGE", "NotificationComponent", "create_component"]
 MIGRATIONS_PACKAGE = "pinstack_notification"
 
 
-class NotificationComponent:
+class NotificationComponent(ServiceComponent):
     name = "notification"
+    settings: NotificationSettings
 
     def __init__(
         self, *, settings: NotificationSettings, transport: EventTransport | None = None
     ) -> None:
-        self._settings = settings
-        self._shared_transport = transport
-        self._runtime: ServiceRuntime | None = None
+        super().__init__(settings=settings, transport=transport)
         self.database: Database | None = None
         self.outbox = Outbox(table=outbox_table)
         self.broadcaster = NotificationBroadcaster(queue_size=settings.stream_queue_size)
         self.use_cases: NotificationUseCases | None = None
 
-    @property
-    def address(self) -> str:
-        if self._runtime is None:
-            raise RuntimeError("notification service is not started")
-        return self._runtime.address
-
     def _limiter(self, runtime: ServiceRuntime) -> SendLimiter:
-        settings = self._settings
+        settings = self.settings
         if not settings.rate_limits_enabled:
             return DisabledSendLimiter()
         return redis_send_limiter(
@@ -64,57 +57,47 @@ class NotificationComponent:
             limits=settings.send_rate_limit,
         )
 
-    async def start(self) -> None:
-        settings = self._settings
-        runtime = ServiceRuntime(
-            name=self.name, settings=settings, shared_transport=self._shared_transport
+    async def wire(self, runtime: ServiceRuntime) -> None:
+        settings = self.settings
+        self.database = runtime.database()
+        users = user_pb2_grpc.UserServiceStub(
+            runtime.channel(address=settings.user_addr, service="user")
         )
-        try:
-            self.database = runtime.database()
-            users = user_pb2_grpc.UserServiceStub(
-                runtime.channel(address=settings.user_addr, service="user")
-            )
-            self.use_cases = NotificationUseCases(
-                database=self.database,
-                repository=NotificationRepository(),
-                events=NotificationEvents(outbox=self.outbox),
-                users=GrpcUserDirectory(stub=users),
-                limiter=self._limiter(runtime),
-                broadcaster=self.broadcaster,
-                max_limit=settings.feed_max_limit,
-            )
-            await runtime.relay(database=self.database, outbox=self.outbox)
-            await runtime.consume(
-                database=self.database,
-                processed=processed_events,
-                topics=[topic_for("relation"), topic_for("user")],
-                handlers={
-                    FollowCreated: self.use_cases.on_follow_created,
-                    UserDeleted: self.use_cases.on_user_deleted,
-                },
-            )
-            servicer = NotificationServicer(
-                notifications=self.use_cases,
-                broadcaster=self.broadcaster,
-                verifier=runtime.token_verifier(),
-            )
-            await runtime.serve(
-                service_name="pinstack.notification.v1.NotificationService",
-                registration=partial(
-                    notification_pb2_grpc.add_NotificationServiceServicer_to_server, servicer
-                ),
-            )
-        except BaseException:
-            await runtime.close()  # release whatever was opened before the failure
-            raise
-        self._runtime = runtime
+        self.use_cases = NotificationUseCases(
+            database=self.database,
+            repository=NotificationRepository(),
+            events=NotificationEvents(outbox=self.outbox),
+            users=GrpcUserDirectory(stub=users),
+            limiter=self._limiter(runtime),
+            broadcaster=self.broadcaster,
+            max_limit=settings.feed_max_limit,
+        )
+        await runtime.relay(database=self.database, outbox=self.outbox)
+        await runtime.consume(
+            database=self.database,
+            processed=processed_events,
+            topics=[topic_for("relation"), topic_for("user")],
+            handlers={
+                FollowCreated: self.use_cases.on_follow_created,
+                UserDeleted: self.use_cases.on_user_deleted,
+            },
+        )
+        servicer = NotificationServicer(
+            notifications=self.use_cases,
+            broadcaster=self.broadcaster,
+            verifier=runtime.token_verifier(),
+        )
+        await runtime.serve(
+            service_name="pinstack.notification.v1.NotificationService",
+            registration=partial(
+                notification_pb2_grpc.add_NotificationServiceServicer_to_server, servicer
+            ),
+        )
 
     async def stop(self) -> None:
         # Ends open live streams first, so the gRPC drain does not wait out its grace period.
         self.broadcaster.close()
-        if self._runtime is not None:
-            await self._runtime.close()
-            self._runtime = None
+        await super().stop()
 
 
 def create_component(

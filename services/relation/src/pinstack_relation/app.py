@@ -14,7 +14,7 @@ from pinstack.relation.v1 import relation_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
 from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_common.events import EventTransport, Outbox, topic_for
-from pinstack_common.runtime import ServiceRuntime
+from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 from pinstack_relation.clients import GrpcUserDirectory
 from pinstack_relation.events import RelationEvents
 from pinstack_relation.grpc_api import RelationServicer
@@ -29,64 +29,42 @@ __all__ = ["MIGRATIONS_PACKAGE", "RelationComponent", "create_component"]
 MIGRATIONS_PACKAGE = "pinstack_relation"
 
 
-class RelationComponent:
+class RelationComponent(ServiceComponent):
     name = "relation"
+    settings: RelationSettings
 
     def __init__(
         self, *, settings: RelationSettings, transport: EventTransport | None = None
     ) -> None:
-        self._settings = settings
-        self._shared_transport = transport
-        self._runtime: ServiceRuntime | None = None
+        super().__init__(settings=settings, transport=transport)
         self.outbox = Outbox(table=outbox_table)
         self.use_cases: RelationUseCases | None = None
 
-    @property
-    def address(self) -> str:
-        if self._runtime is None:
-            raise RuntimeError("relation service is not started")
-        return self._runtime.address
-
-    async def start(self) -> None:
-        settings = self._settings
-        runtime = ServiceRuntime(
-            name=self.name, settings=settings, shared_transport=self._shared_transport
+    async def wire(self, runtime: ServiceRuntime) -> None:
+        settings = self.settings
+        database = runtime.database()
+        users = user_pb2_grpc.UserServiceStub(
+            runtime.channel(address=settings.user_addr, service="user")
         )
-        try:
-            database = runtime.database()
-            users = user_pb2_grpc.UserServiceStub(
-                runtime.channel(address=settings.user_addr, service="user")
-            )
-            self.use_cases = RelationUseCases(
-                database=database,
-                repository=RelationRepository(),
-                events=RelationEvents(outbox=self.outbox),
-                users=GrpcUserDirectory(stub=users),
-                max_limit=settings.list_max_limit,
-            )
-            await runtime.relay(database=database, outbox=self.outbox)
-            await runtime.consume(
-                database=database,
-                processed=processed_events,
-                topics=[topic_for("user")],
-                handlers={UserDeleted: self.use_cases.on_user_deleted},
-            )
-            servicer = RelationServicer(relations=self.use_cases, verifier=runtime.token_verifier())
-            await runtime.serve(
-                service_name="pinstack.relation.v1.RelationService",
-                registration=partial(
-                    relation_pb2_grpc.add_RelationServiceServicer_to_server, servicer
-                ),
-            )
-        except BaseException:
-            await runtime.close()  # release whatever was opened before the failure
-            raise
-        self._runtime = runtime
-
-    async def stop(self) -> None:
-        if self._runtime is not None:
-            await self._runtime.close()
-            self._runtime = None
+        self.use_cases = RelationUseCases(
+            database=database,
+            repository=RelationRepository(),
+            events=RelationEvents(outbox=self.outbox),
+            users=GrpcUserDirectory(stub=users),
+            max_limit=settings.list_max_limit,
+        )
+        await runtime.relay(database=database, outbox=self.outbox)
+        await runtime.consume(
+            database=database,
+            processed=processed_events,
+            topics=[topic_for("user")],
+            handlers={UserDeleted: self.use_cases.on_user_deleted},
+        )
+        servicer = RelationServicer(relations=self.use_cases, verifier=runtime.token_verifier())
+        await runtime.serve(
+            service_name="pinstack.relation.v1.RelationService",
+            registration=partial(relation_pb2_grpc.add_RelationServiceServicer_to_server, servicer),
+        )
 
 
 def create_component(

@@ -6,7 +6,7 @@ from functools import partial
 
 from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.events import EventTransport, Outbox
-from pinstack_common.runtime import ServiceRuntime
+from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 from pinstack_user.events import UserEvents
 from pinstack_user.grpc_api import UserServicer
 from pinstack_user.models import outbox
@@ -19,49 +19,29 @@ __all__ = ["MIGRATIONS_PACKAGE", "UserComponent", "create_component"]
 MIGRATIONS_PACKAGE = "pinstack_user"
 
 
-class UserComponent:
+class UserComponent(ServiceComponent):
     name = "user"
+    settings: UserSettings
 
     def __init__(self, *, settings: UserSettings, transport: EventTransport | None = None) -> None:
-        self._settings = settings
-        self._shared_transport = transport
-        self._runtime: ServiceRuntime | None = None
+        super().__init__(settings=settings, transport=transport)
         self.use_cases: UserUseCases | None = None
 
-    @property
-    def address(self) -> str:
-        if self._runtime is None:
-            raise RuntimeError("user service is not started")
-        return self._runtime.address
-
-    async def start(self) -> None:
-        runtime = ServiceRuntime(
-            name=self.name, settings=self._settings, shared_transport=self._shared_transport
+    async def wire(self, runtime: ServiceRuntime) -> None:
+        database = runtime.database()
+        user_outbox = Outbox(table=outbox)
+        await runtime.relay(database=database, outbox=user_outbox)
+        self.use_cases = UserUseCases(
+            database=database,
+            repository=UserRepository(),
+            events=UserEvents(outbox=user_outbox),
+            max_page=self.settings.search_max_limit,
         )
-        try:
-            database = runtime.database()
-            user_outbox = Outbox(table=outbox)
-            await runtime.relay(database=database, outbox=user_outbox)
-            self.use_cases = UserUseCases(
-                database=database,
-                repository=UserRepository(),
-                events=UserEvents(outbox=user_outbox),
-                max_page=self._settings.search_max_limit,
-            )
-            servicer = UserServicer(users=self.use_cases, verifier=runtime.token_verifier())
-            await runtime.serve(
-                service_name="pinstack.user.v1.UserService",
-                registration=partial(user_pb2_grpc.add_UserServiceServicer_to_server, servicer),
-            )
-        except BaseException:
-            await runtime.close()  # release whatever was opened before the failure
-            raise
-        self._runtime = runtime
-
-    async def stop(self) -> None:
-        if self._runtime is not None:
-            await self._runtime.close()
-            self._runtime = None
+        servicer = UserServicer(users=self.use_cases, verifier=runtime.token_verifier())
+        await runtime.serve(
+            service_name="pinstack.user.v1.UserService",
+            registration=partial(user_pb2_grpc.add_UserServiceServicer_to_server, servicer),
+        )
 
 
 def create_component(
