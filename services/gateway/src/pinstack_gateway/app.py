@@ -70,10 +70,13 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
+        """Ready when every service answers its gRPC health check (and any extra check passes)."""
         try:
-            await asyncio.gather(*(check() for check in checks), upstreams.jwks())
+            await asyncio.gather(*(check() for check in checks))
         except Exception as failure:  # noqa: BLE001 - any failing dependency means not ready
             return error(503, f"not ready: {type(failure).__name__}")
+        if down := await upstreams.not_serving():
+            return error(503, f"not ready: {', '.join(down)} not serving")
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import grpc
 from fastapi import Request
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.notification.v1 import notification_pb2_grpc
@@ -27,7 +29,7 @@ class Upstreams:
     post: post_pb2_grpc.PostServiceStub
     relation: relation_pb2_grpc.RelationServiceStub
     notification: notification_pb2_grpc.NotificationServiceStub
-    channels: list[grpc.aio.Channel] = field(default_factory=list)
+    channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: GatewaySettings) -> Upstreams:
@@ -53,14 +55,30 @@ class Upstreams:
             post=post_pb2_grpc.PostServiceStub(channels["post"]),
             relation=relation_pb2_grpc.RelationServiceStub(channels["relation"]),
             notification=notification_pb2_grpc.NotificationServiceStub(channels["notification"]),
-            channels=list(channels.values()),
+            channels=channels,
         )
 
     async def jwks(self) -> str:
         return str((await self.auth.GetJwks(auth_pb2.GetJwksRequest())).jwks_json)
 
+    async def not_serving(self, *, deadline_seconds: float = 1.0) -> list[str]:
+        """The services whose gRPC health check does not answer SERVING (the readiness probe)."""
+
+        async def serving(channel: grpc.aio.Channel) -> bool:
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=deadline_seconds
+                )
+            except grpc.aio.AioRpcError:
+                return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+        names = list(self.channels)
+        answers = await asyncio.gather(*(serving(self.channels[name]) for name in names))
+        return [name for name, ok in zip(names, answers, strict=True) if not ok]
+
     async def close(self) -> None:
-        for channel in reversed(self.channels):
+        for channel in reversed(list(self.channels.values())):
             await channel.close()
 
 
