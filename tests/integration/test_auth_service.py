@@ -36,7 +36,7 @@ from pinstack_common.errors import AlreadyExistsError, ForbiddenError, NotFoundE
 from pinstack_common.events import InProcessTransport
 from pinstack_common.grpc_client import open_channel
 from pinstack_common.grpc_server import GrpcServer
-from pinstack_common.migrations import downgrade, upgrade
+from pinstack_common.migrations import upgrade
 from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer
@@ -615,18 +615,3 @@ async def test_many_logins_from_one_address_pass(auth: Running) -> None:
                 login=name, password="wrong-password", client_address="127.0.0.1")),
             UNAUTH, "invalid credentials",
         )  # fmt: skip
-
-
-# -- migrations ---------------------------------------------------------------------------------
-
-
-def test_migrations_go_down_and_up_again(postgres_server: PostgresServer) -> None:
-    name = f"auth_mig_{uuid.uuid4().hex[:8]}"
-    postgres_server.ensure_database(name)
-    url = postgres_server.url(name)
-    try:
-        upgrade(package=MIGRATIONS_PACKAGE, url=url)
-        downgrade(package=MIGRATIONS_PACKAGE, url=url, revision="base")
-        upgrade(package=MIGRATIONS_PACKAGE, url=url)
-    finally:
-        postgres_server.drop_database(name)

@@ -21,7 +21,7 @@ from pinstack_common.errors import (
     RateLimitedError,
 )
 from pinstack_common.events.outbox import Outbox
-from pinstack_common.migrations import downgrade, upgrade
+from pinstack_common.migrations import upgrade
 from pinstack_common.tokens import Identity
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer
@@ -172,13 +172,6 @@ async def test_send_is_rate_limited_per_caller(
         await use_cases.send(caller=me(caller.user_id + 1), user_id=1, type="x", payload_json="")
     finally:
         await redis.aclose()
-
-
-def test_migrations_round_trip(postgres_server: PostgresServer) -> None:
-    url = new_database(postgres_server, "notification_mig")
-    upgrade(package=MIGRATIONS_PACKAGE, url=url)
-    downgrade(package=MIGRATIONS_PACKAGE, url=url, revision="base")
-    upgrade(package=MIGRATIONS_PACKAGE, url=url)
 
 
 async def test_outbox_count_matches_notifications(database: Database) -> None:

@@ -13,7 +13,7 @@ from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from pinstack_common.events.outbox import Outbox
-from pinstack_common.migrations import downgrade, upgrade
+from pinstack_common.migrations import upgrade
 from pinstack_common.tokens import Identity
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_relation.app import MIGRATIONS_PACKAGE
@@ -128,10 +128,3 @@ async def test_forget_user_removes_both_directions(database: Database) -> None:
     assert (await use_cases.followers(user_id=x, page=1, limit=20))[1] == 1
     assert (await events_for(database, x))[-1] == events_pb2.FollowDeleted.DESCRIPTOR.full_name
     assert await use_cases.forget_user(gone) == 0
-
-
-def test_migrations_round_trip(postgres_server: PostgresServer) -> None:
-    url = new_database(postgres_server, "relation_mig")
-    upgrade(package=MIGRATIONS_PACKAGE, url=url)
-    downgrade(package=MIGRATIONS_PACKAGE, url=url, revision="base")
-    upgrade(package=MIGRATIONS_PACKAGE, url=url)

@@ -112,13 +112,3 @@ async def test_missing_users(users: UserUseCases) -> None:
     with pytest.raises(NotFoundError, match=r"^user not found$"):
         await users.delete(caller=caller(424242), user_id=424242)
     assert await users.get_many([424242]) == []
-
-
-async def test_migrations_go_down_and_up_again(fresh_database: str) -> None:
-    migrations.upgrade(package="pinstack_user", url=fresh_database)
-    migrations.downgrade(package="pinstack_user", url=fresh_database, revision="base")
-    assert await migrations.current_revision(url=fresh_database) is None
-    migrations.upgrade(package="pinstack_user", url=fresh_database)
-    assert await migrations.current_revision(url=fresh_database) == migrations.head_revision(
-        package="pinstack_user"
-    )
