@@ -143,13 +143,11 @@ class GrpcServer:
         host: str,
         port: int,
         internal_token: str,
-        extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
         self.component = component
         self._service_names = list(service_names)
         self._server = grpc.aio.server(
             interceptors=[
-                *extra_interceptors,
                 PlatformInterceptor(component=component, internal_token=internal_token),
             ],
             options=[("grpc.so_reuseport", 0)],

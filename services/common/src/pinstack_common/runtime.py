@@ -23,10 +23,11 @@ from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack_common.cache import open_redis
 from pinstack_common.db import Database
 from pinstack_common.events import EventConsumer, EventTransport, Outbox, OutboxRelay
-from pinstack_common.events.wiring import open_transport
+from pinstack_common.events.kafka import KafkaTransport
 from pinstack_common.grpc_client import open_channel
 from pinstack_common.grpc_server import GrpcServer, Registration
 from pinstack_common.settings import ServiceSettings
+from pinstack_common.telemetry import traced_transport
 from pinstack_common.tokens import AccessTokenVerifier
 
 __all__ = ["EventHandlers", "ServiceComponent", "ServiceRuntime"]
@@ -85,14 +86,23 @@ class ServiceRuntime:
         return AccessTokenVerifier(jwks_source=jwks)
 
     async def transport(self) -> EventTransport:
-        """The event transport: shared in embedded mode, else a Kafka one owned here."""
+        """The event transport: the one ``pinstack up`` shares, else a Kafka one owned here."""
+        if self._transport is None and self._shared_transport is not None:
+            self._transport = self._shared_transport
         if self._transport is None:
-            handle = open_transport(
-                self.settings, client_id=self.name, shared=self._shared_transport
+            if self.settings.event_transport != "kafka":
+                raise ValueError(
+                    "the in-process event transport only exists inside `pinstack up`; "
+                    "set PINSTACK_EVENT_TRANSPORT=kafka and PINSTACK_KAFKA_BOOTSTRAP_SERVERS"
+                )
+            transport = traced_transport(
+                KafkaTransport(
+                    bootstrap_servers=self.settings.kafka_bootstrap_servers, client_id=self.name
+                )
             )
-            await handle.start()
-            self._stack.push_async_callback(handle.stop)
-            self._transport = handle.transport
+            await transport.start()
+            self._stack.push_async_callback(transport.stop)
+            self._transport = transport
         return self._transport
 
     async def relay(self, *, database: Database, outbox: Outbox) -> OutboxRelay:
