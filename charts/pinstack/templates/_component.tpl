@@ -119,8 +119,9 @@ spec:
         - name: wait-for-schema
           image: {{ include "pinstack.image" $root }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          # Blocks until `pinstack migrate check` sees the schema at this image's Alembic head
-          # (the operator's migration Job upgrades it); gives up after timeoutSeconds.
+          # Blocks until `pinstack migrate check` sees the schema at this image's Alembic head or
+          # at a newer release's descendant of it (after a rollback); the operator's migration
+          # Job upgrades it. Gives up after timeoutSeconds.
           command: ["/bin/sh", "-c"]
           args:
             - |

@@ -115,10 +115,17 @@ ServiceOption = Annotated[str | None, typer.Option("--service", "-s", help="Only
 
 @migrate_app.command("up")
 def migrate_up(service: ServiceOption = None) -> None:
-    """Upgrade to the newest schema."""
+    """Upgrade to this image's newest schema; a newer release's schema is left as it is."""
     for name in _targets(service):
-        migrations.upgrade(package=SERVICES[name].package, url=_database_url(name))
-        console.log(f"{name}: migrated to head")
+        try:
+            status = migrations.upgrade(package=SERVICES[name].package, url=_database_url(name))
+        except migrations.SchemaMismatchError as mismatch:
+            console.log(f"{name}: cannot migrate: {mismatch}")
+            raise typer.Exit(1) from None
+        if status is not None and status.state is migrations.SchemaState.AHEAD:
+            console.log(f"{name}: {status.message}; nothing to do")
+        else:
+            console.log(f"{name}: migrated to head")
 
 
 @migrate_app.command("down")
@@ -131,12 +138,16 @@ def migrate_down(service: ServiceOption = None) -> None:
 
 @migrate_app.command("check")
 def migrate_check(service: ServiceOption = None) -> None:
-    """Exit non-zero unless every database is at its newest migration (a readiness gate)."""
-    behind = []
+    """Exit non-zero unless every schema is at this image's head or a newer release's descendant
+    of it (a readiness gate that lets a rolled-back image start)."""
+    failed = []
     for name in _targets(service):
-        current = asyncio.run(migrations.current_revision(url=_database_url(name)))
-        if current != migrations.head_revision(package=SERVICES[name].package):
-            behind.append(f"{name} at {current}")
-    if behind:
-        console.log("not migrated: " + ", ".join(behind))
+        package = SERVICES[name].package
+        status = asyncio.run(migrations.schema_status(package=package, url=_database_url(name)))
+        if status.compatible:
+            console.log(f"{name}: {status.message}")
+        else:
+            failed.append(f"{name}: {status.message}")
+    if failed:
+        console.log("not migrated: " + "; ".join(failed))
         raise typer.Exit(1)
