@@ -34,6 +34,7 @@ __all__ = [
     "PROXY_ERRORS",
     "PROXY_REQUESTS",
     "REGISTRATIONS",
+    "UPSTREAM_SERVING",
     "WEBSOCKET_CONNECTIONS",
 ]
 
@@ -66,6 +67,11 @@ PROXY_REQUESTS = Counter(
 )
 PROXY_ERRORS = Counter(
     "pinstack_proxy_errors_total", "Proxied requests that failed.", ["service", "code"]
+)
+UPSTREAM_SERVING = Gauge(
+    "pinstack_upstream_serving",
+    "1 if the service answered the gateway's last health check (on each /readyz) SERVING, else 0.",
+    ["service"],
 )
 WEBSOCKET_CONNECTIONS = Gauge(
     "pinstack_websocket_connections", "Open notification WebSocket connections."

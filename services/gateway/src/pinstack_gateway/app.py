@@ -70,14 +70,17 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
-        """Ready when every service answers its gRPC health check (and any extra check passes)."""
+        """Ready when the gateway itself can serve (answering here, its own checks passing).
+
+        Each service's health is reported in the body (and ``pinstack_upstream_serving``), not
+        required: one service restarting must not take every gateway out of its Service; the
+        routes of a service that is down answer 503 ``external service unavailable`` meanwhile.
+        """
         try:
             await asyncio.gather(*(check() for check in checks))
-        except Exception as failure:  # noqa: BLE001 - any failing dependency means not ready
+        except Exception as failure:  # noqa: BLE001 - any failing own check means not ready
             return error(503, f"not ready: {type(failure).__name__}")
-        if down := await upstreams.not_serving():
-            return error(503, f"not ready: {', '.join(down)} not serving")
-        return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "ready", "services": await upstreams.health()})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -16,10 +16,12 @@ from pinstack.relation.v1 import relation_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.errors import InvalidArgumentError
 from pinstack_common.grpc_client import open_channel
-from pinstack_common.metrics import PROXY_REQUESTS
+from pinstack_common.metrics import PROXY_REQUESTS, UPSTREAM_SERVING
 from pinstack_gateway.settings import GatewaySettings
 
-__all__ = ["Upstreams", "positive_id", "proxy"]
+__all__ = ["SERVING", "Upstreams", "positive_id", "proxy"]
+
+SERVING = "serving"
 
 
 @dataclass
@@ -61,21 +63,24 @@ class Upstreams:
     async def jwks(self) -> str:
         return str((await self.auth.GetJwks(auth_pb2.GetJwksRequest())).jwks_json)
 
-    async def not_serving(self, *, deadline_seconds: float = 1.0) -> list[str]:
-        """The services whose gRPC health check does not answer SERVING (the readiness probe)."""
+    async def health(self, *, deadline_seconds: float = 1.0) -> dict[str, str]:
+        """Each service's gRPC health answer (``serving``, ``not_serving``, ...), or the code the
+        check failed with (``unavailable``, ``deadline_exceeded``); sets ``UPSTREAM_SERVING``."""
 
-        async def serving(channel: grpc.aio.Channel) -> bool:
+        async def check(channel: grpc.aio.Channel) -> str:
             try:
                 reply = await health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(), timeout=deadline_seconds
                 )
-            except grpc.aio.AioRpcError:
-                return False
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+            except grpc.aio.AioRpcError as failure:
+                return str(failure.code().name).lower()
+            return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)).lower()
 
         names = list(self.channels)
-        answers = await asyncio.gather(*(serving(self.channels[name]) for name in names))
-        return [name for name, ok in zip(names, answers, strict=True) if not ok]
+        answers = await asyncio.gather(*(check(self.channels[name]) for name in names))
+        for name, answer in zip(names, answers, strict=True):
+            UPSTREAM_SERVING.labels(name).set(1 if answer == SERVING else 0)
+        return dict(zip(names, answers, strict=True))
 
     async def close(self) -> None:
         for channel in reversed(list(self.channels.values())):
