@@ -105,6 +105,10 @@ def test_values_schema_rejects_bad_values() -> None:
         tools.helm_template(APP_CHART, set_values={"defaults.unknownKey": "1"})
     with pytest.raises(tools.ToolError, match="watchNamespaces"):
         tools.helm_template(OPERATOR_CHART, set_values={"watchNamespaces": "Not_A_Name"})
+    with pytest.raises(tools.ToolError, match="preStopSleepSeconds"):
+        tools.helm_template(APP_CHART, set_values={"defaults.preStopSleepSeconds": "-1"})
+    with pytest.raises(tools.ToolError, match="must exceed preStopSleepSeconds"):
+        tools.helm_template(APP_CHART, set_values={"defaults.terminationGracePeriodSeconds": "15"})
 
 
 # --------------------------------------------------------------------------- hardened defaults
@@ -132,6 +136,23 @@ def test_every_pod_is_hardened(chart: Path, values: Path) -> None:
             assert "livenessProbe" in container, where
             if chart == APP_CHART:
                 assert "readinessProbe" in container, where
+
+
+@pytest.mark.parametrize(
+    "values", [p.values[1] for p in CASES if p.values[0] == APP_CHART] + [None]
+)
+def test_app_pods_pause_before_shutdown_within_their_grace_period(values: Path | None) -> None:
+    """The native preStop sleep (no binary in the image) lets endpoints drain before SIGTERM;
+    the grace period leaves the app its own drain after it (HTTP 10 s; gRPC 5 s + relay 10 s)."""
+    specs = list(_pod_specs(_render(APP_CHART, values)))
+    assert len(specs) == 6
+    for name, spec in specs:
+        (container,) = spec["containers"]
+        pause = container["lifecycle"]["preStop"]
+        assert set(pause) == {"sleep"}, name
+        drain = 10 if "gateway" in name else 15
+        assert pause["sleep"]["seconds"] > 0, name
+        assert spec["terminationGracePeriodSeconds"] > pause["sleep"]["seconds"] + drain, name
 
 
 def test_app_chart_has_a_pdb_per_component_and_optional_hpa_and_netpol() -> None:

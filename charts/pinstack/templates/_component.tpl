@@ -69,6 +69,14 @@ serves gRPC on ports.grpc and metrics on ports.metrics; the gateway ("kind: http
 {{- $root := .root -}}
 {{- $c := .c -}}
 {{- $fullname := include "pinstack.componentName" . -}}
+{{- /* SIGTERM comes after preStop; then the app drains: the gateway's HTTP server for up to
+10 s, a service's gRPC server for 5 s and its outbox relay for 10 s. The grace period must cover
+both, or the kubelet kills the process mid-drain. */ -}}
+{{- $drain := ternary 15 10 (eq $c.kind "grpc") -}}
+{{- $preStop := int $c.preStopSleepSeconds -}}
+{{- if le (int $c.terminationGracePeriodSeconds) (add $preStop $drain) -}}
+{{- fail (printf "components.%s: terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d) + the app's graceful shutdown (%d s)" .name (int $c.terminationGracePeriodSeconds) $preStop $drain) -}}
+{{- end -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -172,6 +180,14 @@ spec:
             - name: http
               containerPort: {{ $root.Values.ports.http }}
               protocol: TCP
+          {{- end }}
+          {{- if gt $preStop 0 }}
+          # Keep serving while endpoint controllers, kube-proxy and ingresses stop sending new
+          # connections to this terminating pod; SIGTERM (and the drain) comes after.
+          lifecycle:
+            preStop:
+              sleep:
+                seconds: {{ $preStop }}
           {{- end }}
           {{- if eq $c.kind "grpc" }}
           startupProbe:
