@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select
 
 from pinstack.notification.v1 import events_pb2
+from pinstack.notification.v1.notification_pb2 import Notification
 from pinstack.relation.v1.events_pb2 import FollowCreated
 from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_common.cache import open_redis
@@ -26,8 +27,7 @@ from pinstack_common.tokens import Identity
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer
 from pinstack_notification.app import MIGRATIONS_PACKAGE
-from pinstack_notification.broadcaster import NotificationBroadcaster
-from pinstack_notification.events import NotificationEvents
+from pinstack_notification.events import NotificationEvents, to_proto
 from pinstack_notification.models import outbox
 from pinstack_notification.ratelimit import DisabledSendLimiter, SendLimiter, redis_send_limiter
 from pinstack_notification.repository import NotificationRepository
@@ -41,6 +41,16 @@ class KnownUsers:
 
     async def exists(self, user_id: int) -> bool:
         return user_id in self.ids
+
+
+class RecordingPush:
+    """What the use cases hand to the push path (tested on real Redis in test_notification_push)."""
+
+    def __init__(self) -> None:
+        self.published: list[Notification] = []
+
+    def publish(self, notification: Notification) -> None:
+        self.published.append(notification)
 
 
 def me(user_id: int) -> Identity:
@@ -63,17 +73,17 @@ async def database(notification_url: str) -> AsyncIterator[Database]:
 
 def build(
     database: Database, *, limiter: SendLimiter | None = None
-) -> tuple[NotificationUseCases, NotificationBroadcaster]:
-    broadcaster = NotificationBroadcaster(queue_size=10)
+) -> tuple[NotificationUseCases, RecordingPush]:
+    push = RecordingPush()
     use_cases = NotificationUseCases(
         database=database,
         repository=NotificationRepository(),
         events=NotificationEvents(outbox=Outbox(table=outbox)),
         users=KnownUsers(1, 2, 3),
         limiter=limiter or DisabledSendLimiter(),
-        broadcaster=broadcaster,
+        push=push,
     )
-    return use_cases, broadcaster
+    return use_cases, push
 
 
 def follow_event(follower: int, followee: int) -> FollowCreated:
@@ -91,25 +101,41 @@ async def outbox_events(database: Database, user_id: int) -> list[events_pb2.Not
 
 
 async def test_follow_created_is_idempotent_and_announced(database: Database) -> None:
-    use_cases, broadcaster = build(database)
+    use_cases, push = build(database)
     recipient = 1000 + uuid.uuid4().int % 10**6
     event = follow_event(7, recipient)
-    async with broadcaster.subscribe(recipient) as queue:
-        await use_cases.on_follow_created(event)
-        await use_cases.on_follow_created(event)  # redelivered
-        pushed = queue.get_nowait()
-        assert queue.empty()
+    await use_cases.on_follow_created(event)
+    await use_cases.on_follow_created(event)  # redelivered
+    (pushed,) = push.published
     feed = await use_cases.feed(caller=me(recipient), page=1, limit=10)
     assert feed.total == 1
     (item,) = feed.notifications
     assert item.type == "follow_created"
     assert item.payload == f'{{"follower_id": 7, "followee_id": {recipient}}}'
-    assert pushed == item
+    assert pushed == to_proto(item)
     (announced,) = await outbox_events(database, recipient)
     assert announced.notification.id == item.id
     # A later follow (after an unfollow) is a new event and notifies again.
     await use_cases.on_follow_created(follow_event(7, recipient))
     assert (await use_cases.unread_count(caller=me(recipient))) == 2
+
+
+async def test_pushed_only_after_commit_never_after_rollback(database: Database) -> None:
+    use_cases, push = build(database)
+    recipient = 5000 + uuid.uuid4().int % 10**6
+
+    async def create_then_fail() -> None:
+        async with database.transaction() as session:
+            await use_cases.on_follow_created(follow_event(8, recipient), session)
+            assert push.published == []  # not before the commit
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        await create_then_fail()
+    assert push.published == []
+    async with database.transaction() as session:
+        await use_cases.on_follow_created(follow_event(8, recipient), session)
+    assert [n.user_id for n in push.published] == [recipient]
 
 
 async def test_ownership_and_lifecycle(database: Database) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "HTTP_REQUEST_DURATION",
     "LOGINS",
     "NOTIFICATIONS_CREATED",
+    "NOTIFICATION_PUSHES",
     "OUTBOX_BACKLOG",
     "OUTBOX_OLDEST_AGE",
     "POSTS_CREATED",
@@ -119,3 +120,9 @@ LOGINS = Counter("pinstack_logins_total", "Login attempts by result.", ["result"
 POSTS_CREATED = Counter("pinstack_posts_created_total", "Posts created.")
 FOLLOWS = Counter("pinstack_follows_total", "Follows created.")
 NOTIFICATIONS_CREATED = Counter("pinstack_notifications_created_total", "Notifications created.")
+NOTIFICATION_PUSHES = Counter(
+    "pinstack_notification_pushes_total",
+    "Live pushes through the shared Redis stream: published, dropped (Redis down or stopping), "
+    "delivered (to a local stream), duplicate (a repeated entry skipped).",
+    ["result"],
+)

@@ -1,12 +1,14 @@
 """``GET /api/v1/notification/ws``: the caller's new notifications, pushed live.
 
-Design (documented with the broadcaster in :mod:`pinstack_notification.broadcaster`): the
-gateway authenticates the socket (``Authorization: Bearer <token>`` header, or a ``token``
-query parameter for browsers, which cannot set headers on a WebSocket), then opens the
-server-streaming RPC ``NotificationService.StreamNotifications`` with that token. The
-notification service verifies the caller again and streams each notification of that caller
-as its transaction commits. The gateway holds no per-user state, so it works the same embedded
-and distributed, and any gateway replica can serve any socket.
+Design (the whole push path is in ``docs/events.md``, "Live push"): the gateway authenticates
+the socket (``Authorization: Bearer <token>`` header, or a ``token`` query parameter for
+browsers, which cannot set headers on a WebSocket), then opens the server-streaming RPC
+``NotificationService.StreamNotifications`` with that token: one stream per socket, on whichever
+notification replica the channel reaches. The notification service verifies the caller again and
+streams each notification of that caller once its transaction commits, whichever replica created
+it (every replica reads all new notifications from one Redis stream, see
+:mod:`pinstack_notification.push`). The gateway holds no per-user state, so it works the same
+embedded and distributed, and any gateway replica can serve any socket.
 
 The handshake completes only once the service confirmed the subscription, so a client that
 connected sees everything created afterwards. Each pushed message is the contract's

@@ -3,13 +3,19 @@
 Events: new notifications are announced through the outbox (``pinstack.notification.events.v1``)
 and an :class:`OutboxRelay` publishes them right after each commit. An :class:`EventConsumer`
 (group ``notification``) applies ``FollowCreated`` and ``UserDeleted``. The transport is the one
-``pinstack up`` shares (in-process), or Kafka opened from the settings. Live pushes go through
-:mod:`pinstack_notification.broadcaster`.
+``pinstack up`` shares (in-process), or Kafka opened from the settings.
+
+Live pushes: a new notification goes to a Redis stream that every replica reads
+(:mod:`pinstack_notification.push`); each replica hands what it reads to the streams it holds
+(:mod:`pinstack_notification.broadcaster`). The push reader starts before the gRPC server and
+stops after it (and after the consumer, whose last handlers may still publish).
 """
 
 from __future__ import annotations
 
 from functools import partial
+
+from redis.asyncio import Redis
 
 from pinstack.notification.v1 import notification_pb2_grpc
 from pinstack.relation.v1.events_pb2 import FollowCreated
@@ -24,6 +30,7 @@ from pinstack_notification.events import NotificationEvents
 from pinstack_notification.grpc_api import NotificationServicer
 from pinstack_notification.models import outbox as outbox_table
 from pinstack_notification.models import processed_events
+from pinstack_notification.push import RedisPush, open_reader
 from pinstack_notification.ratelimit import DisabledSendLimiter, SendLimiter, redis_send_limiter
 from pinstack_notification.repository import NotificationRepository
 from pinstack_notification.settings import NotificationSettings
@@ -47,19 +54,34 @@ class NotificationComponent(ServiceComponent):
         self.broadcaster = NotificationBroadcaster(queue_size=settings.stream_queue_size)
         self.use_cases: NotificationUseCases | None = None
 
-    def _limiter(self, runtime: ServiceRuntime) -> SendLimiter:
+    def _limiter(self, redis: Redis) -> SendLimiter:
         settings = self.settings
         if not settings.rate_limits_enabled:
             return DisabledSendLimiter()
         return redis_send_limiter(
             redis_url=settings.redis_url,
-            connection_pool=runtime.redis().connection_pool,
+            connection_pool=redis.connection_pool,
             limits=settings.send_rate_limit,
         )
+
+    async def _push(self, runtime: ServiceRuntime, redis: Redis) -> RedisPush:
+        reader = open_reader(self.settings.redis_url)
+        runtime.on_close(reader.aclose)
+        push = RedisPush(
+            redis=redis,
+            reader=reader,
+            broadcaster=self.broadcaster,
+            stream=self.settings.push_stream,
+            maxlen=self.settings.push_stream_maxlen,
+        )
+        await push.start()
+        runtime.on_close(push.stop)  # flushes pending publishes, then stops reading
+        return push
 
     async def wire(self, runtime: ServiceRuntime) -> None:
         settings = self.settings
         self.database = runtime.database()
+        redis = runtime.redis()
         users = user_pb2_grpc.UserServiceStub(
             runtime.channel(address=settings.user_addr, service="user")
         )
@@ -68,8 +90,8 @@ class NotificationComponent(ServiceComponent):
             repository=NotificationRepository(),
             events=NotificationEvents(outbox=self.outbox),
             users=GrpcUserDirectory(stub=users),
-            limiter=self._limiter(runtime),
-            broadcaster=self.broadcaster,
+            limiter=self._limiter(redis),
+            push=await self._push(runtime, redis),
             max_limit=settings.feed_max_limit,
         )
         await runtime.relay(database=self.database, outbox=self.outbox)

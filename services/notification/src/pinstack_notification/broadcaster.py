@@ -1,17 +1,13 @@
-"""Live fan-out of new notifications to the streams of connected users (the WebSocket push).
+"""Local fan-out of new notifications to the live streams this replica holds (the WebSocket push).
 
-Design: the gateway's ``GET /api/v1/notification/ws`` opens the server-streaming RPC
-``NotificationService.StreamNotifications`` with the caller's token; the servicer subscribes to
-this broadcaster for the verified caller, and the use cases publish every notification right
-after the transaction that created it commits. The push therefore never waits for the event
-relay, and it works the same in embedded mode (all in one process) and in distributed mode
-(gateway and notification service in separate processes: the stream crosses gRPC).
+The gateway's ``GET /api/v1/notification/ws`` opens the server-streaming RPC
+``NotificationService.StreamNotifications``; the servicer subscribes the verified caller here.
+Nothing in the creating code path delivers to this broadcaster: its only feed is the shared push
+stream in Redis (:mod:`pinstack_notification.push`), which every replica reads, so a stream sees
+every notification of its user exactly once whichever replica created it.
 
-Limits, on purpose: the fan-out is per process. With several notification replicas, a socket
-sees the notifications created by the replica it streams from; feeding :meth:`publish` from the
-``pinstack.notification.events.v1`` topic with a per-replica consumer group removes that limit
-without touching the servicer or the gateway. A slow socket loses its oldest pending pushes
-(bounded queue) rather than holding memory; the feed remains the source of truth.
+A slow stream loses its oldest pending pushes (bounded queue) rather than holding memory; the
+feed remains the source of truth.
 """
 
 from __future__ import annotations
@@ -21,14 +17,14 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from pinstack_notification.repository import NotificationRecord
+from pinstack.notification.v1.notification_pb2 import Notification
 
 __all__ = ["CLOSED", "NotificationBroadcaster", "Subscription"]
 
 # Put on every queue when the service stops, so open streams end instead of being cancelled.
 CLOSED = None
 
-Subscription = asyncio.Queue[NotificationRecord | None]
+Subscription = asyncio.Queue[Notification | None]
 
 
 class NotificationBroadcaster:
@@ -40,6 +36,9 @@ class NotificationBroadcaster:
     @property
     def subscriber_count(self) -> int:
         return sum(len(queues) for queues in self._subscribers.values())
+
+    def has_subscribers(self, user_id: int) -> bool:
+        return user_id in self._subscribers
 
     @asynccontextmanager
     async def subscribe(self, user_id: int) -> AsyncIterator[Subscription]:
@@ -56,12 +55,19 @@ class NotificationBroadcaster:
                 if not queues:
                     del self._subscribers[user_id]
 
-    def publish(self, record: NotificationRecord) -> None:
-        """Hand ``record`` to every stream of its recipient; never blocks the caller."""
-        for queue in self._subscribers.get(record.user_id, ()):
+    def deliver(self, notification: Notification) -> int:
+        """Hand ``notification`` to every local stream of its recipient; never blocks.
+
+        Returns how many streams got it.
+        """
+        if self._closed:
+            return 0
+        queues = self._subscribers.get(notification.user_id, ())
+        for queue in queues:
             if queue.full():
                 queue.get_nowait()  # drop the oldest: the socket is too slow to keep up
-            queue.put_nowait(record)
+            queue.put_nowait(notification)
+        return len(queues)
 
     def close(self) -> None:
         self._closed = True

@@ -98,7 +98,8 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     ) -> AsyncIterator[notification_pb2.Notification]:
         caller = await self._caller()
         async with self._broadcaster.subscribe(caller.user_id) as queue:
-            # Tells the client the subscription is live: nothing created from now on is missed.
+            # Tells the client the subscription is live: nothing created from now on is missed
+            # (the push reader's position was fixed before this server started serving).
             await context.send_initial_metadata(((SUBSCRIBED_HEADER, "1"),))
-            while (record := await queue.get()) is not CLOSED:
-                yield to_proto(record)
+            while (notification := await queue.get()) is not CLOSED:
+                yield notification

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from pinstack_common.settings import ServiceSettings
 
 __all__ = ["NotificationSettings"]
@@ -15,3 +17,7 @@ class NotificationSettings(ServiceSettings):
     send_rate_limit: str = "30/10second;300/hour"
     # Live subscribers whose socket falls this far behind lose the oldest pushes, not memory.
     stream_queue_size: int = 100
+    # Live pushes cross replicas through this Redis stream (every replica reads all of it),
+    # trimmed to about this many entries.
+    push_stream: str = "pinstack:notification:push"
+    push_stream_maxlen: int = Field(default=10_000, ge=100)

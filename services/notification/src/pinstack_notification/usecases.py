@@ -23,9 +23,9 @@ from pinstack_common.errors import InvalidArgumentError, NotFoundError
 from pinstack_common.events.consumer import current_event
 from pinstack_common.metrics import NOTIFICATIONS_CREATED
 from pinstack_common.tokens import Identity
-from pinstack_notification.broadcaster import NotificationBroadcaster
 from pinstack_notification.clients import UserDirectory
-from pinstack_notification.events import NotificationEvents
+from pinstack_notification.events import NotificationEvents, to_proto
+from pinstack_notification.push import PushPublisher
 from pinstack_notification.ratelimit import SendLimiter
 from pinstack_notification.repository import NotificationRecord, NotificationRepository
 
@@ -57,7 +57,7 @@ class NotificationUseCases:
         events: NotificationEvents,
         users: UserDirectory,
         limiter: SendLimiter,
-        broadcaster: NotificationBroadcaster,
+        push: PushPublisher,
         max_limit: int = 100,
     ) -> None:
         self._db = database
@@ -65,7 +65,7 @@ class NotificationUseCases:
         self._events = events
         self._users = users
         self._limiter = limiter
-        self._broadcaster = broadcaster
+        self._push = push
         self._max_limit = max_limit
 
     async def feed(self, *, caller: Identity, page: int, limit: int) -> Feed:
@@ -177,13 +177,15 @@ class NotificationUseCases:
         )
         if record is not None:
             await self._events.created(session, record)
-            # Pushed only after the commit: a socket must never show what the feed lacks.
+            # Pushed only after the commit: a socket must never show what the feed lacks. The
+            # push goes to every replica's streams through Redis (pinstack_notification.push),
+            # this replica's included: nothing is delivered locally from here.
             _after_commit(session, partial(self._announce, record))
         return record
 
     def _announce(self, record: NotificationRecord) -> None:
         NOTIFICATIONS_CREATED.inc()
-        self._broadcaster.publish(record)
+        self._push.publish(to_proto(record))
 
 
 def _after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
