@@ -131,10 +131,12 @@ async def test_stack_provisions_databases_secrets_topics_jobs_and_monitors(
     assert {stacks.database("user"), stacks.database("auth")} <= await _roles(postgres)
 
     ref = await _ref(stacks)
-    owner = {"kind": "PinstackStack", "name": "stack", "uid": ref.uid, "controller": True}
     db_secret = await stacks.secret("stack-user-db")
     assert db_secret is not None
-    assert owner.items() <= db_secret["metadata"]["ownerReferences"][0].items()
+    # Secrets outlive the stack (reclaimPolicy decides): ownership is a label + annotation.
+    assert "ownerReferences" not in db_secret["metadata"]
+    assert db_secret["metadata"]["labels"]["pinstack.io/stack"] == "stack"
+    assert db_secret["metadata"]["annotations"]["pinstack.io/stack-uid"] == ref.uid
     creds = _decode(db_secret)
     assert creds["username"] == creds["database"] == stacks.database("user")
     assert creds["database-url"].startswith("postgresql+asyncpg://")
@@ -293,39 +295,124 @@ async def test_invalid_specs_are_refused_with_readable_messages(stacks: StackFac
     assert "each service needs its own database name" in str(refused.value.body)
 
 
-async def test_delete_with_retain_keeps_databases_and_topics(
+_SECRETS = ("stack-user-db", "stack-auth-db", "stack-jwt-signing-key", "stack-internal-token")
+
+
+async def _collect_garbage(api: KubeApi, namespace: str, owner_uid: str) -> list[str]:
+    """What a real cluster's garbage collector does once an owner is gone (a bare API server
+    runs no controllers): delete every object whose owner references name ``owner_uid``."""
+    collected = []
+    for api_version, kind in (("v1", "Secret"), ("batch/v1", "Job"),
+                              ("monitoring.coreos.com/v1", "ServiceMonitor"),
+                              ("monitoring.coreos.com/v1", "PrometheusRule")):  # fmt: skip
+        for item in await api.list(api_version, kind, namespace=namespace):
+            owners = item["metadata"].get("ownerReferences") or []
+            if any(owner["uid"] == owner_uid for owner in owners):
+                name = item["metadata"]["name"]
+                await api.delete(api_version, kind, namespace=namespace, name=name)
+                collected.append(f"{kind}/{name}")
+    return collected
+
+
+async def _delete_stack(stacks: StackFactory, name: str = "stack") -> None:
+    await stacks.api.delete("pinstack.io/v1alpha1", "PinstackStack", namespace=stacks.namespace,
+                            name=name)  # fmt: skip
+
+
+async def test_delete_with_retain_keeps_databases_topics_and_secrets_for_the_next_stack(
     stacks: StackFactory, postgres: Any, kafka: Any
 ) -> None:
     await stacks.api.apply(stacks.manifest())
     await _condition_is(stacks, "DatabasesReady", "True")
     await _condition_is(stacks, "TopicsReady", "True")
-    await stacks.api.delete("pinstack.io/v1alpha1", "PinstackStack", namespace=stacks.namespace,
-                            name="stack")  # fmt: skip
+    first = await _ref(stacks)
+    before = {name: _decode(await stacks.secret(name) or {}) for name in _SECRETS}
+    assert all(before.values())
+    # A Secret written by an earlier operator version still names the stack as its owner.
+    owned = {"metadata": {"ownerReferences": [first.owner_reference()]}}
+    await stacks.api.patch(
+        "v1", "Secret", namespace=stacks.namespace, name="stack-internal-token", patch=owned
+    )
+
+    await _delete_stack(stacks)
     await wait_for(stacks.gone, what="stack deleted (finalizer released)")
+    collected = await _collect_garbage(stacks.api, stacks.namespace, first.uid)
+    assert not [item for item in collected if item.startswith("Secret/")], collected
     assert stacks.database("user") in await _databases(postgres)
     assert stacks.database("user") in await _roles(postgres)
     assert stacks.topic("user") in await _topics(kafka)
+    for name in _SECRETS:
+        secret = await stacks.secret(name)
+        assert secret is not None, name
+        assert not secret["metadata"].get("ownerReferences"), name
+        assert secret["metadata"]["labels"]["pinstack.io/stack"] == "stack"
+        assert secret["metadata"]["annotations"]["pinstack.io/stack-uid"] == first.uid
+
+    # The same stack again: it adopts the Secrets (same passwords, signing key, token).
+    await stacks.api.apply(stacks.manifest())
+    await _condition_is(stacks, "DatabasesReady", "True")
+    second = await _ref(stacks)
+    assert second.uid != first.uid
+    for name in _SECRETS:
+        secret = await stacks.secret(name)
+        assert secret is not None
+        assert _decode(secret) == before[name], name
+        assert secret["metadata"]["annotations"]["pinstack.io/stack-uid"] == second.uid
 
 
-async def test_delete_with_delete_policy_drops_databases_roles_and_topics(
+async def test_delete_with_delete_policy_drops_databases_roles_topics_and_secrets(
     stacks: StackFactory, postgres: Any, kafka: Any
 ) -> None:
     await stacks.api.apply(stacks.manifest(reclaimPolicy="Delete"))
     await _condition_is(stacks, "DatabasesReady", "True")
     await _condition_is(stacks, "TopicsReady", "True")
-    await stacks.api.delete("pinstack.io/v1alpha1", "PinstackStack", namespace=stacks.namespace,
-                            name="stack")  # fmt: skip
+    await _delete_stack(stacks)
     await wait_for(stacks.gone, what="stack deleted (finalizer released)")
     databases = await _databases(postgres)
     assert stacks.database("user") not in databases
     assert stacks.database("auth") not in databases
     assert stacks.database("user") not in await _roles(postgres)
+    # Deleted by the operator itself, not left to the garbage collector.
+    for name in _SECRETS:
+        assert await stacks.secret(name) is None, name
+    assert await stacks.secret("pg-admin") is not None  # the user's, never touched
 
     async def topics_gone() -> bool:
         names = set(await _topics(kafka))
         return not names & {stacks.topic("user"), stacks.topic("post")}
 
     await wait_for(topics_gone, what="topics deleted")
+
+
+async def test_delete_policy_keeps_the_finalizer_and_reports_until_postgres_is_back(
+    stacks: StackFactory, postgres: Any
+) -> None:
+    manifest = stacks.manifest(reclaimPolicy="Delete")
+    await stacks.api.apply(manifest)
+    await _condition_is(stacks, "DatabasesReady", "True")
+    # PostgreSQL becomes unreachable: nothing listens on port 1 (a Unix socket directory).
+    manifest["spec"]["postgres"]["port"] = 1
+    await stacks.api.apply(manifest)
+    await _condition_is(stacks, "DatabasesReady", "False")
+    await _delete_stack(stacks)
+
+    failed = await _condition_is(stacks, "ReclaimFailed", "True")
+    assert failed["reason"] == "DatabaseDropFailed"
+    assert f"{postgres.socket_dir}:1" in failed["message"]
+    await asyncio.sleep(RESYNC_SECONDS)  # several retries later: still there, nothing leaked
+    stack = await stacks.get()
+    assert stack is not None
+    assert "pinstack.io/finalizer" in stack["metadata"]["finalizers"]
+    assert stack["status"]["phase"] == "Deleting"
+    assert stacks.database("user") in await _databases(postgres)
+    assert await stacks.secret("stack-user-db") is not None
+
+    # PostgreSQL is back: the reclaim finishes and the stack goes.
+    manifest["spec"]["postgres"]["port"] = 5432
+    await stacks.api.apply(manifest)
+    await wait_for(stacks.gone, what="stack deleted once PostgreSQL is reachable")
+    assert stacks.database("user") not in await _databases(postgres)
+    assert await stacks.secret("stack-user-db") is None
 
 
 async def test_timer_repairs_drift(stacks: StackFactory, postgres: Any, kafka: Any) -> None:

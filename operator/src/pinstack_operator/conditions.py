@@ -25,6 +25,7 @@ CONDITION_TYPES = (
     "TopicsReady",
     "MigrationsComplete",
     "MonitoringReady",
+    "ReclaimFailed",  # only while a deletion with reclaimPolicy: Delete cannot finish
 )
 
 

@@ -15,7 +15,7 @@ from pinstack_operator.conditions import Clock, system_clock
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.kubeapi import KubeApi, connect, load_configuration
 from pinstack_operator.models import GROUP, KIND, PLURAL, VERSION
-from pinstack_operator.reconcile import AdminCredentialsMissingError, Reconciler
+from pinstack_operator.reconcile import ReclaimError, Reconciler
 from pinstack_operator.resources import COMPONENT_LABEL, MANAGED_BY, STACK_LABEL
 
 __all__ = ["ANNOTATION_PREFIX", "FINALIZER", "build_registry"]
@@ -122,15 +122,21 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
             return
         await reconciler().reconcile(stack)
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, retries=20, backoff=3)
-    async def reclaim(body: kopf.Body, retry: int, **_: Any) -> None:
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
+    async def reclaim(body: kopf.Body, **_: Any) -> None:
+        """Keep the finalizer until ``reclaimPolicy`` is carried out; retry without limit.
+
+        A failure is reported as the ``ReclaimFailed`` condition rather than given up on: giving
+        up would release the finalizer and leak databases, topics and credentials. To let go
+        of a stack whose reclaim cannot succeed, set its ``reclaimPolicy`` to ``Retain``.
+        """
         try:
-            dropped = await reconciler().reclaim(body)
-        except AdminCredentialsMissingError as error:
-            if retry >= 5:
-                raise kopf.PermanentError(f"cannot reclaim databases: {error}") from error
+            done = await reconciler().reclaim(body)
+        except ReclaimError as error:
+            logger.warning("reclaiming %s failed: %s", body.get("metadata", {}).get("name"), error)
+            await reconciler().report_reclaim_failure(body, error)
             raise kopf.TemporaryError(str(error), delay=config.retry_seconds) from error
-        if dropped:
-            logger.info("reclaimed %s", ", ".join(dropped))
+        if done:
+            logger.info("reclaimed (%s): %s", body["spec"].get("reclaimPolicy"), ", ".join(done))
 
     return registry

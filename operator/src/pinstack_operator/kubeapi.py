@@ -1,5 +1,6 @@
 """A thin, typed layer over kubernetes-asyncio's ``ApiClient`` for the few calls the operator
-makes: server-side apply (fixed field manager), get, list, delete, and CRD presence."""
+makes: server-side apply (fixed field manager), strategic-merge patch, get, list, delete,
+and CRD presence."""
 
 from __future__ import annotations
 
@@ -102,6 +103,24 @@ class KubeApi:
             query=query,
             body=dict(manifest),  # serialised as JSON, which is valid YAML
             content_type="application/apply-patch+yaml",
+        )
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Strategic-merge-patch an existing built-in object (e.g. drop one owner reference)."""
+        return await self._call(
+            "PATCH",
+            _path(api_version, kind, namespace=namespace, name=name),
+            query=[("fieldManager", FIELD_MANAGER)],
+            body=dict(patch),
+            content_type="application/strategic-merge-patch+json",
         )
 
     async def get(

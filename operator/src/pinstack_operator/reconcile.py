@@ -30,7 +30,7 @@ from pinstack_operator.credentials import (
     signing_key_material,
 )
 from pinstack_operator.databases import AdminConnection, DatabaseGrant, PostgresAdmin
-from pinstack_operator.kubeapi import KubeApi
+from pinstack_operator.kubeapi import KubeApi, NotFoundError
 from pinstack_operator.migrations import reconcile_migrations
 from pinstack_operator.models import GROUP, KIND, VERSION, StackSpec
 from pinstack_operator.monitoring import reconcile_monitoring
@@ -42,18 +42,38 @@ from pinstack_operator.resources import (
     internal_token_secret_name,
     signing_key_secret,
     signing_key_secret_name,
+    stack_secret_names,
 )
 from pinstack_operator.topics import TopicAdmin
 
-__all__ = ["AdminCredentialsMissingError", "Outcome", "Reconciler", "stack_ref"]
+__all__ = [
+    "RECLAIM_FAILED",
+    "AdminCredentialsMissingError",
+    "Outcome",
+    "ReclaimError",
+    "Reconciler",
+    "stack_ref",
+]
 
 logger = logging.getLogger(__name__)
 
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
+RECLAIM_FAILED = "ReclaimFailed"
+
+
 class AdminCredentialsMissingError(LookupError):
     """The PostgreSQL admin Secret (or one of its keys) is missing."""
+
+
+class ReclaimError(RuntimeError):
+    """``reclaimPolicy: Delete`` could not remove something; ``reason`` is the condition's."""
+
+    def __init__(self, *, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,15 +157,18 @@ class Reconciler:
             status["imageTag"] = spec.image.tag
         elif (body.get("status") or {}).get("imageTag"):
             status["imageTag"] = body["status"]["imageTag"]
-        await self.api.apply(
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
-                "metadata": {"name": stack.name, "namespace": stack.namespace},
-                "status": status,
-            },
-            subresource="status",
-        )
+        try:
+            await self.api.apply(
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": KIND,
+                    "metadata": {"name": stack.name, "namespace": stack.namespace},
+                    "status": status,
+                },
+                subresource="status",
+            )
+        except NotFoundError:
+            logger.info("stack %s/%s went away during the pass", stack.namespace, stack.name)
         return Outcome(ready=ready.ok, conditions=conditions)
 
     async def _auth_secrets(self, stack: StackRef) -> None:
@@ -258,27 +281,125 @@ class Reconciler:
         )
 
     async def reclaim(self, body: Mapping[str, Any]) -> list[str]:
-        """On deletion: with ``reclaimPolicy: Delete`` drop databases, roles and topics.
+        """On deletion, what ``reclaimPolicy`` says; returns what was done, for the log.
 
-        In-cluster children go with the stack through their owner references. Returns what
-        was dropped, for the log.
+        ``Retain``: databases, roles, topics and Secrets stay; Secrets lose any owner reference
+        to the stack (earlier operator versions set one) so the garbage collector keeps them, and a
+        stack created again with the same name adopts them. ``Delete``: databases and roles,
+        then topics, then the Secrets (last, so credentials outlive what they open). Raises
+        :class:`ReclaimError` when something could not be removed; the caller keeps the
+        finalizer and retries.
         """
         stack = stack_ref(body)
         spec = StackSpec.parse(body["spec"])
-        if spec.reclaim_policy != "Delete":
-            return []
         async with self.lock(stack.uid):
-            connection = await self.admin_connection(stack, spec)
-            grants = [
-                DatabaseGrant(database=s.database, role=s.database, password="")
-                for s in spec.database_services
-                if s.database
-            ]
-            await self.postgres_factory(connection).drop(grants)
-            topics = [topic.name for topic in spec.topics]
-            deleted = await self.topics_factory(spec.kafka.bootstrap_servers).delete(topics)
+            if spec.reclaim_policy == "Delete":
+                done = await self._reclaim_delete(stack, spec)
+            else:
+                done = await self._release_secrets(stack, spec)
         self._locks.pop(stack.uid, None)
-        return [
-            *(f"database {grant.database}" for grant in grants),
-            *(f"topic {t}" for t in deleted),
+        return done
+
+    async def _reclaim_delete(self, stack: StackRef, spec: StackSpec) -> list[str]:
+        grants = [
+            DatabaseGrant(database=s.database, role=s.database, password="")
+            for s in spec.database_services
+            if s.database
         ]
+        where = f"{spec.postgres.host}:{spec.postgres.port}"
+        if grants:
+            try:
+                connection = await self.admin_connection(stack, spec)
+            except AdminCredentialsMissingError as error:
+                raise ReclaimError(reason="AdminCredentialsMissing", message=str(error)) from error
+            try:
+                await self.postgres_factory(connection).drop(grants)
+            except _DB_ERRORS as error:
+                raise ReclaimError(
+                    reason="DatabaseDropFailed",
+                    message=f"PostgreSQL at {where}: {type(error).__name__}: {error}",
+                ) from error
+        topics = [topic.name for topic in spec.topics]
+        deleted: list[str] = []
+        if topics:
+            try:
+                deleted = await self.topics_factory(spec.kafka.bootstrap_servers).delete(topics)
+            except KafkaException as error:
+                raise ReclaimError(
+                    reason="TopicDeletionFailed",
+                    message=f"Kafka at {spec.kafka.bootstrap_servers}: {error.args[0]}",
+                ) from error
+        secrets = [
+            name
+            for name in stack_secret_names(stack, spec)
+            if await self.api.delete("v1", "Secret", namespace=stack.namespace, name=name)
+        ]
+        return [
+            *(f"database {grant.database} and role {grant.role}" for grant in grants),
+            *(f"topic {t}" for t in deleted),
+            *(f"Secret {name}" for name in secrets),
+        ]
+
+    async def _release_secrets(self, stack: StackRef, spec: StackSpec) -> list[str]:
+        """Drop owner references to this stack from its Secrets, so they survive it."""
+        kept = []
+        for name in stack_secret_names(stack, spec):
+            secret = await self.api.find("v1", "Secret", namespace=stack.namespace, name=name)
+            if secret is None:
+                continue
+            owners = [
+                ref
+                for ref in secret["metadata"].get("ownerReferences") or []
+                if ref.get("kind") == KIND
+                and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
+                and (ref.get("uid") == stack.uid or ref.get("name") == stack.name)
+            ]
+            if owners:
+                await self.api.patch(
+                    "v1",
+                    "Secret",
+                    namespace=stack.namespace,
+                    name=name,
+                    patch={
+                        "metadata": {
+                            "ownerReferences": [
+                                {"$patch": "delete", "uid": ref["uid"]} for ref in owners
+                            ]
+                        }
+                    },
+                )
+            kept.append(f"Secret {name}")
+        return kept
+
+    async def report_reclaim_failure(self, body: Mapping[str, Any], error: ReclaimError) -> None:
+        """Set ``ReclaimFailed`` (and phase ``Deleting``) on a stack whose reclaim failed."""
+        stack = stack_ref(body)
+        current = await self.api.find(
+            f"{GROUP}/{VERSION}", KIND, namespace=stack.namespace, name=stack.name
+        )
+        if current is None or current["metadata"].get("uid") != stack.uid:
+            return
+        status = dict(current.get("status") or {})
+        previous = list(status.get("conditions") or [])
+        generation = int(current["metadata"].get("generation", 0))
+        failed = merge_conditions(
+            previous=previous,
+            results=[
+                ConditionResult(
+                    type=RECLAIM_FAILED, status="True", reason=error.reason, message=error.message
+                )
+            ],
+            generation=generation,
+            clock=self.clock,
+        )
+        status["conditions"] = [c for c in previous if c.get("type") != RECLAIM_FAILED] + failed
+        status["phase"] = "Deleting"
+        await self.api.apply(
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "metadata": {"name": stack.name, "namespace": stack.namespace},
+                "status": status,
+            },
+            subresource="status",
+        )

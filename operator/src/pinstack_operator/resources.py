@@ -1,7 +1,12 @@
 """Manifests of the in-cluster children of a PinstackStack.
 
-Every child carries the stack's labels and a controller owner reference, so the garbage
-collector removes it with the stack and ``kubectl get -l pinstack.io/stack=<name>`` finds it.
+Every child carries the stack's labels, so ``kubectl get -l pinstack.io/stack=<name>`` finds it.
+Children that can be rebuilt (migration Jobs, monitors) also carry a controller owner reference,
+so the garbage collector removes them with the stack. Secrets do not: they hold what cannot be
+rebuilt (database passwords, the JWT signing key, the internal token), so they outlive the stack
+unless its ``reclaimPolicy`` is ``Delete`` (the operator then deletes them by name). Their owner is
+recorded in the ``pinstack.io/stack`` label and the ``pinstack.io/stack-uid`` annotation; a stack
+created again with the same name adopts them.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pinstack_operator.models import GROUP, KIND, VERSION, ServiceSpec, StackSpe
 __all__ = [
     "MANAGED_BY",
     "STACK_LABEL",
+    "STACK_UID_ANNOTATION",
     "StackRef",
     "database_secret",
     "database_secret_name",
@@ -33,12 +39,15 @@ __all__ = [
     "signing_key_secret",
     "signing_key_secret_name",
     "stack_labels",
+    "stack_secret_names",
 ]
 
 STACK_LABEL = "pinstack.io/stack"
 SERVICE_LABEL = "pinstack.io/service"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY = "pinstack-operator"
+# The uid of the PinstackStack that last wrote a Secret (Secrets carry no owner reference).
+STACK_UID_ANNOTATION = "pinstack.io/stack-uid"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +92,18 @@ def _metadata(
     }
 
 
+def _secret_metadata(
+    stack: StackRef, name: str, *, component: str, service: str | None = None
+) -> dict[str, Any]:
+    """A Secret's metadata: the stack's labels and uid, no owner reference (see the module doc)."""
+    return {
+        "name": name,
+        "namespace": stack.namespace,
+        "labels": stack_labels(stack, component=component, service=service),
+        "annotations": {STACK_UID_ANNOTATION: stack.uid},
+    }
+
+
 def _secret(metadata: dict[str, Any], data: Mapping[str, str]) -> dict[str, Any]:
     encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
     return {
@@ -114,8 +135,8 @@ def database_secret(
         if postgres.sslmode not in ("prefer", "disable"):
             url += f"?ssl={postgres.sslmode}"
     return _secret(
-        _metadata(stack, database_secret_name(stack, service.name), component="database",
-                  service=service.name),
+        _secret_metadata(stack, database_secret_name(stack, service.name),
+                         component="database", service=service.name),
         {
             "host": postgres.host,
             "port": str(postgres.port),
@@ -133,7 +154,9 @@ def signing_key_secret_name(stack: StackRef) -> str:
 
 
 def signing_key_secret(stack: StackRef, *, material: Mapping[str, str]) -> dict[str, Any]:
-    return _secret(_metadata(stack, signing_key_secret_name(stack), component="auth"), material)
+    return _secret(
+        _secret_metadata(stack, signing_key_secret_name(stack), component="auth"), material
+    )
 
 
 def internal_token_secret_name(stack: StackRef) -> str:
@@ -142,8 +165,18 @@ def internal_token_secret_name(stack: StackRef) -> str:
 
 def internal_token_secret(stack: StackRef, *, token: str) -> dict[str, Any]:
     return _secret(
-        _metadata(stack, internal_token_secret_name(stack), component="auth"), {"token": token}
+        _secret_metadata(stack, internal_token_secret_name(stack), component="auth"),
+        {"token": token},
     )
+
+
+def stack_secret_names(stack: StackRef, spec: StackSpec) -> list[str]:
+    """Every Secret the operator writes for ``stack`` (reclaim deletes or releases these)."""
+    return [
+        signing_key_secret_name(stack),
+        internal_token_secret_name(stack),
+        *(database_secret_name(stack, service.name) for service in spec.database_services),
+    ]
 
 
 def migration_job_name(stack: StackRef, *, service: str, image: str) -> str:
