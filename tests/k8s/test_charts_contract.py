@@ -13,6 +13,11 @@ import yaml
 
 from pinstack_devinfra import tools
 from pinstack_operator import resources
+from pinstack_operator.migrations import (
+    DEPLOYMENT_WATCH_SELECTOR,
+    deployment_selector,
+    images_of_deployments,
+)
 from pinstack_operator.models import StackSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,3 +110,42 @@ def test_operator_ships_the_same_alert_rules_as_the_chart() -> None:
     ref, spec = _stack()
     shipped = yaml.safe_load((REPO / "alerts" / "pinstack.rules.yaml").read_text())["groups"]
     assert resources.prometheus_rule(ref, spec=spec)["spec"]["groups"] == shipped
+
+
+def _selects(selector: str, labels: dict[str, str]) -> bool:
+    """Equality (``k=v``) and existence (``k``) terms, all of which must hold."""
+    for term in selector.split(","):
+        key, _, value = term.partition("=")
+        if key not in labels or (value and labels[key] != value):
+            return False
+    return True
+
+
+def test_operator_finds_each_service_image_in_the_chart_deployments() -> None:
+    """``helm upgrade --set image.tag=X`` is what moves migrations: the operator's (server-side)
+    Deployment selectors must select the chart's Deployments, and read X from them."""
+    ref, spec = _stack()
+    objects = tools.helm_template_objects(
+        REPO / "charts" / "pinstack",
+        namespace=ref.namespace,
+        set_values={"stackName": ref.name, "image.tag": "9.9.9"},
+    )
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    for deployment in deployments:
+        labels = deployment["metadata"]["labels"]
+        assert _selects(DEPLOYMENT_WATCH_SELECTOR, labels), labels
+        assert _selects(deployment_selector(ref), labels), labels
+        other = resources.StackRef(name="other", namespace=ref.namespace, uid="u")
+        assert not _selects(deployment_selector(other), labels)
+    for service in spec.migrating_services:
+        (image,) = images_of_deployments(deployments, service.name)
+        assert image.reference == "ghcr.io/pinstack/pinstack:9.9.9", service.name
+        pod = next(
+            d["spec"]["template"]["spec"]
+            for d in deployments
+            if d["metadata"]["labels"]["app.kubernetes.io/component"] == service.name
+        )
+        # The init container that holds new pods checks the schema with that same image.
+        (wait,) = [c for c in pod["initContainers"] if c["name"] == "wait-for-schema"]
+        assert wait["image"] == image.reference
+        assert "migrate check --service " + service.name in " ".join(wait["args"])

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from pinstack_devinfra import tools
 from pinstack_operator.kubeapi import KubeApi
 from pinstack_operator.models import StackSpec
 from pinstack_operator.resources import StackRef, migration_job_name
@@ -189,7 +190,14 @@ async def test_stack_provisions_databases_secrets_topics_jobs_and_monitors(
     # kopf's bookkeeping lives in annotations; the strict status holds only our fields.
     assert set(stack["status"]) <= {
         "observedGeneration", "phase", "conditions", "databases", "topics", "imageTag",
+        "migrations",
     }  # fmt: skip
+    assert stack["status"]["migrations"] == [
+        {"service": "user", "image": "registry.local/pinstack:1.0.0",
+         "completedAt": stack["status"]["migrations"][0]["completedAt"]},
+        {"service": "auth", "image": "registry.local/pinstack:1.0.0",
+         "completedAt": stack["status"]["migrations"][1]["completedAt"]},
+    ]  # fmt: skip
     assert "pinstack.io/finalizer" in stack["metadata"]["finalizers"]
     assert any(key.startswith("pinstack.io/") for key in stack["metadata"]["annotations"])
 
@@ -230,6 +238,97 @@ async def test_new_image_runs_new_migration_jobs(stacks: StackFactory) -> None:
         return images == {"registry.local/pinstack:1.1.0"}
 
     await wait_for(only_new_jobs, what="superseded Jobs removed")
+
+
+def _chart_deployments(namespace: str, tag: str) -> list[dict[str, Any]]:
+    """The Deployments ``helm upgrade pinstack charts/pinstack --set image.tag=<tag>`` writes
+    (the components of the test stack)."""
+    objects = tools.helm_template_objects(
+        REPO / "charts" / "pinstack",
+        namespace=namespace,
+        set_values={
+            "stackName": "stack",
+            "image.repository": "registry.local/pinstack",
+            "image.tag": tag,
+            "imagePullSecrets[0].name": "regcred",
+        },
+    )
+    return [
+        o
+        for o in objects
+        if o["kind"] == "Deployment"
+        and o["metadata"]["labels"]["app.kubernetes.io/component"] in {"user", "auth", "gateway"}
+    ]
+
+
+async def _helm_upgrade(stacks: StackFactory, tag: str) -> None:
+    for deployment in _chart_deployments(stacks.namespace, tag):
+        await stacks.api.apply(deployment)
+
+
+async def _migrated(stacks: StackFactory, image: str) -> dict[str, Any]:
+    """Wait until ``status.migrations`` says every service was last migrated with ``image``."""
+
+    async def probe() -> dict[str, Any] | None:
+        stack = await stacks.get()
+        entries = ((stack or {}).get("status") or {}).get("migrations") or []
+        done = {e["service"]: e for e in entries if e.get("image") == image}
+        return done if set(done) == {"user", "auth"} else None
+
+    return await wait_for(probe, what=f"status.migrations at {image}")
+
+
+async def test_helm_upgrade_alone_migrates_with_the_deployments_image_first(
+    stacks: StackFactory,
+) -> None:
+    """One command moves both: the chart's Deployments name the image, the operator runs that
+    image's migration Jobs (the new pods wait for them in their wait-for-schema init container).
+    ``spec.image`` only covers services without a Deployment yet."""
+    old, new = "registry.local/pinstack:1.0.0", "registry.local/pinstack:2.0.0"
+    await stacks.api.apply(stacks.manifest())
+    await _complete_all_jobs(stacks, old)
+    await _condition_is(stacks, "Ready", "True")
+    await _migrated(stacks, old)
+
+    # `helm upgrade --set image.tag=2.0.0`; the PinstackStack is not touched.
+    await _helm_upgrade(stacks, "2.0.0")
+    condition = await _condition_is(stacks, "MigrationsComplete", "False")
+    assert f"{new} from Deployment pinstack-user" in condition["message"]
+    ref = await _ref(stacks)
+    job = await stacks.api.get("batch/v1", "Job", namespace=stacks.namespace,
+                               name=migration_job_name(ref, service="user", image=new))  # fmt: skip
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == new
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert job["metadata"]["annotations"]["pinstack.io/image-source"] == "Deployment pinstack-user"
+    stack = await stacks.get()
+    assert stack is not None
+    user = next(e for e in stack["status"]["migrations"] if e["service"] == "user")
+    assert user["image"] == old  # the schema is still at the old image's head
+    assert user["pendingImages"] == [new]
+
+    await _complete_all_jobs(stacks, new)
+    await _condition_is(stacks, "MigrationsComplete", "True")
+    await _migrated(stacks, new)
+    stack = await stacks.get()
+    assert stack is not None
+    assert stack["status"]["imageTag"] == "2.0.0"
+    assert stack["spec"]["image"]["tag"] == "1.0.0"
+
+    async def only(image: str) -> bool:
+        jobs = await stacks.api.list("batch/v1", "Job", namespace=stacks.namespace)
+        return {j["metadata"]["annotations"]["pinstack.io/image"] for j in jobs} == {image}
+
+    await wait_for(lambda: only(new), what="superseded Jobs removed")
+
+    # `helm rollback`: the old image's Job runs again (`migrate up` is a no-op for a schema
+    # ahead of the image) and the status says so.
+    await _helm_upgrade(stacks, "1.0.0")
+    await _condition_is(stacks, "MigrationsComplete", "False")
+    await _complete_all_jobs(stacks, old)
+    await _condition_is(stacks, "MigrationsComplete", "True")
+    await _migrated(stacks, old)
+    await wait_for(lambda: only(old), what="Jobs of the rolled-back image only")
 
 
 async def test_raising_partitions_grows_the_topic(stacks: StackFactory, kafka: Any) -> None:

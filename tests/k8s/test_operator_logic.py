@@ -13,7 +13,7 @@ from pinstack_operator.conditions import ConditionResult, merge_conditions, phas
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.credentials import signing_key_material
 from pinstack_operator.kubeapi import KubeApi
-from pinstack_operator.migrations import job_state
+from pinstack_operator.migrations import images_of_deployments, job_state
 from pinstack_operator.models import StackSpec
 from pinstack_operator.monitoring import reconcile_monitoring
 from pinstack_operator.resources import StackRef, migration_job_name
@@ -75,6 +75,35 @@ def test_job_state_reads_conditions_and_counters() -> None:
     assert job_state(failed) == "failed"
     complete = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
     assert job_state(complete) == "complete"
+
+
+def _deployment(component: str, *images: str, **metadata: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"rel-{component}", "labels": {"app.kubernetes.io/component":
+                     component}, **metadata},
+        "spec": {"template": {"spec": {
+            "imagePullSecrets": [{"name": "regcred"}],
+            "initContainers": [{"name": "wait-for-schema", "image": "ignored:0"}],
+            "containers": [{"name": component if i == 0 else f"sidecar{i}", "image": image,
+                            "imagePullPolicy": "Always"} for i, image in enumerate(images)],
+        }}},
+    }  # fmt: skip
+
+
+def test_images_of_deployments_takes_the_service_container_of_live_deployments() -> None:
+    deployments = [
+        _deployment("user", "r:2", "proxy:1"),
+        _deployment("user", "r:3"),  # a second release of the same stack
+        _deployment("user", "r:2"),
+        _deployment("user", "r:9", deletionTimestamp="2026-01-01T00:00:00Z"),
+        _deployment("auth", "r:5"),
+    ]
+    found = images_of_deployments(deployments, "user")
+    assert [image.reference for image in found] == ["r:2", "r:3"]
+    assert found[0].pull_policy == "Always"
+    assert found[0].pull_secrets == ("regcred",)
+    assert found[0].source == "Deployment rel-user"
+    assert images_of_deployments(deployments, "post") == []
 
 
 def test_migration_job_names_fit_and_follow_the_image() -> None:

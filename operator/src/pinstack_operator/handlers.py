@@ -1,4 +1,5 @@
-"""kopf wiring: one reconcile for create/update/resume, a drift timer, Job events, reclaim.
+"""kopf wiring: one reconcile for create/update/resume, a drift timer, events of migration Jobs
+and of the chart's Deployments (a changed image), reclaim.
 
 Handlers are registered on a registry built per operator run (``build_registry``), so the
 timer interval is injected and tests can run several operators' worth of configurations.
@@ -7,6 +8,7 @@ timer interval is injected and tests can run several operators' worth of configu
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -14,11 +16,12 @@ import kopf
 from pinstack_operator.conditions import Clock, system_clock
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.kubeapi import KubeApi, connect, load_configuration
+from pinstack_operator.migrations import DEPLOYMENT_WATCH_SELECTOR
 from pinstack_operator.models import GROUP, KIND, PLURAL, VERSION
 from pinstack_operator.reconcile import ReclaimError, Reconciler
-from pinstack_operator.resources import COMPONENT_LABEL, MANAGED_BY, STACK_LABEL
+from pinstack_operator.resources import COMPONENT_LABEL, MANAGED_BY, PART_OF_LABEL, STACK_LABEL
 
-__all__ = ["ANNOTATION_PREFIX", "FINALIZER", "build_registry"]
+__all__ = ["ANNOTATION_PREFIX", "FINALIZER", "build_registry", "configure_watching"]
 
 ANNOTATION_PREFIX = "pinstack.io"
 FINALIZER = "pinstack.io/finalizer"
@@ -27,6 +30,73 @@ logger = logging.getLogger(__name__)
 
 # Not-ready reasons that resolve on their own and are watched by other means.
 _QUIET = frozenset({"MigrationsRunning", "WaitingForDatabases", "PrometheusOperatorNotInstalled"})
+
+
+def configure_watching(settings: kopf.OperatorSettings) -> None:
+    """Server-side label selectors for the Deployment watch: the API server sends only the
+    chart's Deployments (kopf's ``labels=`` on a handler filters only after receiving)."""
+    settings.watching.label_selectors["apps", "v1", "deployments"] = DEPLOYMENT_WATCH_SELECTOR
+
+
+def _images(deployment: Mapping[str, Any]) -> tuple[str, ...]:
+    pod = deployment.get("spec", {}).get("template", {}).get("spec", {})
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    return tuple(sorted({str(c.get("image")) for c in containers}))
+
+
+def _register_child_watches(registry: kopf.OperatorRegistry, state: dict[str, Reconciler]) -> None:
+    """Events of a stack's migration Jobs and of the chart's Deployments reconcile the stack."""
+
+    async def reconcile_stack_of(body: kopf.Body) -> None:
+        """Reconcile the stack a Job or Deployment belongs to (its ``pinstack.io/stack``)."""
+        stack_name = body.get("metadata", {}).get("labels", {}).get(STACK_LABEL)
+        namespace = body.get("metadata", {}).get("namespace")
+        if not stack_name or not namespace or "reconciler" not in state:
+            return
+        stack = await state["reconciler"].api.find(
+            f"{GROUP}/{VERSION}", KIND, namespace=namespace, name=stack_name
+        )
+        if stack is None or stack["metadata"].get("deletionTimestamp"):
+            return
+        await state["reconciler"].reconcile(stack)
+
+    @kopf.on.event(
+        "batch",
+        "v1",
+        "jobs",
+        registry=registry,
+        labels={"app.kubernetes.io/managed-by": MANAGED_BY, COMPONENT_LABEL: "migration"},
+    )
+    async def migration_job_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+        """A Job's status moved: reconcile its stack now rather than at the next retry."""
+        if type is None or type == "DELETED":
+            return
+        await reconcile_stack_of(body)
+
+    # Deployment -> the images it runs, as last seen (a rollout's many status updates are not
+    # a reason to reconcile; a changed image is).
+    deployment_images: dict[str, tuple[str, ...]] = {}
+
+    @kopf.on.event(
+        "apps",
+        "v1",
+        "deployments",
+        registry=registry,
+        labels={PART_OF_LABEL: "pinstack", STACK_LABEL: kopf.PRESENT},
+    )
+    async def deployment_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+        """A chart Deployment's image changed (``helm upgrade``/``rollback``): migrate now, so
+        its new pods (held by their ``wait-for-schema`` init container) start soon."""
+        uid = str(body.get("metadata", {}).get("uid"))
+        if type == "DELETED":
+            deployment_images.pop(uid, None)
+            return
+        images = _images(body)
+        seen = deployment_images.get(uid)
+        deployment_images[uid] = images
+        if seen == images or (type is None and seen is None):
+            return  # no change, or first sight in the initial listing (resume reconciles those)
+        await reconcile_stack_of(body)
 
 
 def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> kopf.OperatorRegistry:
@@ -61,6 +131,7 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
         )
         settings.persistence.finalizer = FINALIZER
         settings.posting.level = logging.WARNING
+        configure_watching(settings)
         settings.watching.server_timeout = 120
         settings.networking.request_timeout = 60
         api = connect(await load_configuration(kubeconfig=config.kubeconfig))
@@ -100,27 +171,7 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
     async def resync(body: kopf.Body, **_: Any) -> None:
         await reconciler().reconcile(body)
 
-    @kopf.on.event(
-        "batch",
-        "v1",
-        "jobs",
-        registry=registry,
-        labels={"app.kubernetes.io/managed-by": MANAGED_BY, COMPONENT_LABEL: "migration"},
-    )
-    async def migration_job_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
-        """A Job's status moved: reconcile its stack now rather than at the next retry."""
-        if type is None or type == "DELETED":
-            return
-        stack_name = body.get("metadata", {}).get("labels", {}).get(STACK_LABEL)
-        namespace = body.get("metadata", {}).get("namespace")
-        if not stack_name or not namespace or "reconciler" not in state:
-            return
-        stack = await reconciler().api.find(
-            f"{GROUP}/{VERSION}", KIND, namespace=namespace, name=stack_name
-        )
-        if stack is None or stack["metadata"].get("deletionTimestamp"):
-            return
-        await reconciler().reconcile(stack)
+    _register_child_watches(registry, state)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
     async def reclaim(body: kopf.Body, **_: Any) -> None:

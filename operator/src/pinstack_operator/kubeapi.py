@@ -19,6 +19,7 @@ FIELD_MANAGER = "pinstack-operator"
 _PLURALS = {
     "Secret": "secrets",
     "Job": "jobs",
+    "Deployment": "deployments",
     "ServiceMonitor": "servicemonitors",
     "PrometheusRule": "prometheusrules",
     "PinstackStack": "pinstackstacks",

@@ -1,4 +1,13 @@
-"""Migration Jobs: one per service and image version; ``MigrationsComplete`` once all succeed.
+"""Migration Jobs: one per service and image; ``MigrationsComplete`` once all succeed.
+
+Which image migrates a service's database: the image of that service's Deployment (rendered by
+``charts/pinstack``: labels ``app.kubernetes.io/part-of=pinstack``, ``pinstack.io/stack=<stack>``,
+``app.kubernetes.io/component=<service>``), so ``helm upgrade --set image.tag=NEW`` is the one
+command that moves both. The new pods' ``wait-for-schema`` init container holds them until the
+Job for their image has run. A service without a Deployment (the chart not installed yet) is
+migrated with ``spec.image``. Several Deployments of one service with different images get a Job
+each (``pinstack migrate up`` is a no-op for an image older than the schema, e.g. after
+``helm rollback``).
 
 A bare API server (tests) runs no Job controller: the Job's status is whatever someone wrote,
 and this module only reads it.
@@ -6,29 +15,77 @@ and this module only reads it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pinstack_operator.conditions import ConditionResult
 from pinstack_operator.kubeapi import KubeApi
-from pinstack_operator.models import StackSpec
+from pinstack_operator.models import ServiceSpec, StackSpec
 from pinstack_operator.resources import (
     COMPONENT_LABEL,
+    IMAGE_ANNOTATION,
+    PART_OF_LABEL,
+    SERVICE_LABEL,
     STACK_LABEL,
+    MigrationImage,
     StackRef,
     migration_job,
 )
 
-__all__ = ["MigrationState", "job_state", "reconcile_migrations"]
+__all__ = [
+    "DEPLOYMENT_WATCH_SELECTOR",
+    "JOB_WATCH_SELECTOR",
+    "MigrationState",
+    "ServiceMigration",
+    "deployment_selector",
+    "images_of_deployments",
+    "job_state",
+    "reconcile_migrations",
+]
 
 _KIND = "MigrationsComplete"
+
+# Server-side label selectors of the operator's watches (kopf ``settings.watching``).
+JOB_WATCH_SELECTOR = f"app.kubernetes.io/managed-by=pinstack-operator,{COMPONENT_LABEL}=migration"
+DEPLOYMENT_WATCH_SELECTOR = f"{PART_OF_LABEL}=pinstack,{STACK_LABEL}"
+
+
+def deployment_selector(stack: StackRef) -> str:
+    """The chart's Deployments of ``stack`` (``pinstack.io/stack`` is the chart's stackName)."""
+    return f"{PART_OF_LABEL}=pinstack,{STACK_LABEL}={stack.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceMigration:
+    """One service's entry in ``status.migrations``."""
+
+    service: str
+    image: str | None  # the image whose migration Job last completed
+    completed_at: str | None
+    pending: tuple[str, ...]  # images whose Jobs are running or failed
+
+    def as_status(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"service": self.service}
+        if self.image:
+            entry["image"] = self.image
+        if self.completed_at:
+            entry["completedAt"] = self.completed_at
+        if self.pending:
+            entry["pendingImages"] = list(self.pending)
+        return entry
 
 
 @dataclass(frozen=True, kw_only=True)
 class MigrationState:
     condition: ConditionResult
     pending: tuple[str, ...] = ()
+    services: tuple[ServiceMigration, ...] = ()
+
+    @property
+    def images(self) -> set[str]:
+        """Every image some service's schema was last migrated with."""
+        return {s.image for s in self.services if s.image}
 
 
 def job_state(job: Mapping[str, Any]) -> str:
@@ -46,11 +103,102 @@ def job_state(job: Mapping[str, Any]) -> str:
     return "running"
 
 
+def images_of_deployments(
+    deployments: Iterable[Mapping[str, Any]], service: str
+) -> list[MigrationImage]:
+    """The images ``service``'s Deployments run (its container, named after the service)."""
+    found: dict[str, MigrationImage] = {}
+    for deployment in deployments:
+        metadata = deployment.get("metadata") or {}
+        if (metadata.get("labels") or {}).get(COMPONENT_LABEL) != service:
+            continue
+        if metadata.get("deletionTimestamp"):
+            continue
+        pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+        containers = pod.get("containers") or []
+        container = next((c for c in containers if c.get("name") == service), None)
+        if container is None and containers:
+            container = containers[0]
+        if container is None or not container.get("image"):
+            continue
+        image = str(container["image"])
+        found.setdefault(
+            image,
+            MigrationImage(
+                reference=image,
+                pull_policy=str(container.get("imagePullPolicy") or "IfNotPresent"),
+                pull_secrets=tuple(
+                    str(ref["name"]) for ref in pod.get("imagePullSecrets") or [] if ref.get("name")
+                ),
+                source=f"Deployment {metadata.get('name')}",
+            ),
+        )
+    return [found[image] for image in sorted(found)]
+
+
+def _spec_image(spec: StackSpec) -> MigrationImage:
+    return MigrationImage(
+        reference=spec.image.reference, pull_policy=spec.image.pull_policy, source="spec.image"
+    )
+
+
+def _completion(job: Mapping[str, Any]) -> str:
+    return str((job.get("status") or {}).get("completionTime") or "")
+
+
+def _service_migration(
+    service: str,
+    *,
+    wanted: Sequence[str],
+    jobs: Sequence[Mapping[str, Any]],
+    previous: Mapping[str, Any] | None,
+) -> ServiceMigration:
+    """Last migrated image: a wanted Job's if one completed, else the latest completed Job's,
+    else what the status said before (superseded Jobs are deleted)."""
+    complete = [job for job in jobs if job_state(job) == "complete"]
+    pending = tuple(
+        sorted(
+            job["metadata"]["annotations"][IMAGE_ANNOTATION]
+            for job in jobs
+            if job_state(job) != "complete"
+            and job["metadata"]["annotations"].get(IMAGE_ANNOTATION) in wanted
+        )
+    )
+    wanted_complete = [
+        job for job in complete if job["metadata"]["annotations"].get(IMAGE_ANNOTATION) in wanted
+    ]
+    candidates = wanted_complete or complete
+    if candidates:
+        last = max(candidates, key=_completion)
+        return ServiceMigration(
+            service=service,
+            image=last["metadata"]["annotations"].get(IMAGE_ANNOTATION),
+            completed_at=_completion(last) or None,
+            pending=pending,
+        )
+    previous = previous or {}
+    return ServiceMigration(
+        service=service,
+        image=previous.get("image"),
+        completed_at=previous.get("completedAt"),
+        pending=pending,
+    )
+
+
 async def reconcile_migrations(
-    api: KubeApi, stack: StackRef, *, spec: StackSpec, databases_ready: bool
+    api: KubeApi,
+    stack: StackRef,
+    *,
+    spec: StackSpec,
+    databases_ready: bool,
+    previous: Sequence[Mapping[str, Any]] = (),
 ) -> MigrationState:
-    """Apply the current image's Jobs, read their state, drop superseded Jobs once done."""
+    """Run a Job per service and wanted image, read their state, drop superseded Jobs.
+
+    ``previous`` is ``status.migrations`` as last written (kept for services whose Jobs are gone).
+    """
     services = spec.migrating_services
+    before = {str(entry.get("service")): entry for entry in previous}
     if not services:
         return MigrationState(
             condition=ConditionResult(
@@ -66,51 +214,111 @@ async def reconcile_migrations(
                 message="migration Jobs start once the databases are ready",
             ),
             pending=tuple(service.name for service in services),
+            services=tuple(
+                _service_migration(s.name, wanted=(), jobs=(), previous=before.get(s.name))
+                for s in services
+            ),
         )
-    states: dict[str, str] = {}
-    current: set[str] = set()
+    deployments = await api.list(
+        "apps/v1",
+        "Deployment",
+        namespace=stack.namespace,
+        label_selector=deployment_selector(stack),
+    )
+    existing = await api.list(
+        "batch/v1",
+        "Job",
+        namespace=stack.namespace,
+        label_selector=f"{STACK_LABEL}={stack.name},{COMPONENT_LABEL}=migration",
+    )
+    by_name = {job["metadata"]["name"]: job for job in existing}
+    failed: list[str] = []
+    running: list[str] = []
+    waiting_for: list[str] = []
+    results: list[ServiceMigration] = []
     for service in services:
-        manifest = migration_job(stack, spec=spec, service=service)
-        current.add(manifest["metadata"]["name"])
-        existing = await api.find(
-            "batch/v1", "Job", namespace=stack.namespace, name=manifest["metadata"]["name"]
+        targets = images_of_deployments(deployments, service.name) or [_spec_image(spec)]
+        jobs = await _ensure_jobs(
+            api, stack, spec=spec, service=service, targets=targets, existing=by_name
         )
-        job = existing if existing is not None else await api.apply(manifest)
-        states[service.name] = job_state(job)
-    failed = sorted(name for name, state in states.items() if state == "failed")
-    running = sorted(name for name, state in states.items() if state == "running")
+        states = {job_state(job) for job in jobs}
+        where = ", ".join(f"{target.reference} from {target.source}" for target in targets)
+        if "failed" in states:
+            failed.append(f"{service.name} ({where})")
+        elif "running" in states:
+            running.append(f"{service.name} ({where})")
+            waiting_for.append(service.name)
+        else:
+            await _drop_superseded(api, stack, service=service.name, keep=jobs, existing=existing)
+        own = {
+            job["metadata"]["name"]: job
+            for job in [*existing, *jobs]
+            if (job["metadata"].get("labels") or {}).get(SERVICE_LABEL) == service.name
+        }
+        results.append(
+            _service_migration(
+                service.name,
+                wanted=[target.reference for target in targets],
+                jobs=list(own.values()),
+                previous=before.get(service.name),
+            )
+        )
     if failed:
         condition = ConditionResult(
             type=_KIND,
             status="False",
             reason="MigrationFailed",
-            message=f"migration Job failed for {', '.join(failed)} (image {spec.image.reference}); "
-            "see the Job's pod logs",
+            message=f"migration Job failed for {'; '.join(failed)}; see the Job's pod logs",
         )
     elif running:
         condition = ConditionResult(
             type=_KIND,
             status="False",
             reason="MigrationsRunning",
-            message=f"waiting for migration Jobs of {', '.join(running)} "
-            f"(image {spec.image.reference})",
+            message=f"waiting for migration Jobs of {'; '.join(running)}",
         )
     else:
+        images = sorted({s.image for s in results if s.image})
         condition = ConditionResult(
             type=_KIND,
             status="True",
             reason="Migrated",
-            message=f"all services migrated for image {spec.image.reference}",
+            message=f"all services migrated (images: {', '.join(images)})",
         )
-        await _drop_superseded(api, stack, keep=current)
-    return MigrationState(condition=condition, pending=tuple(running))
+    return MigrationState(condition=condition, pending=tuple(waiting_for), services=tuple(results))
 
 
-async def _drop_superseded(api: KubeApi, stack: StackRef, *, keep: set[str]) -> None:
-    selector = f"{STACK_LABEL}={stack.name},{COMPONENT_LABEL}=migration"
-    for job in await api.list(
-        "batch/v1", "Job", namespace=stack.namespace, label_selector=selector
-    ):
-        name = job["metadata"]["name"]
-        if name not in keep:
-            await api.delete("batch/v1", "Job", namespace=stack.namespace, name=name)
+async def _ensure_jobs(
+    api: KubeApi,
+    stack: StackRef,
+    *,
+    spec: StackSpec,
+    service: ServiceSpec,
+    targets: Sequence[MigrationImage],
+    existing: Mapping[str, Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """The Job of every target image, created when missing (a Job's template is immutable)."""
+    jobs = []
+    for target in targets:
+        manifest = migration_job(stack, spec=spec, service=service, image=target)
+        found = existing.get(manifest["metadata"]["name"])
+        jobs.append(dict(found) if found is not None else await api.apply(manifest))
+    return jobs
+
+
+async def _drop_superseded(
+    api: KubeApi,
+    stack: StackRef,
+    *,
+    service: str,
+    keep: Sequence[Mapping[str, Any]],
+    existing: Sequence[Mapping[str, Any]],
+) -> None:
+    """Once a service's wanted Jobs all succeeded, its Jobs for other images go."""
+    names = {job["metadata"]["name"] for job in keep}
+    for job in existing:
+        metadata = job["metadata"]
+        if (metadata.get("labels") or {}).get(SERVICE_LABEL) != service:
+            continue
+        if metadata["name"] not in names:
+            await api.delete("batch/v1", "Job", namespace=stack.namespace, name=metadata["name"])

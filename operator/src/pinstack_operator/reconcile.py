@@ -31,7 +31,7 @@ from pinstack_operator.credentials import (
 )
 from pinstack_operator.databases import AdminConnection, DatabaseGrant, PostgresAdmin
 from pinstack_operator.kubeapi import KubeApi, NotFoundError
-from pinstack_operator.migrations import reconcile_migrations
+from pinstack_operator.migrations import MigrationState, reconcile_migrations
 from pinstack_operator.models import GROUP, KIND, VERSION, StackSpec
 from pinstack_operator.monitoring import reconcile_monitoring
 from pinstack_operator.resources import (
@@ -92,6 +92,27 @@ class Outcome:
         return not self.ready
 
 
+def _tag(reference: str) -> str:
+    """``1.2.0`` of ``registry:5000/pinstack:1.2.0``; the digest of ``repo@sha256:...``."""
+    if "@" in reference:
+        return reference.split("@", 1)[1]
+    last = reference.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else "latest"
+
+
+def _image_tag(migrations: MigrationState, *, spec: StackSpec, previous: str | None) -> str | None:
+    """``status.imageTag``: the tag every service's schema was last migrated with, once they
+    agree and nothing is pending (``spec.image.tag`` when nothing migrates); else as before."""
+    if not migrations.condition.ok:
+        return previous
+    if not migrations.services:
+        return spec.image.tag
+    images = migrations.images
+    if len(images) == 1 and all(entry.image for entry in migrations.services):
+        return _tag(next(iter(images)))
+    return previous
+
+
 def stack_ref(body: Mapping[str, Any]) -> StackRef:
     metadata = body["metadata"]
     return StackRef(name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"])
@@ -131,8 +152,13 @@ class Reconciler:
         await self._auth_secrets(stack)
         databases = await self._databases(stack, spec)
         topics = await self._topics(spec)
+        previous = body.get("status") or {}
         migrations = await reconcile_migrations(
-            self.api, stack, spec=spec, databases_ready=databases.ok
+            self.api,
+            stack,
+            spec=spec,
+            databases_ready=databases.ok,
+            previous=previous.get("migrations") or [],
         )
         monitoring = await reconcile_monitoring(self.api, stack, spec=spec)
         parts = [databases, topics, migrations.condition, monitoring]
@@ -153,10 +179,11 @@ class Reconciler:
             else [],
             "topics": sorted(topic.name for topic in spec.topics) if topics.ok else [],
         }
-        if migrations.condition.ok:
-            status["imageTag"] = spec.image.tag
-        elif (body.get("status") or {}).get("imageTag"):
-            status["imageTag"] = body["status"]["imageTag"]
+        if migrations.services:
+            status["migrations"] = [entry.as_status() for entry in migrations.services]
+        image_tag = _image_tag(migrations, spec=spec, previous=previous.get("imageTag"))
+        if image_tag:
+            status["imageTag"] = image_tag
         try:
             await self.api.apply(
                 {

@@ -24,9 +24,14 @@ import yaml
 from pinstack_operator.models import GROUP, KIND, VERSION, ServiceSpec, StackSpec
 
 __all__ = [
+    "COMPONENT_LABEL",
+    "IMAGE_ANNOTATION",
     "MANAGED_BY",
+    "PART_OF_LABEL",
+    "SERVICE_LABEL",
     "STACK_LABEL",
     "STACK_UID_ANNOTATION",
+    "MigrationImage",
     "StackRef",
     "database_secret",
     "database_secret_name",
@@ -45,7 +50,11 @@ __all__ = [
 STACK_LABEL = "pinstack.io/stack"
 SERVICE_LABEL = "pinstack.io/service"
 COMPONENT_LABEL = "app.kubernetes.io/component"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
 MANAGED_BY = "pinstack-operator"
+# On migration Jobs: the image they migrate with, and where that image came from.
+IMAGE_ANNOTATION = "pinstack.io/image"
+IMAGE_SOURCE_ANNOTATION = "pinstack.io/image-source"
 # The uid of the PinstackStack that last wrote a Secret (Secrets carry no owner reference).
 STACK_UID_ANNOTATION = "pinstack.io/stack-uid"
 
@@ -73,7 +82,7 @@ def stack_labels(stack: StackRef, *, component: str, service: str | None = None)
     labels = {
         STACK_LABEL: stack.name,
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/part-of": "pinstack",
+        PART_OF_LABEL: "pinstack",
         COMPONENT_LABEL: component,
     }
     if service is not None:
@@ -186,11 +195,32 @@ def migration_job_name(stack: StackRef, *, service: str, image: str) -> str:
     return f"{prefix}-{digest}"
 
 
-def migration_job(stack: StackRef, *, spec: StackSpec, service: ServiceSpec) -> dict[str, Any]:
-    """``pinstack migrate up --service <name>`` for the stack's current image."""
-    name = migration_job_name(stack, service=service.name, image=spec.image.reference)
+@dataclass(frozen=True, kw_only=True)
+class MigrationImage:
+    """The image a migration Job runs, and where the operator found it."""
+
+    reference: str
+    pull_policy: str = "IfNotPresent"
+    pull_secrets: tuple[str, ...] = ()
+    source: str = "spec.image"
+
+
+def migration_job(
+    stack: StackRef,
+    *,
+    spec: StackSpec,
+    service: ServiceSpec,
+    image: MigrationImage | None = None,
+) -> dict[str, Any]:
+    """``pinstack migrate up --service <name>`` with ``image`` (default: ``spec.image``)."""
+    if image is None:
+        image = MigrationImage(reference=spec.image.reference, pull_policy=spec.image.pull_policy)
+    name = migration_job_name(stack, service=service.name, image=image.reference)
     metadata = _metadata(stack, name, component="migration", service=service.name)
-    metadata["annotations"] = {"pinstack.io/image": spec.image.reference}
+    metadata["annotations"] = {
+        IMAGE_ANNOTATION: image.reference,
+        IMAGE_SOURCE_ANNOTATION: image.source,
+    }
     env: list[dict[str, Any]] = [
         {
             "name": "PINSTACK_DATABASE_URL",
@@ -219,11 +249,16 @@ def migration_job(stack: StackRef, *, spec: StackSpec, service: ServiceSpec) -> 
                         "runAsNonRoot": True,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
+                    **(
+                        {"imagePullSecrets": [{"name": name} for name in image.pull_secrets]}
+                        if image.pull_secrets
+                        else {}
+                    ),
                     "containers": [
                         {
                             "name": "migrate",
-                            "image": spec.image.reference,
-                            "imagePullPolicy": spec.image.pull_policy,
+                            "image": image.reference,
+                            "imagePullPolicy": image.pull_policy,
                             "command": ["pinstack", "migrate", "up", "--service", service.name],
                             "env": env,
                             "securityContext": {
