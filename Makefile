@@ -52,7 +52,7 @@ proto: install ## regenerate the committed protobuf/gRPC code
 	$(RUN) python scripts/gen_proto.py
 
 .PHONY: test
-test: lint test-py test-k8s ## everything CI runs: lint, unit, integration, contract, Kafka and Kubernetes tiers
+test: lint test-py test-k8s test-cluster ## everything CI runs: lint, unit, integration, contract, Kafka, Kubernetes and cluster tiers
 
 .PHONY: test-py
 test-py: install ## unit, integration, contract and Kafka tests
@@ -61,6 +61,11 @@ test-py: install ## unit, integration, contract and Kafka tests
 .PHONY: test-k8s
 test-k8s: install ## the Kubernetes tier alone (builds kube-apiserver/etcd/helm once, cached)
 	@if [ -d tests/k8s ]; then $(RUN) pytest tests/k8s $(PYTEST_ARGS); else echo "no Kubernetes tests yet"; fi
+
+.PHONY: test-cluster
+test-cluster: install ## a real single-node cluster (root; builds kubelet & co. and images once, cached)
+	$(RUN) python -m pinstack_devinfra.cluster prepare
+	$(RUN) pytest tests/cluster $(PYTEST_ARGS)
 
 .PHONY: migrate-up
 migrate-up: install ## apply every service's migrations (PINSTACK_*_DATABASE_URL or the embedded server)

@@ -31,6 +31,7 @@ from pinstack_devinfra.cache import cache_dir
 __all__ = [
     "HELM_VERSION",
     "GoToolError",
+    "build_wrapper_binaries",
     "build_wrapper_binary",
     "go_executable",
     "go_install_binary",
@@ -168,15 +169,46 @@ def build_wrapper_binary(
     replaced with. With ``main_go`` the wrapper's own ``main.go`` is the program (``package`` is
     then imported by it); otherwise ``package`` is a ``main`` package built directly.
     """
-    target_dir = cache_dir("bin", f"{name}-{version}")
-    binary = target_dir / name
-    if binary.exists():
-        return binary
+    built = build_wrapper_binaries(
+        group=f"{name}-{version}",
+        requires=requires,
+        packages={name: "." if main_go is not None else package},
+        imports=(package,),
+        replaces=replaces,
+        main_go=main_go,
+        ldflags=ldflags,
+        go_directive=go_directive,
+    )
+    return built[name]
+
+
+def build_wrapper_binaries(
+    *,
+    group: str,
+    requires: Mapping[str, str],
+    packages: Mapping[str, str],
+    imports: Sequence[str] = (),
+    replaces: Mapping[str, str] | None = None,
+    main_go: str | None = None,
+    ldflags: Sequence[str] = (),
+    go_directive: str = "1.24.0",
+) -> dict[str, Path]:
+    """Build several ``main`` packages of one wrapper module in one ``go build``.
+
+    ``packages`` maps binary name → package path (``"."`` is the wrapper's own ``main_go``);
+    ``imports`` are packages the wrapper must require (default: every package). One go invocation
+    shares the compile work between the binaries (kubelet and kube-proxy share most of k8s.io).
+    The binaries land in ``cache_dir("bin", group)``; the group is done when all are there.
+    """
+    target_dir = cache_dir("bin", group)
+    binaries = {name: target_dir / name for name in packages}
+    if all(binary.exists() for binary in binaries.values()):
+        return binaries
     with _build_lock(target_dir):
-        if binary.exists():
-            return binary
-        _log(f"building {name} {version} from the Go module proxy (minutes the first time)")
-        work = cache_dir("go-wrappers", f"{name}-{version}")
+        if all(binary.exists() for binary in binaries.values()):
+            return binaries
+        _log(f"building {', '.join(packages)} ({group}) from the Go module proxy (minutes)")
+        work = cache_dir("go-wrappers", group)
         lines = ["module pinstack.local/wrapper", "", f"go {go_directive}", "", "require ("]
         lines += [f"\t{module} {ver}" for module, ver in sorted(requires.items())]
         lines.append(")")
@@ -186,20 +218,29 @@ def build_wrapper_binary(
             lines.append(")")
         (work / "go.mod").write_text("\n".join(lines) + "\n")
         (work / "go.sum").unlink(missing_ok=True)
+        tool_imports = [p for p in (imports or packages.values()) if p != "."]
         if main_go is not None:
             (work / "main.go").write_text(main_go)
             (work / "tools.go").unlink(missing_ok=True)
-            build_target = "."
         else:
-            tools = f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n'
-            (work / "tools.go").write_text(tools)
-            build_target = package
+            body = "\n".join(f'\t_ "{p}"' for p in tool_imports)
+            (work / "tools.go").write_text(
+                f"//go:build tools\n\npackage tools\n\nimport (\n{body}\n)\n"
+            )
         env = {"CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false -mod=mod"}
-        _run_go(["mod", "tidy"], cwd=work, env=env, what=f"resolving modules for {name}")
-        partial = target_dir / f".{name}.partial"
-        args = ["build", "-trimpath", "-o", str(partial)]
+        _run_go(["mod", "tidy"], cwd=work, env=env, what=f"resolving modules for {group}")
+        args = ["build", "-trimpath"]
         if ldflags:
             args += ["-ldflags", " ".join(ldflags)]
-        _run_go([*args, build_target], cwd=work, env=env, what=f"compiling {name} {version}")
-        os.replace(partial, binary)
-    return binary
+        for name, package in packages.items():
+            if binaries[name].exists():
+                continue
+            partial = target_dir / f".{name}.partial"
+            _run_go(
+                [*args, "-o", str(partial), package],
+                cwd=work,
+                env=env,
+                what=f"compiling {name} ({group})",
+            )
+            os.replace(partial, binaries[name])
+    return binaries

@@ -11,8 +11,6 @@ finalisation. Tests patch child status themselves.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import socket
 import ssl
@@ -26,20 +24,19 @@ from pathlib import Path
 from types import TracebackType
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pinstack_devinfra.cache import cache_dir
-from pinstack_devinfra.gotools import build_wrapper_binary, go_mod_replaces
+from pinstack_devinfra.gotools import build_wrapper_binaries, build_wrapper_binary, go_mod_replaces
+from pinstack_devinfra.pki import CertificateAuthority, write_rsa_key_pair
 
 __all__ = [
     "ETCD_VERSION",
+    "KUBERNETES_COMMANDS",
     "KUBERNETES_VERSION",
     "KubeApiServer",
     "etcd_binary",
     "kube_apiserver_binary",
+    "kubernetes_binaries",
 ]
 
 KUBERNETES_VERSION = "v1.34.4"
@@ -59,13 +56,29 @@ func main() {
 """
 
 
-def kube_apiserver_binary(version: str = KUBERNETES_VERSION) -> Path:
-    """``kube-apiserver`` at ``version``, built through a wrapper module and cached."""
-    cached = cache_dir("bin", f"kube-apiserver-{version}") / "kube-apiserver"
-    if cached.exists():
+KUBERNETES_COMMANDS = (
+    "kubelet",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+    "kubectl",
+)
+
+
+def kubernetes_binaries(version: str = KUBERNETES_VERSION) -> dict[str, Path]:
+    """Every Kubernetes command at ``version`` (see ``KUBERNETES_COMMANDS``), built once.
+
+    One wrapper module requires ``k8s.io/kubernetes`` and replaces its local staging modules with
+    their published ``v0.x`` versions; the commands share one Go build cache, so after the first
+    (kubelet, which compiles most of k8s.io) each takes seconds to a few minutes.
+    """
+    group = f"kubernetes-{version}"
+    cached = {name: cache_dir("bin", group) / name for name in KUBERNETES_COMMANDS}
+    if all(path.exists() for path in cached.values()):
         return cached
-    major, minor, _patch = version.removeprefix("v").split(".")
-    staging_version = f"v0.{minor}.{_patch}"
+    major, minor, patch = version.removeprefix("v").split(".")
+    staging_version = f"v0.{minor}.{patch}"
     replaces = {
         module: staging_version
         for module in go_mod_replaces("k8s.io/kubernetes", version)
@@ -80,14 +93,19 @@ def kube_apiserver_binary(version: str = KUBERNETES_VERSION) -> Path:
         "-s",
         "-w",
     ]
-    return build_wrapper_binary(
-        name="kube-apiserver",
-        version=version,
+    packages = {name: f"k8s.io/kubernetes/cmd/{name}" for name in KUBERNETES_COMMANDS}
+    return build_wrapper_binaries(
+        group=group,
         requires={"k8s.io/kubernetes": version},
+        packages=packages,
         replaces=replaces,
-        package="k8s.io/kubernetes/cmd/kube-apiserver",
         ldflags=ldflags,
     )
+
+
+def kube_apiserver_binary(version: str = KUBERNETES_VERSION) -> Path:
+    """``kube-apiserver`` at ``version`` (built with the other Kubernetes commands, cached)."""
+    return kubernetes_binaries(version)["kube-apiserver"]
 
 
 def etcd_binary(version: str = ETCD_VERSION) -> Path:
@@ -115,101 +133,29 @@ class CertBundle:
     sa_private_key: Path
 
 
-def _name(common_name: str, organization: str | None = None) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    return x509.Name(attributes)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
 def generate_cert_bundle(directory: Path) -> CertBundle:
     """A CA, a serving certificate for 127.0.0.1/localhost, an admin client certificate
     (``system:masters``) and an RSA service-account key pair, written into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-    later = now + datetime.timedelta(days=7)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("pinstack-test-ca")
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(later)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-
-    def leaf(
-        subject: x509.Name, usage: x509.ObjectIdentifier, san: x509.SubjectAlternativeName | None
-    ) -> tuple[bytes, bytes]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(later)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        )
-        if san is not None:
-            builder = builder.add_extension(san, critical=False)
-        cert = builder.sign(ca_key, hashes.SHA256())
-        return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
-
-    san = x509.SubjectAlternativeName(
-        [
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-            x509.IPAddress(ipaddress.IPv4Address("10.0.0.1")),
-        ]
+    ca = CertificateAuthority(directory)
+    serving_cert, serving_key = ca.issue(
+        "apiserver",
+        common_name="kube-apiserver",
+        dns_names=("localhost",),
+        ip_addresses=("127.0.0.1", "10.0.0.1"),
+        server=True,
     )
-    serving = leaf(_name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, san)
-    client = leaf(_name("pinstack-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH, None)
-    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    files = {
-        "ca.crt": ca.public_bytes(serialization.Encoding.PEM),
-        "apiserver.crt": serving[0],
-        "apiserver.key": serving[1],
-        "admin.crt": client[0],
-        "admin.key": client[1],
-        "sa.pub": sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
-        "sa.key": _key_pem(sa_key),
-    }
-    for filename, content in files.items():
-        path = directory / filename
-        path.write_bytes(content)
-        path.chmod(0o600)
+    client_cert, client_key = ca.issue(
+        "admin", common_name="pinstack-admin", organization="system:masters", client=True
+    )
+    sa_public, sa_private = write_rsa_key_pair(directory, "sa")
     return CertBundle(
-        ca_cert=directory / "ca.crt",
-        serving_cert=directory / "apiserver.crt",
-        serving_key=directory / "apiserver.key",
-        client_cert=directory / "admin.crt",
-        client_key=directory / "admin.key",
-        sa_public_key=directory / "sa.pub",
-        sa_private_key=directory / "sa.key",
+        ca_cert=ca.cert_path,
+        serving_cert=serving_cert,
+        serving_key=serving_key,
+        client_cert=client_cert,
+        client_key=client_key,
+        sa_public_key=sa_public,
+        sa_private_key=sa_private,
     )
 
 

@@ -1,0 +1,66 @@
+"""``python -m pinstack_devinfra.cluster {prepare,up,clean}``.
+
+- ``prepare``: build (first time) or check every binary and image the tier needs, with progress;
+  ``make test-cluster`` runs it before pytest so that a cold build is not inside a test timeout;
+- ``up``: start the cluster and keep it until Ctrl-C (prints how to reach it), for a look around;
+- ``clean``: stop what a killed run left behind and undo its machine-wide state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import threading
+
+from pinstack_devinfra.cluster._log import log
+from pinstack_devinfra.cluster.config import ClusterLayout
+from pinstack_devinfra.cluster.machine import MachineState, machine_lock
+from pinstack_devinfra.cluster.node import Cluster
+from pinstack_devinfra.cluster.prepare import prepare
+from pinstack_devinfra.tools import repo_root
+
+DEFAULT_TAG = "0.1.0"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m pinstack_devinfra.cluster")
+    parser.add_argument("command", choices=["prepare", "up", "clean"])
+    parser.add_argument("--tag", default=DEFAULT_TAG, help="tag of the project's images")
+    args = parser.parse_args()
+    repo = repo_root()
+    if args.command == "prepare":
+        prepared = prepare(repo=repo, app_tag=args.tag)
+        log(f"ready: {', '.join(str(p) for p in prepared.image_archives)}")
+    elif args.command == "clean":
+        layout = ClusterLayout()
+        with machine_lock(timeout=60):
+            MachineState(
+                state_dir=layout.state_dir,
+                run_dir=layout.run_dir,
+                cgroup_parent=layout.cgroup_parent,
+                netns_name=layout.netns,
+            ).restore()
+        log("cleaned")
+    else:
+        prepared = prepare(repo=repo, app_tag=args.tag)
+        # SIGTERM (and SIGINT, which a background job may have ignored) unwind like Ctrl-C, so
+        # the cluster is stopped and the machine restored on every way out.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _interrupt)
+        with (
+            contextlib.suppress(KeyboardInterrupt),
+            Cluster(image_archives=prepared.image_archives) as cluster,
+        ):
+            log(f"kubeconfig: {cluster.kubeconfig}")
+            log(f"clients: {' '.join(cluster.netns.command(['kubectl', 'get', 'nodes']))}")
+            log("Ctrl-C stops the cluster and restores the machine")
+            threading.Event().wait()
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""Container images for the cluster tier, built without pulling anything from a registry.
+
+podman runs with a private configuration and storage under ``cache_dir("podman")`` (runc, fixed
+ulimits, host network for builds, no registries), so the machine's own podman setup is neither
+needed nor touched. Two stand-in bases are imported under the names the project's Dockerfiles
+use (``python:<ver>-slim-bookworm`` from the debootstrap root filesystem, ``ghcr.io/astral-sh/uv``
+from the uv wheel on PyPI): the Dockerfiles themselves stay exactly what a user with Docker
+builds, and the kind path uses the same ones. Layers are cached in the private storage, so a
+rebuild after a source change redoes only the last steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pinstack_devinfra.cache import cache_dir
+from pinstack_devinfra.cluster._log import log, step
+from pinstack_devinfra.cluster.rootfs import base_rootfs_tarball
+from pinstack_devinfra.kafka import kafka_libs
+
+__all__ = ["INFRA_IMAGES", "ImageBuilder", "PodmanError", "cluster_image_archives"]
+
+_HERE = Path(__file__).resolve().parent
+# The upstream image manifests/kind/infra.yaml names -> (build context, local stand-in).
+INFRA_IMAGES = {
+    "docker.io/library/postgres:17-alpine": ("postgresql", "localhost/pinstack-test/postgresql:15"),
+    "docker.io/library/redis:7-alpine": ("redis", "localhost/pinstack-test/redis:7"),
+    "docker.io/apache/kafka:4.1.0": ("kafka", "localhost/pinstack-test/kafka:4"),
+}
+DEBIAN_BASE = "localhost/pinstack-test/debian:bookworm"
+
+_CONTAINERS_CONF = """\
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+netns = "host"
+log_driver = "k8s-file"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+
+_STORAGE_CONF = """\
+[storage]
+driver = "overlay"
+graphroot = "{graphroot}"
+runroot = "{runroot}"
+"""
+
+
+class PodmanError(RuntimeError):
+    """podman (or an image step around it) failed; the message carries its output."""
+
+
+def _dockerfile_args(dockerfile: Path) -> dict[str, str]:
+    """``ARG NAME=default`` lines of a Dockerfile (the base image versions it asks for)."""
+    found = re.findall(r"^ARG\s+(\w+)=(\S+)", dockerfile.read_text(), flags=re.MULTILINE)
+    return dict(found)
+
+
+def _download(url: str, *, accept: str | None = None) -> bytes:
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - PyPI's https
+        return bytes(response.read())
+
+
+def _uv_wheel_url(version: str) -> str:
+    """The manylinux x86_64 wheel of uv ``version`` (it carries the static binary).
+
+    Asked of the simple index in its JSON form (PEP 691), the API every PyPI mirror serves.
+    """
+    index = os.environ.get("PINSTACK_PYPI_SIMPLE", "https://pypi.org/simple")
+    listing = json.loads(_download(f"{index}/uv/", accept="application/vnd.pypi.simple.v1+json"))
+    prefix = f"uv-{version}-"
+    for entry in listing["files"]:
+        name = entry["filename"]
+        wheel = name.startswith(prefix) and name.endswith(".whl")
+        if wheel and "manylinux" in name and "x86_64" in name:
+            return str(entry["url"])
+    raise PodmanError(f"no manylinux x86_64 wheel of uv {version} on {index}")
+
+
+class ImageBuilder:
+    """podman with private config and storage; builds, tags, saves images."""
+
+    def __init__(self, *, repo: Path) -> None:
+        self.repo = repo
+        root = cache_dir("podman")
+        self._conf = root / "containers.conf"
+        self._conf.write_text(_CONTAINERS_CONF)
+        self._storage = root / "storage.conf"
+        self._storage.write_text(
+            _STORAGE_CONF.format(graphroot=root / "storage", runroot=root / "run")
+        )
+        self._registries = root / "registries.conf"
+        self._registries.write_text("unqualified-search-registries = []\n")
+        self._podman = shutil.which("podman")
+        if self._podman is None:
+            raise PodmanError("podman is required to build images: apt-get install podman")
+
+    def podman(self, *args: str, quiet: bool = False) -> str:
+        env = {
+            **os.environ,
+            "CONTAINERS_CONF": str(self._conf),
+            "CONTAINERS_STORAGE_CONF": str(self._storage),
+            "CONTAINERS_REGISTRIES_CONF": str(self._registries),
+            "BUILDAH_ISOLATION": "chroot",
+        }
+        process = subprocess.run(  # noqa: S603 - fixed program, arguments of ours
+            [self._podman or "podman", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+        if process.returncode != 0:
+            raise PodmanError(f"podman {' '.join(args[:3])} failed:\n{process.stdout[-6000:]}")
+        if not quiet and process.stdout:
+            steps = [line for line in process.stdout.splitlines() if line.startswith("STEP")]
+            for line in steps[-3:]:
+                log(f"  {line[:140]}")
+        return process.stdout
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.podman("image", "exists", name, quiet=True)
+        except PodmanError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ stand-in bases
+
+    def ensure_bases(self) -> None:
+        """The Dockerfiles' base images, made locally under the names they use."""
+        args = _dockerfile_args(self.repo / "Dockerfile")
+        python_image = f"docker.io/library/python:{args['PYTHON_VERSION']}-slim-bookworm"
+        uv_image = f"ghcr.io/astral-sh/uv:{args['UV_VERSION']}"
+        if not self.exists(DEBIAN_BASE):
+            tarball = base_rootfs_tarball()
+            with step("importing the debootstrap root filesystem into podman"):
+                self.podman(
+                    "import",
+                    "--change",
+                    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "--change",
+                    "ENV LANG=C.UTF-8",
+                    # uv and Python use the system trust store (egress TLS may be intercepted).
+                    "--change",
+                    "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+                    "--change",
+                    'CMD ["/bin/bash"]',
+                    str(tarball),
+                    DEBIAN_BASE,
+                    quiet=True,
+                )
+        if not self.exists(python_image):
+            self.podman("tag", DEBIAN_BASE, python_image, quiet=True)
+        if not self.exists(uv_image):
+            with step(f"making {uv_image} from the uv wheel on PyPI"):
+                self._import_uv(args["UV_VERSION"], uv_image)
+
+    def _import_uv(self, version: str, name: str) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            wheel = Path(scratch, "uv.whl")
+            wheel.write_bytes(_download(_uv_wheel_url(version)))
+            layer = Path(scratch, "uv.tar")
+            with zipfile.ZipFile(wheel) as archive, tarfile.open(layer, "w") as tar:
+                for member in archive.namelist():
+                    binary = member.rsplit("/", 1)[-1]
+                    if ".data/scripts/" in member and binary in {"uv", "uvx"}:
+                        target = Path(scratch, binary)
+                        target.write_bytes(archive.read(member))
+                        target.chmod(0o755)
+                        tar.add(target, arcname=binary)
+            self.podman("import", str(layer), name, quiet=True)
+
+    # ------------------------------------------------------------------ builds
+
+    def build(
+        self,
+        *,
+        tag: str,
+        context: Path,
+        dockerfile: Path | None = None,
+        build_args: Mapping[str, str] | None = None,
+    ) -> str:
+        args = ["build", "--pull=never", "--network=host", "--layers", "-t", tag]
+        if dockerfile is not None:
+            args += ["-f", str(dockerfile)]
+        for key, value in (build_args or {}).items():
+            args += ["--build-arg", f"{key}={value}"]
+        with step(f"building image {tag}"):
+            self.podman(*args, str(context))
+        return tag
+
+    def build_project_images(self, *, tag: str, context: Path | None = None) -> tuple[str, str]:
+        """The app and operator images from the project's own Dockerfiles."""
+        self.ensure_bases()
+        source = context or self.repo
+        app = self.build(
+            tag=f"ghcr.io/pinstack/pinstack:{tag}",
+            context=source,
+            dockerfile=source / "Dockerfile",
+        )
+        operator = self.build(
+            tag=f"ghcr.io/pinstack/pinstack-operator:{tag}",
+            context=source,
+            dockerfile=source / "Dockerfile.operator",
+        )
+        return app, operator
+
+    def build_infra_images(self) -> dict[str, str]:
+        """PostgreSQL, Redis and Kafka stand-ins (built once; their inputs never change).
+
+        Each honours the interface manifests/kind/infra.yaml uses of the upstream image it
+        stands in for (environment, arguments, user, probes); returns upstream -> local name.
+        """
+        self.ensure_bases()
+        for context_name, image in INFRA_IMAGES.values():
+            if self.exists(image):
+                continue
+            with tempfile.TemporaryDirectory() as scratch:
+                context = Path(scratch, context_name)
+                shutil.copytree(_HERE / "images" / context_name, context)
+                if context_name == "kafka":
+                    shutil.copytree(kafka_libs(), context / "libs")
+                self.build(tag=image, context=context, build_args={"BASE_IMAGE": DEBIAN_BASE})
+        return {upstream: image for upstream, (_, image) in INFRA_IMAGES.items()}
+
+    def save(self, names: Sequence[str], archive: Path) -> Path:
+        """One docker-archive holding ``names`` (for ``ctr images import``), replaced atomically."""
+        partial = archive.with_name(archive.name + ".partial")
+        partial.unlink(missing_ok=True)
+        with step(f"saving {len(names)} images"):
+            self.podman(
+                "save", "--multi-image-archive", "--format", "docker-archive",
+                "-o", str(partial), *names, quiet=True,
+            )  # fmt: skip
+        os.replace(partial, archive)
+        return archive
+
+    def binary_image(self, *, name: str, binary: Path, entrypoint: Sequence[str]) -> str:
+        """An image holding one static binary at ``/<binary name>`` (pause, CoreDNS)."""
+        if self.exists(name):
+            return name
+        with tempfile.TemporaryDirectory() as scratch:
+            layer = Path(scratch, "layer.tar")
+            with tarfile.open(layer, "w") as tar:
+                tar.add(binary, arcname=binary.name)
+            self.podman(
+                "import", "--change", f"ENTRYPOINT {json.dumps(list(entrypoint))}",
+                str(layer), name, quiet=True,
+            )  # fmt: skip
+        return name
+
+
+def cluster_image_archives(
+    *,
+    builder: ImageBuilder,
+    project_images: Sequence[str],
+    pause: Path,
+    coredns: Path,
+    pause_image: str,
+    coredns_image: str,
+) -> list[Path]:
+    """Build every image the tier runs and save them as archives for ``ctr images import``.
+
+    The infrastructure images (pause, CoreDNS, PostgreSQL, Redis, Kafka) never change with the
+    project's sources: their archive is saved once and cached. The project's images are rebuilt
+    (podman's layer cache makes that quick when only sources changed) and saved every run.
+    """
+    archives = cache_dir("images")
+    static = archives / "cluster-infra.tar"
+    if not static.exists():
+        names = [
+            builder.binary_image(name=pause_image, binary=pause, entrypoint=["/pause"]),
+            builder.binary_image(name=coredns_image, binary=coredns, entrypoint=["/coredns"]),
+        ]
+        for upstream, local in builder.build_infra_images().items():
+            builder.podman("tag", local, upstream, quiet=True)
+            names.append(upstream)
+        builder.save(names, static)
+    project = archives / "cluster-project.tar"
+    builder.save(project_images, project)
+    return [static, project]

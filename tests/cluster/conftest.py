@@ -1,0 +1,122 @@
+"""The cluster tier: a real single-node Kubernetes cluster (see ``pinstack_devinfra.cluster``)
+with Pinstack installed on it exactly as docs/kubernetes.md tells a user.
+
+One cluster per session (and per machine). Nothing here skips: a machine that cannot run the
+cluster fails the tier with what is missing. Every client runs inside the cluster's network
+namespace: processes through ``cluster.kubectl``/``cluster.helm``/``cluster.netns.command``,
+Python clients on ``cluster.netns_thread``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pinstack_devinfra.cluster.node import Cluster
+from pinstack_devinfra.cluster.prepare import Prepared, prepare
+from tests.cluster.api import ApiClient
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs" / "kubernetes.md"
+APP_TAG = "0.1.0"
+
+
+def docs_block(marker: str) -> str:
+    """The fenced shell block that follows ``<!-- cluster-tier:<marker> -->`` in the docs."""
+    text = DOCS.read_text()
+    match = re.search(
+        rf"<!-- cluster-tier:{marker} -->\s*```(?:bash|sh)\n(.*?)```", text, re.DOTALL
+    )
+    if match is None:
+        raise AssertionError(f"docs/kubernetes.md has no block marked cluster-tier:{marker}")
+    return match.group(1)
+
+
+@dataclass
+class Installed:
+    """Pinstack as installed by the docs' steps; what the tests share."""
+
+    cluster: Cluster
+    prepared: Prepared
+    install_seconds: float
+    api: ApiClient
+
+    def shell(self, script: str, *, timeout: float = 1800) -> str:
+        """Run a docs shell block inside the cluster's network, from the repository root, with
+        ``kubectl`` and ``helm`` on PATH talking to the cluster as its admin."""
+        tools = self.cluster.layout.state_dir / "tools"
+        tools.mkdir(exist_ok=True)
+        for name, target in (("kubectl", self.prepared.binaries["kubectl"]),
+                             ("helm", self.cluster.helm_path)):  # fmt: skip
+            link = tools / name
+            if not link.exists():
+                link.symlink_to(target)
+        env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}",
+               "KUBECONFIG": str(self.cluster.kubeconfig), **self.cluster.helm_env}  # fmt: skip
+        result = subprocess.run(
+            self.cluster.netns.command(["bash", "-euo", "pipefail", "-c", script]),
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise AssertionError(
+                f"docs block failed ({result.returncode}):\n{script}\n--- stdout\n"
+                f"{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+            )
+        return result.stdout
+
+
+@pytest.fixture(scope="session")
+def prepared() -> Prepared:
+    return prepare(repo=REPO, app_tag=APP_TAG)
+
+
+@pytest.fixture(scope="session")
+def cluster(prepared: Prepared) -> Iterator[Cluster]:
+    with Cluster(image_archives=prepared.image_archives) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def installed(cluster: Cluster, prepared: Prepared) -> Iterator[Installed]:
+    state = Installed(cluster=cluster, prepared=prepared, install_seconds=0.0, api=None)  # type: ignore[arg-type]
+    started = time.monotonic()
+    try:
+        state.shell(docs_block("install"))
+        # The gateway's Service as another pod reaches it (cluster IP, kube-proxy).
+        ip = cluster.kubectl(
+            "get", "service", "pinstack-gateway", "-o", "jsonpath={.spec.clusterIP}"
+        )
+        state.api = api = ApiClient(base_url=f"http://{ip}:8080", netns=cluster.netns_thread)
+        api.wait_until_serving(timeout=300)
+    except BaseException:
+        print(diagnostics(cluster))  # noqa: T201 - the failure's context, shown by pytest
+        raise
+    state.install_seconds = time.monotonic() - started
+    print(f"\n[cluster-tier] docs install to a working API: {state.install_seconds:.0f}s")  # noqa: T201
+    yield state
+    api.close()
+
+
+def diagnostics(cluster: Cluster) -> str:
+    """Pods, recent events and the logs of pods that are not ready: what a failure needs."""
+    parts = [cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False)]
+    parts.append(
+        cluster.kubectl("get", "events", "-A", "--sort-by=.lastTimestamp", check=False)[-6000:]
+    )
+    parts.append(cluster.kubectl("get", "pinstackstacks", "-A", "-o", "yaml", check=False)[-4000:])
+    return "\n".join(parts)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Cluster tests wait on real rollouts: a longer per-test ceiling than the suite's default
+    (the first test also pays for the install). Every wait inside polls with its own deadline."""
+    for item in items:
+        if "tests/cluster/" in str(item.fspath):
+            item.add_marker(pytest.mark.timeout(2400))
