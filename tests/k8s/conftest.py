@@ -1,6 +1,8 @@
 """Shared fixtures for the Kubernetes tier: a real kube-apiserver + etcd (built from the Go
 module proxy by ``pinstack_devinfra.kube``), real PostgreSQL and Kafka, the PinstackStack CRD,
-and the operator running in-process in a thread.
+and the operator running in-process in a thread -- as the operator chart's ServiceAccount with
+the chart's own RBAC (the API server runs the RBAC authorizer), so every operator test is also
+a test that the chart grants what the operator, kopf included, calls.
 
 Nothing here skips: a missing prerequisite (Go, Java) fails the run with what to install.
 """
@@ -22,7 +24,10 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import utils as k8s_utils
 
+from pinstack_devinfra import tools
 from pinstack_devinfra.kube import KubeApiServer, etcd_binary, kube_apiserver_binary
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.kubeapi import KubeApi, NotFoundError, connect, load_configuration
@@ -30,7 +35,11 @@ from pinstack_operator.main import run_operator
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "pinstackstack.yaml"
+OPERATOR_CHART = REPO / "charts" / "pinstack-operator"
+OPERATOR_NAMESPACE = "pinstack-system"
+OPERATOR_RELEASE = "pinstack-operator"
 RESYNC_SECONDS = 3.0
+_RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
 _counter = itertools.count(1)
 
@@ -163,11 +172,70 @@ def kafka(k8s_workdir: Path) -> Iterator[Any]:
     broker.stop()
 
 
+async def install_operator_identity(
+    admin_kubeconfig: Path,
+    *,
+    release: str = OPERATOR_RELEASE,
+    namespace: str = OPERATOR_NAMESPACE,
+    set_values: dict[str, str] | None = None,
+) -> tuple[str, str]:
+    """Create the operator chart's ServiceAccount and RBAC (``helm template``) as a cluster
+    admin, and return the ServiceAccount's user name and a token for it (TokenRequest API)."""
+    objects = [
+        o
+        for o in tools.helm_template_objects(
+            OPERATOR_CHART, release=release, namespace=namespace, set_values=set_values or {}
+        )
+        if o["kind"] in _RBAC_KINDS
+    ]
+    (account,) = [o for o in objects if o["kind"] == "ServiceAccount"]
+    namespaces = {namespace} | {o["metadata"]["namespace"] for o in objects
+                                if o["metadata"].get("namespace")}  # fmt: skip
+    configuration = await load_configuration(kubeconfig=str(admin_kubeconfig))
+    async with k8s.ApiClient(configuration=configuration) as client:
+        core = k8s.CoreV1Api(client)
+        existing = {item.metadata.name for item in (await core.list_namespace()).items}
+        for name in sorted(namespaces - existing):
+            await core.create_namespace({"metadata": {"name": name}})
+        for obj in objects:
+            await k8s_utils.create_from_dict(client, obj)
+        token = await core.create_namespaced_service_account_token(
+            account["metadata"]["name"],
+            namespace,
+            {"spec": {"audiences": [], "expirationSeconds": 86400}},
+        )
+    user = f"system:serviceaccount:{namespace}:{account['metadata']['name']}"
+    return user, str(token.status.token)
+
+
+def token_kubeconfig(admin_kubeconfig: Path, token: str, path: Path) -> Path:
+    """``admin_kubeconfig`` (server, CA) with ``token`` as its only credential."""
+    config = yaml.safe_load(admin_kubeconfig.read_text())
+    for entry in config["users"]:
+        entry["user"] = {"token": token}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 @pytest.fixture(scope="session")
-def operator(kube_apiserver: KubeApiServer, postgres: Any, kafka: Any) -> Iterator[OperatorConfig]:
-    """The operator, in a thread with its own event loop, until the session ends."""
+def operator_identity(kube_apiserver: KubeApiServer, k8s_workdir: Path) -> tuple[str, Path]:
+    """The operator chart's ServiceAccount (its user name) and a kubeconfig that acts as it."""
+    user, token = asyncio.run(install_operator_identity(kube_apiserver.kubeconfig_path))
+    kubeconfig = token_kubeconfig(
+        kube_apiserver.kubeconfig_path, token, k8s_workdir / "operator.kubeconfig"
+    )
+    return user, kubeconfig
+
+
+@pytest.fixture(scope="session")
+def operator(
+    operator_identity: tuple[str, Path], postgres: Any, kafka: Any
+) -> Iterator[OperatorConfig]:
+    """The operator, in a thread with its own event loop, until the session ends; it acts as
+    the chart's ServiceAccount, so it can do only what the chart's RBAC grants."""
+    _, kubeconfig = operator_identity
     config = OperatorConfig(
-        kubeconfig=str(kube_apiserver.kubeconfig_path),
+        kubeconfig=str(kubeconfig),
         resync_seconds=RESYNC_SECONDS,
         retry_seconds=1.0,
     )

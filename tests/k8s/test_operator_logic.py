@@ -143,7 +143,7 @@ class _NoPrometheusApi:
     def __init__(self) -> None:
         self.applied: list[dict[str, Any]] = []
 
-    async def crd_exists(self, name: str) -> bool:
+    async def serves(self, api_version: str, plural: str) -> bool:
         return False
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:

@@ -45,27 +45,34 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- end -}}
 
-{{/* The rules the operator needs, for a ClusterRole or a namespaced Role. */}}
-{{- define "pinstack-operator.namespacedRules" -}}
+{{/*
+The rules the operator needs, for a ClusterRole or a namespaced Role: exactly
+pinstack_operator.rbac.PERMISSIONS (see there for why each verb is needed). Never list/watch on
+Secrets: that would let the operator read every Secret of a namespace.
+*/}}
+{{- define "pinstack-operator.rules" -}}
 - apiGroups: [pinstack.io]
   resources: [pinstackstacks]
-  verbs: [get, list, watch, patch, update]
+  verbs: [get, list, watch, patch]
 - apiGroups: [pinstack.io]
   resources: [pinstackstacks/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
+- apiGroups: [pinstack.io]
+  resources: [pinstackstacks/finalizers]
+  verbs: [update]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [get, create, patch, delete]
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [list, watch]
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: ["", events.k8s.io]
+  verbs: [list, create, patch, delete]
+- apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- end -}}

@@ -16,8 +16,9 @@ import kopf
 from pinstack_operator.conditions import Clock, system_clock
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.kubeapi import KubeApi, connect, load_configuration
-from pinstack_operator.migrations import DEPLOYMENT_WATCH_SELECTOR
+from pinstack_operator.migrations import DEPLOYMENT_WATCH_SELECTOR, JOB_WATCH_SELECTOR
 from pinstack_operator.models import GROUP, KIND, PLURAL, VERSION
+from pinstack_operator.rbac import PERMISSIONS
 from pinstack_operator.reconcile import ReclaimError, Reconciler
 from pinstack_operator.resources import COMPONENT_LABEL, MANAGED_BY, PART_OF_LABEL, STACK_LABEL
 
@@ -33,9 +34,19 @@ _QUIET = frozenset({"MigrationsRunning", "WaitingForDatabases", "PrometheusOpera
 
 
 def configure_watching(settings: kopf.OperatorSettings) -> None:
-    """Server-side label selectors for the Deployment watch: the API server sends only the
-    chart's Deployments (kopf's ``labels=`` on a handler filters only after receiving)."""
+    """What kopf watches, and how narrowly (the RBAC in ``pinstack_operator.rbac`` relies on it).
+
+    - Jobs and Deployments: server-side label selectors, so the API server sends only the
+      operator's migration Jobs and the chart's Deployments (kopf's ``labels=`` on a handler
+      filters only after receiving every object).
+    - No cluster scanning: kopf would otherwise watch every CRD (and, namespaced, list and watch
+      namespaces) to notice resources appearing later. The CRD is installed before the operator
+      (Helm's ``crds/``, or first in ``manifests/operator.yaml``) and the startup handler waits
+      for it, so the initial discovery finds it; namespaces are exact names.
+    """
+    settings.watching.label_selectors["batch", "v1", "jobs"] = JOB_WATCH_SELECTOR
     settings.watching.label_selectors["apps", "v1", "deployments"] = DEPLOYMENT_WATCH_SELECTOR
+    settings.scanning.disabled = True
 
 
 def _images(deployment: Mapping[str, Any]) -> tuple[str, ...]:
@@ -134,7 +145,19 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
         configure_watching(settings)
         settings.watching.server_timeout = 120
         settings.networking.request_timeout = 60
-        api = connect(await load_configuration(kubeconfig=config.kubeconfig))
+        api = connect(
+            await load_configuration(kubeconfig=config.kubeconfig), permissions=PERMISSIONS
+        )
+        try:
+            served = await api.serves(f"{GROUP}/{VERSION}", PLURAL)
+        except BaseException:
+            await api.close()
+            raise
+        if not served:  # kopf discovers resources once (no scanning): the CRD must be there
+            await api.close()
+            raise kopf.TemporaryError(
+                f"the {PLURAL}.{GROUP} CRD is not installed (yet)", delay=config.retry_seconds
+            )
         state["reconciler"] = Reconciler(api=api, clock=clock)
 
     @kopf.on.cleanup(registry=registry)

@@ -1,18 +1,31 @@
 """A thin, typed layer over kubernetes-asyncio's ``ApiClient`` for the few calls the operator
-makes: server-side apply (fixed field manager), strategic-merge patch, get, list, delete,
-and CRD presence."""
+makes: server-side apply (fixed field manager), strategic-merge patch, get, list, delete, and
+API discovery.
+
+Built with ``permissions`` (the operator passes :data:`pinstack_operator.rbac.PERMISSIONS`), it
+refuses any call the table does not declare, before it reaches the API server: a new call fails
+the tests until it is declared, and the chart's RBAC is checked against the same table."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-__all__ = ["FIELD_MANAGER", "KubeApi", "NotFoundError", "connect", "load_configuration"]
+from pinstack_operator.rbac import Permission, permitted
+
+__all__ = [
+    "FIELD_MANAGER",
+    "KubeApi",
+    "NotFoundError",
+    "UndeclaredPermissionError",
+    "connect",
+    "load_configuration",
+]
 
 FIELD_MANAGER = "pinstack-operator"
 
@@ -34,6 +47,14 @@ class NotFoundError(LookupError):
     """The object does not exist."""
 
 
+class UndeclaredPermissionError(PermissionError):
+    """A call that ``pinstack_operator.rbac.PERMISSIONS`` (and so the chart's RBAC) lacks."""
+
+
+def _group(api_version: str) -> str:
+    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+
+
 def _path(api_version: str, kind: str, *, namespace: str | None, name: str | None) -> str:
     root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     path = root
@@ -48,8 +69,23 @@ def _path(api_version: str, kind: str, *, namespace: str | None, name: str | Non
 class KubeApi:
     """The operator's Kubernetes calls; every write is a server-side apply as ``FIELD_MANAGER``."""
 
-    def __init__(self, *, api_client: k8s.ApiClient) -> None:
+    def __init__(
+        self, *, api_client: k8s.ApiClient, permissions: Iterable[Permission] | None = None
+    ) -> None:
         self._api = api_client
+        self._permissions = None if permissions is None else tuple(permissions)
+
+    def _require(self, api_version: str, kind: str, *verbs: str, subresource: str = "") -> None:
+        if self._permissions is None:
+            return
+        group = _group(api_version)
+        resource = _PLURALS[kind] + (f"/{subresource}" if subresource else "")
+        missing = [v for v in verbs if not permitted(group, resource, v, self._permissions)]
+        if missing:
+            raise UndeclaredPermissionError(
+                f"{', '.join(missing)} on {group or 'core'}/{resource} is not declared in "
+                "pinstack_operator.rbac.PERMISSIONS (and so not granted by the chart's RBAC)"
+            )
 
     async def close(self) -> None:
         await self._api.close()
@@ -87,6 +123,9 @@ class KubeApi:
     ) -> dict[str, Any]:
         """Server-side apply ``manifest`` (forcing conflicts: the operator owns these fields)."""
         metadata = manifest["metadata"]
+        # Apply creates a missing object: the API server then also checks ``create``.
+        verbs = ("patch",) if subresource else ("patch", "create")
+        self._require(manifest["apiVersion"], manifest["kind"], *verbs, subresource=subresource)
         path = _path(
             manifest["apiVersion"],
             manifest["kind"],
@@ -116,6 +155,7 @@ class KubeApi:
         patch: Mapping[str, Any],
     ) -> dict[str, Any]:
         """Strategic-merge-patch an existing built-in object (e.g. drop one owner reference)."""
+        self._require(api_version, kind, "patch")
         return await self._call(
             "PATCH",
             _path(api_version, kind, namespace=namespace, name=name),
@@ -127,6 +167,7 @@ class KubeApi:
     async def get(
         self, api_version: str, kind: str, *, namespace: str | None, name: str
     ) -> dict[str, Any]:
+        self._require(api_version, kind, "get")
         return await self._call("GET", _path(api_version, kind, namespace=namespace, name=name))
 
     async def find(
@@ -140,12 +181,14 @@ class KubeApi:
     async def list(
         self, api_version: str, kind: str, *, namespace: str | None, label_selector: str = ""
     ) -> list[dict[str, Any]]:
+        self._require(api_version, kind, "list")
         query = [("labelSelector", label_selector)] if label_selector else []
         path = _path(api_version, kind, namespace=namespace, name=None)
         return list((await self._call("GET", path, query=query)).get("items", []))
 
     async def table(self, api_version: str, kind: str, *, namespace: str) -> dict[str, Any]:
         """The server-side table (what ``kubectl get`` prints: printer columns and cells)."""
+        self._require(api_version, kind, "list")
         path = _path(api_version, kind, namespace=namespace, name=None)
         try:
             result = await self._api.call_api(
@@ -166,6 +209,7 @@ class KubeApi:
         self, api_version: str, kind: str, *, namespace: str | None, name: str
     ) -> bool:
         """Delete (background propagation); ``False`` if it was already gone."""
+        self._require(api_version, kind, "delete")
         path = _path(api_version, kind, namespace=namespace, name=name)
         try:
             await self._call("DELETE", path, body={"propagationPolicy": "Background"})
@@ -173,11 +217,15 @@ class KubeApi:
             return False
         return True
 
-    async def crd_exists(self, name: str) -> bool:
-        found = await self.find(
-            "apiextensions.k8s.io/v1", "CustomResourceDefinition", namespace=None, name=name
-        )
-        return found is not None
+    async def serves(self, api_version: str, plural: str) -> bool:
+        """Whether the API server serves ``plural`` in ``api_version`` (discovery: a
+        non-resource URL every authenticated user may read, so no RBAC rule is needed)."""
+        path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        try:
+            listing = await self._call("GET", path)
+        except NotFoundError:
+            return False
+        return any(item.get("name") == plural for item in listing.get("resources") or [])
 
 
 async def load_configuration(*, kubeconfig: str | None) -> k8s.Configuration:
@@ -196,5 +244,7 @@ async def load_configuration(*, kubeconfig: str | None) -> k8s.Configuration:
     return configuration
 
 
-def connect(configuration: k8s.Configuration) -> KubeApi:
-    return KubeApi(api_client=k8s.ApiClient(configuration=configuration))
+def connect(
+    configuration: k8s.Configuration, *, permissions: Iterable[Permission] | None = None
+) -> KubeApi:
+    return KubeApi(api_client=k8s.ApiClient(configuration=configuration), permissions=permissions)

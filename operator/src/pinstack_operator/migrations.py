@@ -25,6 +25,7 @@ from pinstack_operator.models import ServiceSpec, StackSpec
 from pinstack_operator.resources import (
     COMPONENT_LABEL,
     IMAGE_ANNOTATION,
+    MANAGED_BY,
     PART_OF_LABEL,
     SERVICE_LABEL,
     STACK_LABEL,
@@ -47,7 +48,7 @@ __all__ = [
 _KIND = "MigrationsComplete"
 
 # Server-side label selectors of the operator's watches (kopf ``settings.watching``).
-JOB_WATCH_SELECTOR = f"app.kubernetes.io/managed-by=pinstack-operator,{COMPONENT_LABEL}=migration"
+JOB_WATCH_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY},{COMPONENT_LABEL}=migration"
 DEPLOYMENT_WATCH_SELECTOR = f"{PART_OF_LABEL}=pinstack,{STACK_LABEL}"
 
 

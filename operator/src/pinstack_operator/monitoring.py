@@ -16,23 +16,26 @@ from pinstack_operator.resources import (
 __all__ = ["MONITORING_API", "reconcile_monitoring"]
 
 MONITORING_API = "monitoring.coreos.com/v1"
-_CRDS = {
-    "ServiceMonitor": "servicemonitors.monitoring.coreos.com",
-    "PrometheusRule": "prometheusrules.monitoring.coreos.com",
-}
+_PLURALS = {"ServiceMonitor": "servicemonitors", "PrometheusRule": "prometheusrules"}
 _KIND = "MonitoringReady"
 
 
 async def reconcile_monitoring(
     api: KubeApi, stack: StackRef, *, spec: StackSpec
 ) -> ConditionResult:
-    installed = {kind: await api.crd_exists(crd) for kind, crd in _CRDS.items()}
+    installed = {
+        kind: await api.serves(MONITORING_API, plural) for kind, plural in _PLURALS.items()
+    }
     if not spec.monitoring.enabled:
         await _prune(api, stack, kinds=[kind for kind, present in installed.items() if present])
         return ConditionResult(
             type=_KIND, status="True", reason="Disabled", message="monitoring is disabled"
         )
-    missing = sorted(crd for kind, crd in _CRDS.items() if not installed[kind])
+    missing = sorted(
+        f"{plural}.monitoring.coreos.com"
+        for kind, plural in _PLURALS.items()
+        if not installed[kind]
+    )
     if missing:
         return ConditionResult(
             type=_KIND,
@@ -49,7 +52,7 @@ async def reconcile_monitoring(
     rule = prometheus_rule(stack, spec=spec)
     await api.apply(rule)
     wanted.add(("PrometheusRule", rule["metadata"]["name"]))
-    await _prune(api, stack, kinds=list(_CRDS), keep=wanted)
+    await _prune(api, stack, kinds=list(_PLURALS), keep=wanted)
     return ConditionResult(
         type=_KIND,
         status="True",
