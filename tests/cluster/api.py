@@ -8,9 +8,11 @@ would reach it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +29,28 @@ class Account:
     id: int
     username: str
     access_token: str
+    refresh_token: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
+
+
+class PushSocket:
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self._ws = ws
+
+    async def collect(self, *, count: int, within: float) -> list[dict[str, Any]]:
+        """Up to ``count`` pushes, or what arrived within ``within`` seconds."""
+        received: list[dict[str, Any]] = []
+        deadline = time.monotonic() + within
+        while len(received) < count and time.monotonic() < deadline:
+            try:
+                message = await asyncio.wait_for(self._ws.recv(), deadline - time.monotonic())
+            except TimeoutError:
+                break
+            received.append(json.loads(message))
+        return received
 
 
 class ApiClient:
@@ -78,6 +98,7 @@ class ApiClient:
             id=me.json()["data"]["id"],
             username=body["username"],
             access_token=response.json()["data"]["access_token"],
+            refresh_token=response.json()["data"]["refresh_token"],
         )
 
     async def login(self, account: Account) -> Account:
@@ -88,25 +109,18 @@ class ApiClient:
         account.access_token = response.json()["data"]["access_token"]
         return account
 
-    def ws_url(self) -> str:
-        return self.base_url.replace("http://", "ws://") + "/api/v1/notification/ws"
+    def ws_url(self, base_url: str | None = None) -> str:
+        return (base_url or self.base_url).replace("http://", "ws://") + "/api/v1/notification/ws"
 
-    async def receive_pushes(
-        self, account: Account, *, count: int, within: float, ready: asyncio.Event | None = None
-    ) -> list[dict[str, Any]]:
-        """Open a WebSocket as ``account`` and collect ``count`` pushes (or what came in time)."""
-        received: list[dict[str, Any]] = []
-        async with websockets.connect(self.ws_url(), additional_headers=account.headers) as ws:
-            if ready is not None:
-                ready.set()
-            deadline = time.monotonic() + within
-            while len(received) < count and time.monotonic() < deadline:
-                try:
-                    message = await asyncio.wait_for(ws.recv(), deadline - time.monotonic())
-                except TimeoutError:
-                    break
-                received.append(json.loads(message))
-        return received
+    @contextlib.asynccontextmanager
+    async def socket(
+        self, account: Account, *, base_url: str | None = None
+    ) -> AsyncIterator[PushSocket]:
+        """A WebSocket open as ``account`` (on ``base_url``, default the Service); the handshake
+        has completed, so whatever is created from here on must arrive on it."""
+        url = self.ws_url(base_url)
+        async with websockets.connect(url, additional_headers=account.headers) as ws:
+            yield PushSocket(ws)
 
     def close(self) -> None:
         if self._client is not None:

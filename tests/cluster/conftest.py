@@ -9,8 +9,10 @@ Python clients on ``cluster.netns_thread``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,11 +23,13 @@ import pytest
 
 from pinstack_devinfra.cluster.node import Cluster
 from pinstack_devinfra.cluster.prepare import Prepared, prepare
-from tests.cluster.api import ApiClient
+from tests.cluster.api import Account, ApiClient
+from tests.cluster.load import SteadyLoad
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs" / "kubernetes.md"
 APP_TAG = "0.1.0"
+COMPONENTS = ("auth", "user", "post", "relation", "notification", "gateway")
 
 
 def docs_block(marker: str) -> str:
@@ -48,7 +52,9 @@ class Installed:
     install_seconds: float
     api: ApiClient
 
-    def shell(self, script: str, *, timeout: float = 1800) -> str:
+    def shell(
+        self, script: str, *, timeout: float = 1800, env: dict[str, str] | None = None
+    ) -> str:
         """Run a docs shell block inside the cluster's network, from the repository root, with
         ``kubectl`` and ``helm`` on PATH talking to the cluster as its admin."""
         tools = self.cluster.layout.state_dir / "tools"
@@ -59,7 +65,8 @@ class Installed:
             if not link.exists():
                 link.symlink_to(target)
         env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}",
-               "KUBECONFIG": str(self.cluster.kubeconfig), **self.cluster.helm_env}  # fmt: skip
+               "KUBECONFIG": str(self.cluster.kubeconfig), **self.cluster.helm_env,
+               **(env or {})}  # fmt: skip
         result = subprocess.run(
             self.cluster.netns.command(["bash", "-euo", "pipefail", "-c", script]),
             cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False,
@@ -79,8 +86,23 @@ def prepared() -> Prepared:
 
 @pytest.fixture(scope="session")
 def cluster(prepared: Prepared) -> Iterator[Cluster]:
-    with Cluster(image_archives=prepared.image_archives) as running:
-        yield running
+    # A terminated run (CI's timeout, kill) unwinds like Ctrl-C, so the teardown below restores
+    # the machine; later signals are ignored so they cannot cut that teardown short.
+    def interrupt(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        if os.environ.get("PINSTACK_CLUSTER_ATTACH"):
+            # Iterating on tests: reuse `python -m pinstack_devinfra.cluster up` (and its install).
+            with Cluster(image_archives=prepared.image_archives).attached() as running:
+                yield running
+            return
+        with Cluster(image_archives=prepared.image_archives) as running:
+            yield running
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +110,9 @@ def installed(cluster: Cluster, prepared: Prepared) -> Iterator[Installed]:
     state = Installed(cluster=cluster, prepared=prepared, install_seconds=0.0, api=None)  # type: ignore[arg-type]
     started = time.monotonic()
     try:
-        state.shell(docs_block("install"))
+        already = cluster.helm("status", "pinstack", check=False)
+        if not (os.environ.get("PINSTACK_CLUSTER_ATTACH") and already):
+            state.shell(docs_block("install"))
         # The gateway's Service as another pod reaches it (cluster IP, kube-proxy).
         ip = cluster.kubectl(
             "get", "service", "pinstack-gateway", "-o", "jsonpath={.spec.clusterIP}"
@@ -114,9 +138,62 @@ def diagnostics(cluster: Cluster) -> str:
     return "\n".join(parts)
 
 
+# The order the modules run in: the install first; the reclaim tests (a scratch stack of their
+# own) last; the upgrade after the self-healing test, which expects the first release.
+MODULE_ORDER = ("test_install", "test_resilience", "test_upgrade", "test_reclaim")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Cluster tests wait on real rollouts: a longer per-test ceiling than the suite's default
     (the first test also pays for the install). Every wait inside polls with its own deadline."""
     for item in items:
         if "tests/cluster/" in str(item.fspath):
             item.add_marker(pytest.mark.timeout(2400))
+
+    def rank(item: pytest.Item) -> int:
+        module = Path(str(item.fspath)).stem
+        if "tests/cluster/" not in str(item.fspath) or module not in MODULE_ORDER:
+            return -1
+        return MODULE_ORDER.index(module)
+
+    items.sort(key=rank)
+
+
+@dataclass
+class Fixtures:
+    """A user with a post: what the steady load reads."""
+
+    account: Account
+    post_id: int
+
+
+@pytest.fixture(scope="session")
+def load_fixtures(installed: Installed) -> Fixtures:
+    async def make() -> Fixtures:
+        account = await installed.api.register()
+        post = await installed.api.request(
+            "POST", "/api/v1/posts", json={"title": "under load"}, headers=account.headers
+        )
+        assert post.status_code == 201, post.text
+        return Fixtures(account=account, post_id=post.json()["data"]["id"])
+
+    return installed.api.netns.run(make(), timeout=60)
+
+
+@contextlib.contextmanager
+def steady_load(installed: Installed, fixtures: Fixtures) -> Iterator[SteadyLoad]:
+    """Run a :class:`SteadyLoad` for the duration of the block; its report when it ends."""
+    load = SteadyLoad(installed.api, account=fixtures.account, post_id=fixtures.post_id)
+    running = installed.api.netns.submit(load.run())
+    try:
+        yield load
+    finally:
+        load.stop()
+        running.result(timeout=60)
+
+
+def wait_rollout(cluster: Cluster, namespace: str = "default", *, timeout: int = 600) -> None:
+    """Every Deployment in ``namespace`` fully rolled out (all replicas updated and ready)."""
+    for deployment in cluster.kubectl("get", "deployments", "-n", namespace, "-o", "name").split():
+        cluster.kubectl("rollout", "status", "-n", namespace, deployment,
+                        f"--timeout={timeout}s", timeout=timeout + 10)  # fmt: skip

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-from tests.cluster.conftest import Installed
-
-COMPONENTS = ("auth", "user", "post", "relation", "notification", "gateway")
+from tests.cluster.conftest import COMPONENTS, Installed
 
 
 def test_every_deployment_available_and_migrations_complete(installed: Installed) -> None:
@@ -45,14 +42,13 @@ def test_journey_register_login_post_follow_and_push(installed: Installed) -> No
 
         # Bob listens on the WebSocket while Alice follows him: the follow's notification crosses
         # relation -> outbox -> Kafka -> notification -> push, all in the cluster.
-        ready = asyncio.Event()
-        pushes = asyncio.ensure_future(api.receive_pushes(bob, count=1, within=120, ready=ready))
-        await asyncio.wait_for(ready.wait(), 30)
-        follow = await api.request(
-            "POST", "/api/v1/relation/follow", json={"followee_id": bob.id}, headers=alice.headers
-        )
-        assert follow.status_code == 200, follow.text
-        received = await pushes
+        async with api.socket(bob) as socket:
+            follow = await api.request(
+                "POST", "/api/v1/relation/follow", json={"followee_id": bob.id},
+                headers=alice.headers,
+            )  # fmt: skip
+            assert follow.status_code == 200, follow.text
+            received = await socket.collect(count=1, within=120)
         assert len(received) == 1, received
         assert "follow" in json.dumps(received[0])
         feed = await api.request("GET", "/api/v1/notification/feed", headers=bob.headers)
@@ -60,3 +56,28 @@ def test_journey_register_login_post_follow_and_push(installed: Installed) -> No
         assert feed.json()["data"]["total"] == 1
 
     api.netns.run(journey(), timeout=300)
+
+
+def test_operator_runs_under_its_own_least_privilege_service_account(installed: Installed) -> None:
+    cluster = installed.cluster
+    pod = cluster.kubectl_json(
+        "get", "pods", "-n", "pinstack-system", "-l", "app.kubernetes.io/name=pinstack-operator"
+    )["items"][0]
+    account = pod["spec"]["serviceAccountName"]
+    assert account != "default"
+    subject = f"system:serviceaccount:pinstack-system:{account}"
+
+    def can(*args: str) -> bool:
+        out = cluster.kubectl("auth", "can-i", f"--as={subject}", *args, check=False)
+        return out.strip() == "yes"
+
+    stacks = "pinstackstacks.pinstack.io"
+    assert can("update", stacks, "--subresource=finalizers", "-n", "default")
+    assert can("patch", stacks, "--subresource=status", "-n", "default")
+    assert not can("delete", stacks, "-n", "default")
+    assert can("create", "jobs", "-n", "default")
+    assert can("get", "secrets", "-n", "default")
+    assert not can("list", "secrets", "--all-namespaces")
+    assert not can("watch", "secrets", "--all-namespaces")
+    assert not can("create", "clusterrolebindings")
+    assert not can("delete", "nodes")

@@ -59,6 +59,9 @@ def main() -> None:
 
 
 def _interrupt(signum: int, _frame: object) -> None:
+    # Once: a second signal (``uv run`` forwards the one it got) must not cut the cleanup short.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signum}")
 
 

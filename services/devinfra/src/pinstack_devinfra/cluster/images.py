@@ -28,7 +28,13 @@ from pinstack_devinfra.cluster._log import log, step
 from pinstack_devinfra.cluster.rootfs import base_rootfs_tarball
 from pinstack_devinfra.kafka import kafka_libs
 
-__all__ = ["INFRA_IMAGES", "ImageBuilder", "PodmanError", "cluster_image_archives"]
+__all__ = [
+    "INFRA_IMAGES",
+    "ImageBuilder",
+    "PodmanError",
+    "cluster_image_archives",
+    "upgrade_image_archive",
+]
 
 _HERE = Path(__file__).resolve().parent
 # The upstream image manifests/kind/infra.yaml names -> (build context, local stand-in).
@@ -205,6 +211,18 @@ class ImageBuilder:
             self.podman(*args, str(context))
         return tag
 
+    def build_context(self, destination: Path) -> Path:
+        """A copy of what .dockerignore admits (the lockfile, pyprojects, sources), to build from
+        or to modify (a test's extra migration) without touching the checkout."""
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")
+        destination.mkdir(parents=True, exist_ok=True)
+        for name in ("pyproject.toml", "uv.lock", "Dockerfile", "Dockerfile.operator",
+                     ".dockerignore"):  # fmt: skip
+            shutil.copy2(self.repo / name, destination / name)
+        for name in ("services", "operator"):
+            shutil.copytree(self.repo / name, destination / name, ignore=ignore)
+        return destination
+
     def build_project_images(self, *, tag: str, context: Path | None = None) -> tuple[str, str]:
         """The app and operator images from the project's own Dockerfiles."""
         self.ensure_bases()
@@ -295,3 +313,21 @@ def cluster_image_archives(
     project = archives / "cluster-project.tar"
     builder.save(project_images, project)
     return [static, project]
+
+
+def upgrade_image_archive(*, builder: ImageBuilder, tag: str, migration: tuple[str, str]) -> Path:
+    """The app image as a next release would be: the checkout plus one migration file.
+
+    ``migration`` is (path inside the repository, content). Only the app image is built (the
+    operator's image does not change between the two releases).
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        context = builder.build_context(Path(scratch, "context"))
+        path, content = migration
+        (context / path).write_text(content)
+        image = builder.build(
+            tag=f"ghcr.io/pinstack/pinstack:{tag}",
+            context=context,
+            dockerfile=context / "Dockerfile",
+        )
+    return builder.save([image], cache_dir("images") / "cluster-upgrade.tar")

@@ -104,6 +104,21 @@ class Cluster:
         finally:
             self._stack.close()
 
+    @contextmanager
+    def attached(self) -> Iterator[Cluster]:
+        """Use the cluster another process started (``python -m pinstack_devinfra.cluster up``)
+        without starting or stopping anything: for iterating on tests against a live cluster."""
+        if not self.netns.exists() or not self.kubeconfig.exists():
+            raise ClusterError("no running cluster to attach to: start one with `... cluster up`")
+        self._binaries = cluster_binaries()
+        self._helm = helm_binary()
+        self._netns_thread = NetnsThread(self.netns)
+        try:
+            yield self
+        finally:
+            self._netns_thread.close()
+            self._netns_thread = None
+
     def start(self) -> None:
         ensure_prerequisites()
         self._binaries = binaries = cluster_binaries()
@@ -306,8 +321,12 @@ class Cluster:
 
     def _import_images(self) -> None:
         for archive in self.image_archives:
-            with step(f"importing {archive.name} into the node's containerd"):
-                self._ctr("images", "import", str(archive))
+            self.import_image_archive(archive)
+
+    def import_image_archive(self, archive: Path) -> None:
+        """Put the images of a docker-archive into the node's containerd (pods use them as is)."""
+        with step(f"importing {archive.name} into the node's containerd"):
+            self._ctr("images", "import", str(archive))
 
     def _start_control_plane(self, binaries: ClusterBinaries) -> None:
         layout, pki, state = self.layout, self.layout.pki, self.layout.state_dir
