@@ -66,6 +66,7 @@ test-k8s: install ## the Kubernetes tier alone (builds kube-apiserver/etcd/helm 
 test-cluster: install ## a real single-node cluster (root; builds kubelet & co. and images once, cached)
 	$(RUN) python -m pinstack_devinfra.cluster prepare
 	$(RUN) pytest tests/cluster $(PYTEST_ARGS)
+	$(RUN) python -m pinstack_devinfra.cluster clean --check
 
 .PHONY: migrate-up
 migrate-up: install ## apply every service's migrations (PINSTACK_*_DATABASE_URL or the embedded server)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 from tests.cluster.conftest import COMPONENTS, Installed
 
@@ -81,3 +83,24 @@ def test_operator_runs_under_its_own_least_privilege_service_account(installed: 
     assert not can("watch", "secrets", "--all-namespaces")
     assert not can("create", "clusterrolebindings")
     assert not can("delete", "nodes")
+
+
+def test_the_cluster_is_confined_to_its_network_namespace(installed: Installed) -> None:
+    cluster = installed.cluster
+    layout = cluster.layout
+    routes = cluster.netns.run(["ip", "route", "show"]).stdout
+    assert "default" not in routes, routes  # nothing outside the namespace is reachable
+    assert layout.service_cidr in routes
+    # Pods have no way out either: their only gateway is the namespace's own bridge.
+    inside = cluster.netns.run(["iptables-save"]).stdout
+    assert "KUBE-SERVICES" in inside
+    outside = subprocess.run(
+        ["iptables-save"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "KUBE-" not in outside
+    assert "CNI-" not in outside
+    for link in (layout.node_bridge, layout.pod_bridge):
+        assert not Path("/sys/class/net", link).exists(), link

@@ -3,7 +3,8 @@
 - ``prepare``: build (first time) or check every binary and image the tier needs, with progress;
   ``make test-cluster`` runs it before pytest so that a cold build is not inside a test timeout;
 - ``up``: start the cluster and keep it until Ctrl-C (prints how to reach it), for a look around;
-- ``clean``: stop what a killed run left behind and undo its machine-wide state.
+- ``clean``: stop what a killed run left behind and undo its machine-wide state; with
+  ``--check`` only report what is left (``make test-cluster`` ends with it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import sys
 import threading
 
 from pinstack_devinfra.cluster._log import log
@@ -27,6 +29,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pinstack_devinfra.cluster")
     parser.add_argument("command", choices=["prepare", "up", "clean"])
     parser.add_argument("--tag", default=DEFAULT_TAG, help="tag of the project's images")
+    parser.add_argument(
+        "--check", action="store_true", help="clean: only report leftovers (exit 1 if any)"
+    )
     args = parser.parse_args()
     repo = repo_root()
     if args.command == "prepare":
@@ -34,13 +39,20 @@ def main() -> None:
         log(f"ready: {', '.join(str(p) for p in prepared.image_archives)}")
     elif args.command == "clean":
         layout = ClusterLayout()
+        machine = MachineState(
+            state_dir=layout.state_dir,
+            run_dir=layout.run_dir,
+            cgroup_parent=layout.cgroup_parent,
+            netns_name=layout.netns,
+        )
         with machine_lock(timeout=60):
-            MachineState(
-                state_dir=layout.state_dir,
-                run_dir=layout.run_dir,
-                cgroup_parent=layout.cgroup_parent,
-                netns_name=layout.netns,
-            ).restore()
+            if args.check:
+                found = machine.leftovers(bridges=(layout.node_bridge, layout.pod_bridge))
+                for item in found:
+                    log(f"left behind: {item}")
+                log("the machine is clean" if not found else f"{len(found)} leftovers")
+                sys.exit(1 if found else 0)
+            machine.restore()
         log("cleaned")
     else:
         prepared = prepare(repo=repo, app_tag=args.tag)

@@ -123,6 +123,32 @@ class MachineState:
             subprocess.run(["rm", "-rf", str(directory)], check=False)  # noqa: S603, S607
         self._record.unlink(missing_ok=True)
 
+    def leftovers(self, *, bridges: tuple[str, ...] = ()) -> list[str]:
+        """What of a run is still on the machine (empty once :meth:`restore` has run)."""
+        found = [f"process {pid}" for pid in self._our_pids()]
+        found += [f"netns {name}" for name in self._netns()
+                  if name == self.netns_name or name.startswith("cni-")]  # fmt: skip
+        found += [
+            f"cgroup {hierarchy / self.cgroup_parent}"
+            for hierarchy in (_CGROUP_ROOT.iterdir() if _CGROUP_ROOT.exists() else [])
+            if (hierarchy / self.cgroup_parent).exists()
+        ]
+        prefixes = (str(self.state_dir), str(self.run_dir))
+        found += [
+            f"mount {line.split()[4]}"
+            for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if line.split()[4].startswith(prefixes)
+        ]
+        found += [f"directory {d}" for d in (self.state_dir, self.run_dir) if d.exists()]
+        found += [f"link {name}" for name in bridges if Path("/sys/class/net", name).exists()]
+        save = ["iptables-save"]
+        rules = subprocess.run(save, capture_output=True, text=True, check=False).stdout  # noqa: S603
+        if "KUBE-" in rules or "CNI-" in rules:
+            found.append("iptables rules KUBE-*/CNI-* in the machine's namespace")
+        if self._record.exists():
+            found.append(f"restore record {self._record}")
+        return found
+
     def _our_pids(self) -> list[int]:
         """Processes started for the cluster: by their command line or their cgroup."""
         markers = (str(self.state_dir).encode(), str(self.run_dir).encode())

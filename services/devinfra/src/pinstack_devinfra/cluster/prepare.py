@@ -13,6 +13,7 @@ from pathlib import Path
 from pinstack_devinfra.cluster.binaries import ClusterBinaries, cluster_binaries
 from pinstack_devinfra.cluster.config import ClusterLayout
 from pinstack_devinfra.cluster.images import ImageBuilder, cluster_image_archives
+from pinstack_devinfra.cluster.prerequisites import ensure_prerequisites
 
 __all__ = ["Prepared", "prepare"]
 
@@ -26,6 +27,7 @@ class Prepared:
 
 def prepare(*, repo: Path, app_tag: str, layout: ClusterLayout | None = None) -> Prepared:
     layout = layout or ClusterLayout()
+    ensure_prerequisites()  # podman and debootstrap come from Debian too
     builder = ImageBuilder(repo=repo)
 
     def images() -> tuple[str, str]:
