@@ -123,21 +123,24 @@ class ImageBuilder:
             "CONTAINERS_REGISTRIES_CONF": str(self._registries),
             "BUILDAH_ISOLATION": "chroot",
         }
-        process = subprocess.run(  # noqa: S603 - fixed program, arguments of ours
+        process = subprocess.Popen(  # noqa: S603 - fixed program, arguments of ours
             [self._podman or "podman", *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            check=False,
         )
-        if process.returncode != 0:
-            raise PodmanError(f"podman {' '.join(args[:3])} failed:\n{process.stdout[-6000:]}")
-        if not quiet and process.stdout:
-            steps = [line for line in process.stdout.splitlines() if line.startswith("STEP")]
-            for line in steps[-3:]:
-                log(f"  {line[:140]}")
-        return process.stdout
+        assert process.stdout is not None
+        lines: list[str] = []
+        for line in process.stdout:
+            lines.append(line)
+            # A cold build runs minutes: show each Dockerfile step as it starts.
+            if not quiet and line.startswith("STEP"):
+                log(f"  {line.rstrip()[:140]}")
+        output = "".join(lines)
+        if process.wait() != 0:
+            raise PodmanError(f"podman {' '.join(args[:3])} failed:\n{output[-6000:]}")
+        return output
 
     def exists(self, name: str) -> bool:
         try:
