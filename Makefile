@@ -56,7 +56,7 @@ test: lint test-py test-k8s test-cluster ## everything CI runs: lint, unit, inte
 
 .PHONY: test-py
 test-py: install ## unit, integration, contract and Kafka tests
-	$(RUN) pytest tests --ignore=tests/k8s $(PYTEST_ARGS)
+	$(RUN) pytest tests --ignore=tests/k8s --ignore=tests/cluster $(PYTEST_ARGS)
 
 .PHONY: test-k8s
 test-k8s: install ## the Kubernetes tier alone (builds kube-apiserver/etcd/helm once, cached)
