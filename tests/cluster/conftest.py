@@ -79,13 +79,23 @@ class Installed:
         return result.stdout
 
 
-@pytest.fixture(scope="session")
-def prepared() -> Prepared:
-    return prepare(repo=REPO, app_tag=APP_TAG)
+@contextlib.contextmanager
+def _uncaptured(config: pytest.Config) -> Iterator[None]:
+    """Let progress lines of the long steps (builds, cluster start, install) reach the
+    terminal while they happen, instead of only on failure."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        yield
 
 
 @pytest.fixture(scope="session")
-def cluster(prepared: Prepared) -> Iterator[Cluster]:
+def prepared(pytestconfig: pytest.Config) -> Prepared:
+    with _uncaptured(pytestconfig):
+        return prepare(repo=REPO, app_tag=APP_TAG)
+
+
+@pytest.fixture(scope="session")
+def cluster(prepared: Prepared, pytestconfig: pytest.Config) -> Iterator[Cluster]:
     # A terminated run (CI's timeout, kill) unwinds like Ctrl-C, so the teardown below restores
     # the machine; later signals are ignored so they cannot cut that teardown short.
     def interrupt(signum: int, _frame: object) -> None:
@@ -99,14 +109,22 @@ def cluster(prepared: Prepared) -> Iterator[Cluster]:
             with Cluster(image_archives=prepared.image_archives).attached() as running:
                 yield running
             return
-        with Cluster(image_archives=prepared.image_archives) as running:
+        running = Cluster(image_archives=prepared.image_archives)
+        with _uncaptured(pytestconfig):
+            running.__enter__()  # stops what it started itself if starting fails
+        try:
             yield running
+        finally:
+            with _uncaptured(pytestconfig):
+                running.__exit__(None, None, None)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session")
-def installed(cluster: Cluster, prepared: Prepared) -> Iterator[Installed]:
+def installed(
+    cluster: Cluster, prepared: Prepared, pytestconfig: pytest.Config
+) -> Iterator[Installed]:
     state = Installed(cluster=cluster, prepared=prepared, install_seconds=0.0, api=None)  # type: ignore[arg-type]
     started = time.monotonic()
     try:
@@ -123,7 +141,8 @@ def installed(cluster: Cluster, prepared: Prepared) -> Iterator[Installed]:
         print(diagnostics(cluster))  # noqa: T201 - the failure's context, shown by pytest
         raise
     state.install_seconds = time.monotonic() - started
-    print(f"\n[cluster-tier] docs install to a working API: {state.install_seconds:.0f}s")  # noqa: T201
+    with _uncaptured(pytestconfig):
+        print(f"\n[cluster-tier] docs install to a working API: {state.install_seconds:.0f}s")  # noqa: T201
     yield state
     api.close()
 

@@ -1,5 +1,7 @@
 """``python -m pinstack_devinfra.cluster {prepare,up,clean}``.
 
+- ``binaries``: only the Go programs (Kubernetes, etcd, CoreDNS, pause, helm); ``make test-k8s``
+  runs it first, so that a cold build is not inside a test's timeout;
 - ``prepare``: build (first time) or check every binary and image the tier needs, with progress;
   ``make test-cluster`` runs it before pytest so that a cold build is not inside a test timeout;
 - ``up``: start the cluster and keep it until Ctrl-C (prints how to reach it), for a look around;
@@ -16,10 +18,12 @@ import sys
 import threading
 
 from pinstack_devinfra.cluster._log import log
+from pinstack_devinfra.cluster.binaries import cluster_binaries
 from pinstack_devinfra.cluster.config import ClusterLayout
 from pinstack_devinfra.cluster.machine import MachineState, machine_lock
 from pinstack_devinfra.cluster.node import Cluster
 from pinstack_devinfra.cluster.prepare import prepare
+from pinstack_devinfra.gotools import helm_binary
 from pinstack_devinfra.tools import repo_root
 
 DEFAULT_TAG = "0.1.0"
@@ -27,14 +31,17 @@ DEFAULT_TAG = "0.1.0"
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pinstack_devinfra.cluster")
-    parser.add_argument("command", choices=["prepare", "up", "clean"])
+    parser.add_argument("command", choices=["binaries", "prepare", "up", "clean"])
     parser.add_argument("--tag", default=DEFAULT_TAG, help="tag of the project's images")
     parser.add_argument(
         "--check", action="store_true", help="clean: only report leftovers (exit 1 if any)"
     )
     args = parser.parse_args()
     repo = repo_root()
-    if args.command == "prepare":
+    if args.command == "binaries":
+        built = cluster_binaries()
+        log(f"ready: {', '.join(sorted(built.kubernetes))}, etcd, coredns, pause, {helm_binary()}")
+    elif args.command == "prepare":
         prepared = prepare(repo=repo, app_tag=args.tag)
         log(f"ready: {', '.join(str(p) for p in prepared.image_archives)}")
     elif args.command == "clean":
