@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import argon2
 import grpc
 import pytest
 from sqlalchemy import text
@@ -615,3 +616,70 @@ async def test_many_logins_from_one_address_pass(auth: Running) -> None:
                 login=name, password="wrong-password", client_address="127.0.0.1")),
             UNAUTH, "invalid credentials",
         )  # fmt: skip
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every Argon2 verification the auth service runs (counted, not timed)."""
+    calls: list[str] = []
+    real = argon2.PasswordHasher.verify
+
+    def counting(self: argon2.PasswordHasher, hash: str | bytes, password: str | bytes) -> Any:
+        calls.append(str(password))
+        return real(self, hash, password)
+
+    monkeypatch.setattr(argon2.PasswordHasher, "verify", counting)
+    return calls
+
+
+async def test_parallel_wrong_passwords_never_pass_the_limit(
+    auth: Running,
+    auth_database: str,
+    redis_server: RedisServer,
+    fake_users: tuple[FakeUsers, str],
+    verifications: list[str],
+) -> None:
+    """The attempt is counted before the password is checked, atomically: 30 parallel guesses
+    against a limit of 3 get exactly 3 password checks."""
+    name, _ = await _register(auth)
+    limited = await _run(_settings(auth_database, redis_server.url, fake_users[1],
+                                   login_failures_per_account_address="3/minute"))  # fmt: skip
+    try:
+        wrong = auth_pb2.LoginRequest(login=name, password="wrong-guess-1", client_address="p1")
+        outcomes = await asyncio.gather(
+            *(limited.stub.Login(wrong) for _ in range(30)), return_exceptions=True
+        )
+        codes = sorted(str(o.code()) for o in outcomes if isinstance(o, grpc.aio.AioRpcError))
+        assert len(codes) == 30
+        assert codes.count(str(UNAUTH)) == 3
+        assert codes.count(str(grpc.StatusCode.RESOURCE_EXHAUSTED)) == 27
+        assert verifications.count("wrong-guess-1") == 3
+    finally:
+        await limited.close()
+
+
+async def test_an_attacker_from_one_address_cannot_lock_the_owner_out(
+    auth: Running, auth_database: str, redis_server: RedisServer, fake_users: tuple[FakeUsers, str]
+) -> None:
+    name, _ = await _register(auth)
+    limited = await _run(_settings(auth_database, redis_server.url, fake_users[1],
+                                   login_failures_per_account_address="3/minute",
+                                   login_failures_per_account="5/minute"))  # fmt: skip
+    try:
+        attack = auth_pb2.LoginRequest(login=name, password="wrong-guess-2", client_address="evil")
+        for _ in range(3):
+            await _fails(limited.stub.Login(attack), UNAUTH, "invalid credentials")
+        for _ in range(5):  # refused at the pair: none of this uses up the account's ceiling
+            await _fails(limited.stub.Login(attack), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                         "too many requests")  # fmt: skip
+        owner = auth_pb2.LoginRequest(login=name, password=PASSWORD, client_address="home")
+        await limited.stub.Login(owner)
+        # The ceiling over all addresses still holds: 5 failures from 5 addresses, then 429.
+        for n in range(5):
+            await _fails(limited.stub.Login(auth_pb2.LoginRequest(
+                login=name, password="wrong-guess-2", client_address=f"bot{n}")),
+                UNAUTH, "invalid credentials")  # fmt: skip
+        await _fails(limited.stub.Login(owner), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                     "too many requests")  # fmt: skip
+    finally:
+        await limited.close()

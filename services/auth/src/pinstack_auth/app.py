@@ -120,6 +120,7 @@ class AuthComponent(ServiceComponent):
             redis_url=s.redis_url,
             connection_pool=redis.connection_pool,
             per_account=s.login_failures_per_account,
+            per_account_address=s.login_failures_per_account_address,
             per_address=s.login_failures_per_address,
         )
 

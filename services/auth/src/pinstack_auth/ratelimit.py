@@ -1,8 +1,23 @@
-"""Login-failure limits per account and per client address (moving window, counters in Redis).
+"""Login limits per account, per (account, client address) and per address (moving windows in
+Redis, via the ``limits`` library).
 
-Only failures count: a user who types the password right is never slowed down, and a success
-clears that account's failures. Redis trouble fails open (logged): a lost counter store must not
-lock every user out, and Argon2 already makes each guess expensive.
+Two kinds of counting:
+
+* **Attempts on an account** are reserved *before* the password is checked, with ``limits``'
+  atomic ``hit()`` (one Lua script in Redis: count and compare in one step). A refused hit is
+  the limit, so N parallel guesses never get more than the limit's worth of password checks.
+  Each attempt first counts against its (account, address) pair — what one source may try on
+  one account — and only then against the account's higher ceiling (all sources together). An
+  attacker hammering from one address is refused at the pair and consumes none of the ceiling,
+  so the owner logging in from elsewhere still gets through. A success clears the account's
+  counters (the ceiling and that pair): the user typing the password right is never slowed down.
+* **Failures from an address** (stops spraying many accounts) count only failures, checked
+  before and counted after: a success must not use up an office's or a test suite's allowance.
+  Parallel requests can pass that coarse brake by the number in flight; the account limits above
+  are what bound guesses at any one password.
+
+Redis trouble fails open (logged): a lost counter store must not lock every user out, and
+Argon2 already makes each guess expensive.
 """
 
 from __future__ import annotations
@@ -24,26 +39,37 @@ __all__ = ["DisabledLoginLimiter", "LoginLimiter", "RedisLoginLimiter", "redis_l
 
 log = structlog.get_logger(__name__)
 
+_NAMESPACE = "login-failures"
+
 
 class LoginLimiter(Protocol):
-    async def check(self, *, address: str, account: str | None = None) -> None:
-        """Raise :class:`RateLimitedError` if the address (or account) is over its limit."""
+    async def check_address(self, *, address: str) -> None:
+        """Raise :class:`RateLimitedError` if the address is over its failure limit."""
 
-    async def failed(self, *, address: str, account: str | None = None) -> None: ...
+    async def attempt(self, *, address: str, account: str) -> None:
+        """Count an attempt on ``account`` from ``address`` atomically, before the password is
+        checked; raise :class:`RateLimitedError` (counting nothing more) if it is refused."""
 
-    async def succeeded(self, *, account: str) -> None: ...
+    async def failed(self, *, address: str) -> None:
+        """Count a failed login (wrong password or unknown login) against the address."""
+
+    async def succeeded(self, *, address: str, account: str) -> None:
+        """The password was right: forget the account's attempts (ceiling and this pair)."""
 
 
 class DisabledLoginLimiter:
     """``PINSTACK_RATE_LIMITS_ENABLED=false``: benchmarks and load tests."""
 
-    async def check(self, *, address: str, account: str | None = None) -> None:
+    async def check_address(self, *, address: str) -> None:
         return None
 
-    async def failed(self, *, address: str, account: str | None = None) -> None:
+    async def attempt(self, *, address: str, account: str) -> None:
         return None
 
-    async def succeeded(self, *, account: str) -> None:
+    async def failed(self, *, address: str) -> None:
+        return None
+
+    async def succeeded(self, *, address: str, account: str) -> None:
         return None
 
 
@@ -53,47 +79,66 @@ class RedisLoginLimiter:
         *,
         limiter: MovingWindowRateLimiter,
         per_account: Sequence[RateLimitItem],
+        per_account_address: Sequence[RateLimitItem],
         per_address: Sequence[RateLimitItem],
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._limiter = limiter
         self._per_account = list(per_account)
+        self._per_account_address = list(per_account_address)
         self._per_address = list(per_address)
         self._wall_clock = wall_clock
 
-    def _items(self, *, address: str, account: str | None) -> list[tuple[RateLimitItem, str]]:
-        items = [(item, f"address:{address}") for item in self._per_address]
-        if account is not None:
-            items += [(item, f"account:{account}") for item in self._per_account]
-        return items
+    def _account_items(self, *, address: str, account: str) -> list[tuple[RateLimitItem, str]]:
+        # The pair first: a refusal there must not consume the owner's account ceiling.
+        pair = f"account:{account}:address:{address}"
+        return [(item, pair) for item in self._per_account_address] + [
+            (item, f"account:{account}") for item in self._per_account
+        ]
 
-    async def check(self, *, address: str, account: str | None = None) -> None:
+    async def _refuse(self, item: RateLimitItem, key: str) -> RateLimitedError:
+        stats = await self._limiter.get_window_stats(item, _NAMESPACE, key)
+        return RateLimitedError(retry_after=math.ceil(stats.reset_time - self._wall_clock()))
+
+    async def check_address(self, *, address: str) -> None:
         try:
-            for item, key in self._items(address=address, account=account):
-                if not await self._limiter.test(item, "login-failures", key):
-                    stats = await self._limiter.get_window_stats(item, "login-failures", key)
-                    wait = math.ceil(stats.reset_time - self._wall_clock())
-                    raise RateLimitedError(retry_after=wait)
+            for item in self._per_address:
+                key = f"address:{address}"
+                if not await self._limiter.test(item, _NAMESPACE, key):
+                    raise await self._refuse(item, key)
         except (RedisError, OSError) as error:
             log.warning("rate-limit store unavailable, not limiting", error=str(error))
 
-    async def failed(self, *, address: str, account: str | None = None) -> None:
+    async def attempt(self, *, address: str, account: str) -> None:
         try:
-            for item, key in self._items(address=address, account=account):
-                await self._limiter.hit(item, "login-failures", key)
+            for item, key in self._account_items(address=address, account=account):
+                if not await self._limiter.hit(item, _NAMESPACE, key):
+                    raise await self._refuse(item, key)
+        except (RedisError, OSError) as error:
+            log.warning("rate-limit store unavailable, not limiting", error=str(error))
+
+    async def failed(self, *, address: str) -> None:
+        try:
+            for item in self._per_address:
+                await self._limiter.hit(item, _NAMESPACE, f"address:{address}")
         except (RedisError, OSError) as error:
             log.warning("rate-limit store unavailable, failure not counted", error=str(error))
 
-    async def succeeded(self, *, account: str) -> None:
+    async def succeeded(self, *, address: str, account: str) -> None:
         try:
-            for item in self._per_account:
-                await self._limiter.clear(item, "login-failures", f"account:{account}")
+            for item, key in self._account_items(address=address, account=account):
+                await self._limiter.clear(item, _NAMESPACE, key)
         except (RedisError, OSError) as error:
-            log.warning("rate-limit store unavailable, failures not cleared", error=str(error))
+            log.warning("rate-limit store unavailable, attempts not cleared", error=str(error))
 
 
 def redis_login_limiter(
-    *, redis_url: str, connection_pool: Any, per_account: str, per_address: str
+    *,
+    redis_url: str,
+    connection_pool: Any,
+    per_account: str,
+    per_account_address: str,
+    per_address: str,
 ) -> RedisLoginLimiter:
     """A limiter sharing the component's Redis connection pool (closed with it)."""
     storage = RedisStorage(
@@ -105,5 +150,6 @@ def redis_login_limiter(
     return RedisLoginLimiter(
         limiter=MovingWindowRateLimiter(storage),
         per_account=parse_many(per_account),
+        per_account_address=parse_many(per_account_address),
         per_address=parse_many(per_address),
     )

@@ -20,10 +20,18 @@ class AuthSettings(ServiceSettings):
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
     # How often ended sessions (revoked or expired refresh-token families) are deleted.
     session_purge_interval_seconds: float = Field(default=3600.0, gt=0)
-    # `limits` notation ("10/minute; 50/hour"). Failures count per account (stops guessing one
-    # password) and per client address (stops spraying many accounts). The address limit is
-    # generous: test suites and NATed offices log in a lot from one address.
-    login_failures_per_account: str = "10/minute; 50/hour"
+    # `limits` notation ("10/minute; 50/hour"); see ``pinstack_auth.ratelimit``.
+    # Attempts on one account from one client address: what stops guessing a password. Counted
+    # before the password is checked, atomically, so parallel guesses cannot overshoot it.
+    login_failures_per_account_address: str = "10/minute; 50/hour"
+    # The account's ceiling over all addresses together (stops guessing from many addresses).
+    # Higher than the pair limit, so an attacker from one address cannot lock the owner out:
+    # the owner, from another address, gets through until this ceiling is reached. A
+    # successful login clears both.
+    login_failures_per_account: str = "50/minute; 300/hour"
+    # Failed logins (wrong password or unknown login) per client address, over all accounts:
+    # stops spraying many accounts. Generous: test suites and NATed offices log in a lot from
+    # one address.
     login_failures_per_address: str = "300/minute"
     # Argon2id cost: OWASP's minimum profile (19 MiB, 2 passes, 1 lane). Each hash in flight
     # holds its memory, so at most ``argon2_max_concurrent`` run at once.

@@ -197,7 +197,7 @@ class AuthUseCases:
             raise InvalidArgumentError("validation failed")
         validate_password(password)
         address = client_address or "unknown"
-        await self._limiter.check(address=address)
+        await self._limiter.check_address(address=address)
         try:
             user = await self._users.find_by_login(login)
         except NotFoundError:
@@ -205,12 +205,13 @@ class AuthUseCases:
             LOGINS.labels("unknown_user").inc()
             raise
         account = str(user.id)
-        await self._limiter.check(address=address, account=account)
+        # Counted before the check (atomically): parallel guesses cannot overshoot the limit.
+        await self._limiter.attempt(address=address, account=account)
         if not await self._password_matches(user.id, password):
-            await self._limiter.failed(address=address, account=account)
+            await self._limiter.failed(address=address)
             LOGINS.labels("invalid_credentials").inc()
             raise invalid_credentials()
-        await self._limiter.succeeded(account=account)
+        await self._limiter.succeeded(address=address, account=account)
         async with self._db.transaction() as session:
             pair = await self._start_session(session, user.id)
         LOGINS.labels("success").inc()
@@ -268,10 +269,10 @@ class AuthUseCases:
         validate_password(new_password)
         account = str(identity.user_id)
         # Guessing the old password with a stolen access token is rate-limited like a login.
-        await self._limiter.check(address=f"user:{account}", account=account)
+        await self._limiter.attempt(address=f"user:{account}", account=account)
         if not await self._password_matches(identity.user_id, old_password, rehash=False):
-            await self._limiter.failed(address=f"user:{account}", account=account)
             raise invalid_credentials()
+        await self._limiter.succeeded(address=f"user:{account}", account=account)
         new_hash = await self._passwords.hash(new_password)
         async with self._db.transaction() as session:
             if not await self._repo.set_password_hash(
