@@ -683,3 +683,20 @@ async def test_an_attacker_from_one_address_cannot_lock_the_owner_out(
                      "too many requests")  # fmt: skip
     finally:
         await limited.close()
+
+
+async def test_unknown_logins_cost_a_password_check_like_wrong_passwords(
+    auth: Running, verifications: list[str]
+) -> None:
+    """No timing side channel: an unknown login runs one Argon2 verification (against a dummy
+    hash), as a wrong password does. Counted, not timed."""
+    name, _ = await _register(auth)
+    await _fails(auth.stub.Login(auth_pb2.LoginRequest(login=name, password="wrong-guess-3")),
+                 UNAUTH, "invalid credentials")  # fmt: skip
+    await _fails(auth.stub.Login(auth_pb2.LoginRequest(
+        login=f"nobody{_unique()}", password="wrong-guess-4")),
+        grpc.StatusCode.NOT_FOUND, "user not found")  # fmt: skip
+    await _fails(auth.stub.Login(auth_pb2.LoginRequest(
+        login=f"nobody{_unique()}@example.com", password="wrong-guess-5")),
+        grpc.StatusCode.NOT_FOUND, "user not found")  # fmt: skip
+    assert [verifications.count(f"wrong-guess-{n}") for n in (3, 4, 5)] == [1, 1, 1]

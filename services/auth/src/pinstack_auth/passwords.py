@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 from argon2 import PasswordHasher as _Argon2
 from argon2 import Type
@@ -38,6 +39,8 @@ class PasswordHasher:
             parallelism=parallelism,
             type=Type.ID,
         )
+        self._dummy_hash: str | None = None
+        self._dummy_lock = asyncio.Lock()
 
     async def hash(self, password: str) -> str:
         async with self._slots:
@@ -46,6 +49,18 @@ class PasswordHasher:
     async def verify(self, password_hash: str, password: str) -> Verification:
         async with self._slots:
             return await asyncio.to_thread(self._verify, password_hash, password)
+
+    async def verify_dummy(self, password: str) -> None:
+        """Spend what a real check costs when there is nothing to check against (an unknown
+        login): answering faster would tell who has an account."""
+        await self.verify(await self._dummy(), password)
+
+    async def _dummy(self) -> str:
+        # Made once, on first use, with the current cost parameters (no work at construction).
+        async with self._dummy_lock:
+            if self._dummy_hash is None:
+                self._dummy_hash = await self.hash(secrets.token_urlsafe(16))
+            return self._dummy_hash
 
     def _verify(self, password_hash: str, password: str) -> Verification:
         try:

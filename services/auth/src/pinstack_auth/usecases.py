@@ -201,6 +201,7 @@ class AuthUseCases:
         try:
             user = await self._users.find_by_login(login)
         except NotFoundError:
+            await self._passwords.verify_dummy(password)  # as slow as a wrong password
             await self._limiter.failed(address=address)
             LOGINS.labels("unknown_user").inc()
             raise
@@ -300,6 +301,7 @@ class AuthUseCases:
         async with self._db.read() as session:
             stored = await self._repo.password_hash(session, user_id=user_id)
         if stored is None:  # a profile without credentials (e.g. a failed rollback)
+            await self._passwords.verify_dummy(password)
             return False
         result = await self._passwords.verify(stored, password)
         if result.matches and result.needs_rehash and rehash:
