@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -700,3 +701,91 @@ async def test_unknown_logins_cost_a_password_check_like_wrong_passwords(
         login=f"nobody{_unique()}@example.com", password="wrong-guess-5")),
         grpc.StatusCode.NOT_FOUND, "user not found")  # fmt: skip
     assert [verifications.count(f"wrong-guess-{n}") for n in (3, 4, 5)] == [1, 1, 1]
+
+
+@pytest.fixture
+def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every Argon2 hash the auth service computes (counted, not timed)."""
+    calls: list[str] = []
+    real = argon2.PasswordHasher.hash
+
+    def counting(self: argon2.PasswordHasher, password: str | bytes, **kwargs: Any) -> str:
+        calls.append(str(password))
+        return real(self, password, **kwargs)
+
+    monkeypatch.setattr(argon2.PasswordHasher, "hash", counting)
+    return calls
+
+
+async def test_duplicate_registrations_answer_409_without_hashing(
+    auth: Running, hashes: list[str]
+) -> None:
+    """A burst of one registration gets one 201 and 409s, and hashes one password: the others
+    wait for the first and find the name taken, instead of queueing for Argon2."""
+    name = f"u{_unique()}"
+    password = f"burst-{_unique()}"
+    request = auth_pb2.RegisterRequest(
+        username=name, email=f"{name}@example.com", password=password
+    )
+    outcomes = await asyncio.gather(
+        *(auth.stub.Register(request) for _ in range(20)), return_exceptions=True
+    )
+    failures = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(failures) == 19
+    assert {(f.code(), f.details()) for f in failures} == {
+        (grpc.StatusCode.ALREADY_EXISTS, "username already exists")
+    }
+    other = f"u{_unique()}"
+    await _fails(auth.stub.Register(auth_pb2.RegisterRequest(
+        username=other, email=f"{name}@example.com", password=password)),
+        grpc.StatusCode.ALREADY_EXISTS, "email already exists")  # fmt: skip
+    assert hashes.count(password) == 1
+
+
+async def test_a_hashing_burst_is_refused_with_retry_after_not_timed_out(
+    auth_database: str,
+    redis_server: RedisServer,
+    fake_users: tuple[FakeUsers, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More registrations than hashing slots plus queue: the rest get 429 with Retry-After at
+    once, not a deadline. Hashes are held by a gate, so nothing here depends on timing."""
+    opened = threading.Event()
+    entered: list[str] = []
+    real = argon2.PasswordHasher.hash
+
+    def held(self: argon2.PasswordHasher, password: str | bytes, **kwargs: Any) -> str:
+        entered.append(str(password))
+        opened.wait(timeout=60)
+        return real(self, password, **kwargs)
+
+    monkeypatch.setattr(argon2.PasswordHasher, "hash", held)
+    limited = await _run(_settings(auth_database, redis_server.url, fake_users[1],
+                                   argon2_max_concurrent=1, argon2_max_queued=2,
+                                   argon2_queue_timeout_seconds=60))  # fmt: skip
+    try:
+        names = [f"u{_unique()}" for _ in range(10)]
+        calls = [
+            asyncio.ensure_future(limited.stub.Register(auth_pb2.RegisterRequest(
+                username=n, email=f"{n}@example.com", password=PASSWORD)))
+            for n in names
+        ]  # fmt: skip
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while sum(call.done() for call in calls) < 7:  # refused while 3 are admitted
+            assert loop.time() < deadline, "the refusals did not come"
+            await asyncio.sleep(0.01)
+        assert len(entered) == 1
+        opened.set()
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+        assert len(refused) == 7
+        for error in refused:
+            assert (error.code(), error.details()) == (
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "too many requests",
+            )
+            assert int(dict(error.trailing_metadata() or ())["retry-after"]) >= 1
+    finally:
+        opened.set()
+        await limited.close()

@@ -65,6 +65,8 @@ class AuthComponent(ServiceComponent):
                 memory_cost_kib=s.argon2_memory_cost_kib,
                 parallelism=s.argon2_parallelism,
                 max_concurrent=s.argon2_max_concurrent,
+                max_queued=s.argon2_max_queued,
+                queue_timeout_seconds=s.argon2_queue_timeout_seconds,
             ),
             tokens=TokenService(
                 keys=keys,

@@ -39,3 +39,8 @@ class AuthSettings(ServiceSettings):
     argon2_memory_cost_kib: int = Field(default=19 * 1024, ge=8)
     argon2_parallelism: int = Field(default=1, ge=1)
     argon2_max_concurrent: int = Field(default=8, ge=1)
+    # Hashes waiting for one of those slots, each for at most ``argon2_queue_timeout_seconds``
+    # (well under the gateway's RPC deadline). Beyond either, a request is answered at once with
+    # 429 ``too many requests`` and ``Retry-After`` rather than timing out at the gateway.
+    argon2_max_queued: int = Field(default=16, ge=0)
+    argon2_queue_timeout_seconds: float = Field(default=2.0, gt=0)

@@ -8,8 +8,10 @@ after it; if that write fails, the profile is deleted again (compensation).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -25,7 +27,7 @@ from pinstack_auth.repository import AuthRepository, StoredRefreshToken
 from pinstack_auth.tokens import TokenService, hash_token
 from pinstack_common.context import caller_authorization
 from pinstack_common.db import Database
-from pinstack_common.errors import InvalidArgumentError, NotFoundError
+from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from pinstack_common.metrics import LOGINS, REGISTRATIONS
 from pinstack_common.revocation import SessionRevocations
 from pinstack_common.validation import (
@@ -120,6 +122,7 @@ class AuthUseCases:
         self._passwords = passwords
         self._tokens = tokens
         self._limiter = limiter
+        self._claims: dict[str, asyncio.Event] = {}  # registrations in flight, see _claim
 
     # -- accounts ------------------------------------------------------------------------------
 
@@ -140,6 +143,44 @@ class AuthUseCases:
         self, account: NewAccount, *, start_session: bool
     ) -> tuple[user_pb2.User, TokenPair | None]:
         account.validate()
+        async with self._claim(account):
+            # Uniqueness before the expensive hash: a burst of duplicates must get its 409s
+            # rather than queue for Argon2. The user service's create stays the authority.
+            await self._ensure_free(account)
+            return await self._create_claimed(account, start_session=start_session)
+
+    @contextlib.asynccontextmanager
+    async def _claim(self, account: NewAccount) -> AsyncIterator[None]:
+        """One registration per username and per email at a time in this process: the others
+        wait for it (not for a hashing slot) and then find the name taken."""
+        keys = {f"username:{account.username.lower()}", f"email:{account.email.lower()}"}
+        while busy := [self._claims[key] for key in keys if key in self._claims]:
+            await busy[0].wait()
+        done = asyncio.Event()
+        for key in keys:
+            self._claims[key] = done
+        try:
+            yield
+        finally:
+            for key in keys:
+                del self._claims[key]
+            done.set()
+
+    async def _ensure_free(self, account: NewAccount) -> None:
+        taken = (
+            (account.username, "username already exists"),
+            (account.email, "email already exists"),
+        )
+        for login, message in taken:
+            try:
+                await self._users.find_by_login(login)
+            except NotFoundError:
+                continue
+            raise AlreadyExistsError(message)
+
+    async def _create_claimed(
+        self, account: NewAccount, *, start_session: bool
+    ) -> tuple[user_pb2.User, TokenPair | None]:
         password_hash = await self._passwords.hash(account.password)
         user = await self._users.create_user(
             user_pb2.CreateUserRequest(
