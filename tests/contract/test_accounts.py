@@ -83,6 +83,20 @@ async def test_register_conflicts_regardless_of_case(stack: RunningStack) -> Non
     assert_error(response, 409, "email already exists")
 
 
+async def test_a_duplicate_registration_burst_answers_409_not_504(stack: RunningStack) -> None:
+    """One 201, the rest 409: duplicates are found before the expensive password hash."""
+    name = f"u{unique()}"
+    body = {"username": name, "email": f"{name}@example.com", "password": "password123"}
+    responses = await asyncio.gather(
+        *(stack.client.post("/api/v1/auth/register", json=body) for _ in range(30))
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [201] + [409] * 29, statuses
+    for response in responses:
+        if response.status_code == 409:
+            assert_error(response, 409, "username already exists")
+
+
 # --- login, refresh, logout ---------------------------------------------------------------------
 
 
