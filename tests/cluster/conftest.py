@@ -96,13 +96,15 @@ def prepared(pytestconfig: pytest.Config) -> Prepared:
 
 @pytest.fixture(scope="session")
 def cluster(prepared: Prepared, pytestconfig: pytest.Config) -> Iterator[Cluster]:
-    # A terminated run (CI's timeout, kill) unwinds like Ctrl-C, so the teardown below restores
-    # the machine; later signals are ignored so they cannot cut that teardown short.
+    # A terminated run (CI's timeout, kill; SIGINT too, even where a shell made a background
+    # job ignore it) unwinds like Ctrl-C, so the teardown below restores the machine; later
+    # signals are ignored so they cannot cut that teardown short.
     def interrupt(signum: int, _frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if os.environ.get("PINSTACK_CLUSTER_ATTACH"):
             # Iterating on tests: reuse `python -m pinstack_devinfra.cluster up` (and its install).
@@ -118,7 +120,8 @@ def cluster(prepared: Prepared, pytestconfig: pytest.Config) -> Iterator[Cluster
             with _uncaptured(pytestconfig):
                 running.__exit__(None, None, None)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="session")
