@@ -51,6 +51,12 @@ class Installed:
     prepared: Prepared
     install_seconds: float
     api: ApiClient
+    config: pytest.Config
+
+    def report(self, line: str) -> None:
+        """A measurement line shown in the run's output as it happens (CI logs keep it)."""
+        with _uncaptured(self.config):
+            print(f"\n[cluster-tier] {line}")  # noqa: T201
 
     def shell(
         self, script: str, *, timeout: float = 1800, env: dict[str, str] | None = None
@@ -128,7 +134,13 @@ def cluster(prepared: Prepared, pytestconfig: pytest.Config) -> Iterator[Cluster
 def installed(
     cluster: Cluster, prepared: Prepared, pytestconfig: pytest.Config
 ) -> Iterator[Installed]:
-    state = Installed(cluster=cluster, prepared=prepared, install_seconds=0.0, api=None)  # type: ignore[arg-type]
+    state = Installed(
+        cluster=cluster,
+        prepared=prepared,
+        install_seconds=0.0,
+        api=None,  # type: ignore[arg-type]
+        config=pytestconfig,
+    )
     started = time.monotonic()
     try:
         already = cluster.helm("status", "pinstack", check=False)
@@ -144,8 +156,7 @@ def installed(
         print(diagnostics(cluster))  # noqa: T201 - the failure's context, shown by pytest
         raise
     state.install_seconds = time.monotonic() - started
-    with _uncaptured(pytestconfig):
-        print(f"\n[cluster-tier] docs install to a working API: {state.install_seconds:.0f}s")  # noqa: T201
+    state.report(f"docs install to a working API: {state.install_seconds:.0f}s")
     yield state
     api.close()
 

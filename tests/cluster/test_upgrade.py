@@ -84,8 +84,9 @@ def test_helm_upgrade_migrates_first_and_rollback_becomes_ready(
         installed.shell(docs_block("upgrade"), env={"NEW_TAG": NEW_TAG})
         wait_rollout(cluster)
         load.wait_for_requests(20)
-    print(f"\n[cluster-tier] upgrade under load: {load.report.requests} requests, "  # noqa: T201
-          f"{len(load.report.failures)} failed")  # fmt: skip
+    installed.report(
+        f"upgrade under load: {load.report.requests} requests, {len(load.report.failures)} failed"
+    )
     assert load.report.failures == [], load.report.failures
     images = _images(installed)
     assert all(images[c] == {f"ghcr.io/pinstack/pinstack:{NEW_TAG}"} for c in COMPONENTS), images
@@ -112,8 +113,9 @@ def test_helm_upgrade_migrates_first_and_rollback_becomes_ready(
         installed.shell(docs_block("rollback"))
         wait_rollout(cluster)
         load.wait_for_requests(20)
-    print(f"[cluster-tier] rollback under load: {load.report.requests} requests, "  # noqa: T201
-          f"{len(load.report.failures)} failed")  # fmt: skip
+    installed.report(
+        f"rollback under load: {load.report.requests} requests, {len(load.report.failures)} failed"
+    )
     assert load.report.failures == [], load.report.failures
     images = _images(installed)
     assert all(images[c] == {f"ghcr.io/pinstack/pinstack:{APP_TAG}"} for c in COMPONENTS), images
