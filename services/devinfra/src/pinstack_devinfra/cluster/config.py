@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from pinstack_devinfra.pki import CertificateAuthority, write_rsa_key_pair
+
 __all__ = [
     "ClusterLayout",
     "cni_config",
@@ -16,6 +18,7 @@ __all__ = [
     "kube_proxy_config",
     "kubeconfig",
     "kubelet_config",
+    "write_files",
 ]  # fmt: skip
 
 
@@ -216,3 +219,59 @@ def kube_proxy_config(layout: ClusterLayout, *, kubeconfig_path: Path) -> str:
         },
     }
     return yaml.safe_dump(document)
+
+
+def write_files(layout: ClusterLayout) -> None:
+    """Certificates, kubeconfigs and every component's configuration, under the state dir."""
+    for directory in (layout.pki, layout.logs, layout.state_dir / "cni" / "net.d",
+                      layout.run_dir / "containerd"):  # fmt: skip
+        directory.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority(layout.pki, common_name="pinstack-cluster-ca")
+    ca.issue(
+        "apiserver",
+        common_name="kube-apiserver",
+        dns_names=("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                   "kubernetes.default.svc.cluster.local", "localhost"),
+        ip_addresses=(layout.node_ip, layout.apiserver_service_ip, "127.0.0.1"),
+        server=True,
+    )  # fmt: skip
+    ca.issue("admin", common_name="pinstack-admin", organization="system:masters", client=True)
+    ca.issue(
+        "kubelet",
+        common_name=f"system:node:{layout.node_name}",
+        organization="system:nodes",
+        client=True,
+    )
+    ca.issue(
+        "kubelet-serving",
+        common_name=layout.node_name,
+        dns_names=(layout.node_name,),
+        ip_addresses=(layout.node_ip,),
+        server=True,
+    )
+    ca.issue(
+        "apiserver-kubelet-client",
+        common_name="kube-apiserver-kubelet-client",
+        organization="system:masters",
+        client=True,
+    )
+    ca.issue("controller-manager", common_name="system:kube-controller-manager", client=True)
+    ca.issue("scheduler", common_name="system:kube-scheduler", client=True)
+    ca.issue("kube-proxy", common_name="system:kube-proxy", client=True)
+    write_rsa_key_pair(layout.pki, "sa")
+    for user in ("admin", "kubelet", "controller-manager", "scheduler", "kube-proxy"):
+        (layout.state_dir / f"{user}.kubeconfig").write_text(
+            kubeconfig(
+                layout,
+                user=user,
+                cert=layout.pki / f"{user}.crt",
+                key=layout.pki / f"{user}.key",
+            )
+        )
+    (layout.state_dir / "containerd.toml").write_text(containerd_config(layout))
+    (layout.state_dir / "cni" / "net.d" / "10-pinstack.conflist").write_text(cni_config(layout))
+    (layout.state_dir / "kubelet.yaml").write_text(kubelet_config(layout))
+    (layout.state_dir / "kube-proxy.yaml").write_text(
+        kube_proxy_config(layout, kubeconfig_path=layout.state_dir / "kube-proxy.kubeconfig")
+    )
+    (layout.state_dir / "resolv.conf").write_text("# cluster names only: no upstream\n")

@@ -33,7 +33,6 @@ from pinstack_devinfra.cluster.machine import MachineState, machine_lock
 from pinstack_devinfra.cluster.netns import NetnsThread, NetworkNamespace
 from pinstack_devinfra.cluster.prerequisites import ensure_prerequisites
 from pinstack_devinfra.gotools import helm_binary
-from pinstack_devinfra.pki import CertificateAuthority, write_rsa_key_pair
 
 __all__ = ["Cluster", "ClusterError"]
 
@@ -128,7 +127,7 @@ class Cluster:
         self.machine.record()
         self.machine.create_cgroup_parent()
         started = time.monotonic()
-        self._write_files()
+        config.write_files(self.layout)
         self.netns.create()
         self._start_containerd()
         self._import_images()
@@ -223,65 +222,6 @@ class Cluster:
         return path.read_text(errors="replace")[-6000:] if path.exists() else ""
 
     # ------------------------------------------------------------------ start steps
-
-    def _write_files(self) -> None:
-        layout = self.layout
-        for directory in (layout.pki, layout.logs, layout.state_dir / "cni" / "net.d",
-                          layout.run_dir / "containerd"):  # fmt: skip
-            directory.mkdir(parents=True, exist_ok=True)
-        ca = CertificateAuthority(layout.pki, common_name="pinstack-cluster-ca")
-        ca.issue(
-            "apiserver",
-            common_name="kube-apiserver",
-            dns_names=("kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                       "kubernetes.default.svc.cluster.local", "localhost"),
-            ip_addresses=(layout.node_ip, layout.apiserver_service_ip, "127.0.0.1"),
-            server=True,
-        )  # fmt: skip
-        ca.issue("admin", common_name="pinstack-admin", organization="system:masters", client=True)
-        ca.issue(
-            "kubelet",
-            common_name=f"system:node:{layout.node_name}",
-            organization="system:nodes",
-            client=True,
-        )
-        ca.issue(
-            "kubelet-serving",
-            common_name=layout.node_name,
-            dns_names=(layout.node_name,),
-            ip_addresses=(layout.node_ip,),
-            server=True,
-        )
-        ca.issue(
-            "apiserver-kubelet-client",
-            common_name="kube-apiserver-kubelet-client",
-            organization="system:masters",
-            client=True,
-        )
-        ca.issue("controller-manager", common_name="system:kube-controller-manager", client=True)
-        ca.issue("scheduler", common_name="system:kube-scheduler", client=True)
-        ca.issue("kube-proxy", common_name="system:kube-proxy", client=True)
-        write_rsa_key_pair(layout.pki, "sa")
-        for user in ("admin", "kubelet", "controller-manager", "scheduler", "kube-proxy"):
-            (layout.state_dir / f"{user}.kubeconfig").write_text(
-                config.kubeconfig(
-                    layout,
-                    user=user,
-                    cert=layout.pki / f"{user}.crt",
-                    key=layout.pki / f"{user}.key",
-                )
-            )
-        (layout.state_dir / "containerd.toml").write_text(config.containerd_config(layout))
-        (layout.state_dir / "cni" / "net.d" / "10-pinstack.conflist").write_text(
-            config.cni_config(layout)
-        )
-        (layout.state_dir / "kubelet.yaml").write_text(config.kubelet_config(layout))
-        (layout.state_dir / "kube-proxy.yaml").write_text(
-            config.kube_proxy_config(
-                layout, kubeconfig_path=layout.state_dir / "kube-proxy.kubeconfig"
-            )
-        )
-        (layout.state_dir / "resolv.conf").write_text("# cluster names only: no upstream\n")
 
     def _spawn(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
         log_file = self.layout.logs / f"{name}.log"
@@ -418,10 +358,3 @@ class Cluster:
             self.kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns",
                          f"--timeout={self.startup_timeout:.0f}s",
                          timeout=self.startup_timeout + 10)  # fmt: skip
-
-
-@contextmanager
-def running_cluster(*, image_archives: Sequence[Path]) -> Iterator[Cluster]:
-    """``with running_cluster(...) as cluster``: the fixture's one-liner."""
-    with Cluster(image_archives=image_archives) as cluster:
-        yield cluster
