@@ -1,4 +1,9 @@
-"""Request id, metrics by route template, and the request body limit, as pure ASGI middleware."""
+"""Request id, metrics by route template, and the request body limit, as pure ASGI middleware.
+
+The body limit (``max_body_bytes``) holds for every body: one that declares a larger
+Content-Length is refused unread; any other (a chunked one declares no length) is read here and
+refused with 413 the moment it passes the limit, so nothing ever buffers more than that.
+"""
 
 from __future__ import annotations
 
@@ -30,10 +35,19 @@ class GatewayMiddleware:
         method = scope["method"]
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            response = error(413, "request entity too large")
-            await response(scope, receive, send)
-            HTTP_REQUESTS.labels(method, _route_template(scope), "413").inc()
+            await self._too_large(scope, receive, send)
             return
+        if (declared is not None and declared != b"0") or b"transfer-encoding" in headers:
+            # The limit holds while reading, whatever the framing (a chunked body declares no
+            # length): stop reading as soon as it passes the limit, and answer 413.
+            body = await _read_body(receive, self.max_body_bytes)
+            if body is None:
+                await self._too_large(scope, receive, send)
+                return
+            if isinstance(body, bytes):
+                receive = _replay(body, receive)
+            else:  # the client went away mid-body: nobody to answer
+                return
         if method in _BODY_METHODS and not headers.get(b"content-type", b"").startswith(_JSON):
             # The original gateway decoded every body as JSON whatever its Content-Type (so does
             # `curl -d`); keep accepting such clients.
@@ -57,6 +71,46 @@ class GatewayMiddleware:
             route = _route_template(scope)
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error(413, "request entity too large")
+        # The unread rest of the body stays unread: the connection closes after the answer.
+        response.headers["connection"] = "close"
+        await response(scope, receive, send)
+        HTTP_REQUESTS.labels(scope["method"], _route_template(scope), "413").inc()
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | Message | None:
+    """The whole body; None as soon as it exceeds ``limit``; the disconnect message if the
+    client left before sending it all."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return message
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the already-read body once, then defers to the real one (which
+    reports the client's disconnect)."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 def _route_template(scope: Scope) -> str:

@@ -14,12 +14,11 @@ from pinstack.notification.v1 import notification_pb2_grpc
 from pinstack.post.v1 import post_pb2_grpc
 from pinstack.relation.v1 import relation_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
-from pinstack_common.errors import InvalidArgumentError
 from pinstack_common.grpc_client import open_channel
 from pinstack_common.metrics import PROXY_REQUESTS, UPSTREAM_SERVING
 from pinstack_gateway.settings import GatewaySettings
 
-__all__ = ["SERVING", "Upstreams", "positive_id", "proxy"]
+__all__ = ["SERVING", "Upstreams", "proxy"]
 
 SERVING = "serving"
 
@@ -96,10 +95,3 @@ def proxy(request: Request, service: str) -> Upstreams:
     PROXY_REQUESTS.labels(service).inc()
     upstreams: Upstreams = request.app.state.upstreams
     return upstreams
-
-
-def positive_id(value: int) -> int:
-    """Ids parse as integers (else ``invalid input``) and must be at least 1."""
-    if value <= 0:
-        raise InvalidArgumentError("validation failed")
-    return value

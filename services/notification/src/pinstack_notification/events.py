@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.notification.v1 import events_pb2, notification_pb2
 from pinstack_common.events.outbox import Outbox
+from pinstack_common.strict_json import sanitised
 from pinstack_notification.repository import NotificationRecord
 
 __all__ = ["TOPIC", "NotificationEvents", "to_proto"]
@@ -18,6 +19,12 @@ TOPIC = "pinstack.notification.events.v1"
 
 
 def to_proto(record: NotificationRecord) -> notification_pb2.Notification:
+    """The wire form of a stored notification (replies, events, live push alike).
+
+    The payload is sanitised on the way out (``pinstack_common.strict_json.sanitised``): rows
+    stored before payloads were read strictly may hold ``NaN`` or ``Infinity``, which are not
+    JSON; they go out as ``null``. See docs/input-validation.md.
+    """
     created = Timestamp()
     created.FromDatetime(record.created_at)
     return notification_pb2.Notification(
@@ -26,7 +33,7 @@ def to_proto(record: NotificationRecord) -> notification_pb2.Notification:
         type=record.type,
         is_read=record.is_read,
         created_at=created,
-        payload_json=record.payload or "",
+        payload_json=(sanitised(record.payload) or "") if record.payload else "",
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.relation.v1 import events_pb2 as relation_events
 from pinstack.user.v1 import events_pb2 as user_events
+from pinstack_common import strict_json
 from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
 from pinstack_common.errors import InvalidArgumentError, NotFoundError
@@ -197,16 +198,22 @@ def _after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
 
 
 def _normalised_payload(payload_json: str) -> str | None:
-    """Any JSON value, or nothing; stored compactly as given."""
+    """Any strict JSON value (RFC 8259), or nothing; stored compactly as given.
+
+    Non-finite numbers, NUL and unpaired surrogates are refused here too, not only at the
+    gateway: an internal caller must not store what a read cannot serve (or PostgreSQL refuses).
+    """
     if not payload_json:
         return None
-    if len(payload_json.encode()) > PAYLOAD_MAX_BYTES:
+    if len(payload_json.encode("utf-8", "surrogatepass")) > PAYLOAD_MAX_BYTES:
         raise InvalidArgumentError("validation failed")
     try:
-        value = json.loads(payload_json)
-    except ValueError as error:
+        value = strict_json.loads(payload_json)
+    except strict_json.JSONRuleError as error:
+        raise InvalidArgumentError("validation failed") from error
+    except (ValueError, RecursionError) as error:
         raise InvalidArgumentError("invalid input") from error
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _require_positive(value: int) -> None:

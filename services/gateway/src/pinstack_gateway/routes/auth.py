@@ -10,10 +10,11 @@ from pinstack.auth.v1 import auth_pb2
 from pinstack_gateway.envelope import ok
 from pinstack_gateway.identity import Caller
 from pinstack_gateway.upstreams import proxy
+from pinstack_gateway.validation import StrictRoute
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictRoute)
 
 
 class RegisterBody(BaseModel):

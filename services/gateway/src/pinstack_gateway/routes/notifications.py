@@ -15,13 +15,15 @@ from pydantic import BaseModel, StrictInt, StrictStr
 
 from pinstack.notification.v1 import notification_pb2
 from pinstack_common.errors import InvalidArgumentError
+from pinstack_common.strict_json import sanitised
 from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
-from pinstack_gateway.upstreams import positive_id, proxy
+from pinstack_gateway.upstreams import proxy
+from pinstack_gateway.validation import StrictRoute, page_number, positive_id
 
 __all__ = ["notification_json", "router"]
 
-router = APIRouter(prefix="/api/v1/notification", tags=["notifications"])
+router = APIRouter(prefix="/api/v1/notification", tags=["notifications"], route_class=StrictRoute)
 
 MAX_LIMIT = 100
 
@@ -33,7 +35,11 @@ class SendBody(BaseModel):
 
 
 def notification_json(item: notification_pb2.Notification) -> dict[str, Any]:
-    """The contract's ``N``: ``payload`` is the JSON value itself, omitted when there is none."""
+    """The contract's ``N``: ``payload`` is the JSON value itself, omitted when there is none.
+
+    Defensive: whatever was stored, the payload that goes out is valid JSON (non-finite numbers
+    become null, text that does not parse is left out), so a stored value never fails a read.
+    """
     body: dict[str, Any] = {
         "id": item.id,
         "user_id": item.user_id,
@@ -41,8 +47,8 @@ def notification_json(item: notification_pb2.Notification) -> dict[str, Any]:
         "is_read": item.is_read,
         "created_at": rfc3339(item.created_at),
     }
-    if item.payload_json:
-        body["payload"] = json.loads(item.payload_json)
+    if item.payload_json and (clean := sanitised(item.payload_json)) is not None:
+        body["payload"] = json.loads(clean)
     return body
 
 
@@ -52,8 +58,7 @@ def _id(notification_id: int) -> notification_pb2.NotificationIdRequest:
 
 @router.get("/feed")
 async def feed(request: Request, _caller: Caller, page: int = 1, limit: int = 10) -> JSONResponse:
-    if page < 1 or not 1 <= limit <= MAX_LIMIT:
-        raise InvalidArgumentError("invalid input")
+    page_number(page, limit, max_limit=MAX_LIMIT, message="invalid input")
     found = await proxy(request, "notification").notification.GetFeed(
         notification_pb2.GetFeedRequest(page=page, limit=limit)
     )
@@ -86,9 +91,14 @@ async def read_all(request: Request, _caller: Caller) -> JSONResponse:
 
 @router.post("/send")
 async def send(body: SendBody, request: Request, _caller: Caller) -> JSONResponse:
-    if body.user_id <= 0 or not body.type.strip() or len(body.type) > 64:
+    positive_id(body.user_id)
+    if not body.type.strip() or len(body.type) > 64:
         raise InvalidArgumentError("validation failed")
-    payload = "" if body.payload is None else json.dumps(body.payload, separators=(",", ":"))
+    payload = (
+        ""
+        if body.payload is None
+        else json.dumps(body.payload, separators=(",", ":"), allow_nan=False)
+    )
     sent = await proxy(request, "notification").notification.SendNotification(
         notification_pb2.SendNotificationRequest(
             user_id=body.user_id, type=body.type, payload_json=payload

@@ -19,11 +19,12 @@ from pinstack.post.v1 import post_pb2
 from pinstack_common.errors import InvalidArgumentError
 from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
-from pinstack_gateway.upstreams import positive_id, proxy
+from pinstack_gateway.upstreams import proxy
+from pinstack_gateway.validation import StrictRoute, int32, positive_id
 
 __all__ = ["post_json", "router"]
 
-router = APIRouter(prefix="/api/v1/posts", tags=["posts"])
+router = APIRouter(prefix="/api/v1/posts", tags=["posts"], route_class=StrictRoute)
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
@@ -107,7 +108,9 @@ def _timestamp(value: str) -> Timestamp:
 
 
 def _media(items: list[MediaBody] | None) -> list[post_pb2.MediaInput]:
-    return [post_pb2.MediaInput(url=m.url, type=m.type, position=m.position) for m in items or []]
+    return [
+        post_pb2.MediaInput(url=m.url, type=m.type, position=int32(m.position)) for m in items or []
+    ]
 
 
 @router.post("", status_code=201)
@@ -129,7 +132,8 @@ async def list_posts(
     created_before: str | None = None,
     tag: str | None = None,
 ) -> JSONResponse:
-    if offset < 0 or not 1 <= limit <= 100:
+    int32(offset, minimum=0)
+    if not 1 <= limit <= 100:
         raise InvalidArgumentError("validation failed")
     message = post_pb2.ListPostsRequest(offset=offset, limit=limit)
     if author_id is not None:

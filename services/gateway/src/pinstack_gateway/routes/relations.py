@@ -13,14 +13,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StrictInt
 
 from pinstack.relation.v1 import relation_pb2
-from pinstack_common.errors import InvalidArgumentError
 from pinstack_gateway.envelope import ok
 from pinstack_gateway.identity import Caller
-from pinstack_gateway.upstreams import positive_id, proxy
+from pinstack_gateway.upstreams import proxy
+from pinstack_gateway.validation import StrictRoute, page_number, positive_id
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/relation", tags=["relations"])
+router = APIRouter(prefix="/api/v1/relation", tags=["relations"], route_class=StrictRoute)
 
 MAX_LIMIT = 100
 
@@ -31,9 +31,8 @@ class FollowBody(BaseModel):
 
 def _listing_request(user_id: int, page: int, limit: int) -> relation_pb2.ListRelationsRequest:
     # Checked here too: a 0 would read as "default" once it is on the wire.
-    if user_id <= 0 or page < 1 or not 1 <= limit <= MAX_LIMIT:
-        raise InvalidArgumentError("validation failed")
-    return relation_pb2.ListRelationsRequest(user_id=user_id, page=page, limit=limit)
+    page_number(page, limit, max_limit=MAX_LIMIT)
+    return relation_pb2.ListRelationsRequest(user_id=positive_id(user_id), page=page, limit=limit)
 
 
 def _related(user: relation_pb2.RelatedUser) -> dict[str, Any]:

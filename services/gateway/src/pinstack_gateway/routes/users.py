@@ -13,11 +13,12 @@ from pinstack.user.v1 import user_pb2
 from pinstack_common.errors import InvalidArgumentError
 from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
-from pinstack_gateway.upstreams import positive_id, proxy
+from pinstack_gateway.upstreams import proxy
+from pinstack_gateway.validation import StrictRoute, page_number, positive_id
 
 __all__ = ["router", "user_json"]
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"], route_class=StrictRoute)
 
 
 class CreateUserBody(BaseModel):
@@ -56,8 +57,7 @@ def user_json(user: user_pb2.User) -> dict[str, Any]:
 async def search(request: Request, query: str = "", page: int = 1, limit: int = 10) -> JSONResponse:
     if not query.strip():
         raise InvalidArgumentError("invalid search query")
-    if page < 1 or not 1 <= limit <= 100:
-        raise InvalidArgumentError("validation failed")
+    page_number(page, limit, max_limit=100)
     found = await proxy(request, "user").user.SearchUsers(
         user_pb2.SearchUsersRequest(query=query, page=page, limit=limit)
     )
