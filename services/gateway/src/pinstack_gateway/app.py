@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
+from starlette.middleware.cors import CORSMiddleware
 
 from pinstack_common.cache import open_redis
 from pinstack_common.revocation import SessionRevocations
@@ -24,7 +25,7 @@ from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_gateway import websocket
 from pinstack_gateway.envelope import error
 from pinstack_gateway.errors import install_error_handlers
-from pinstack_gateway.middleware import GatewayMiddleware
+from pinstack_gateway.middleware import GatewayMiddleware, SecurityHeadersMiddleware, swagger_csp
 from pinstack_gateway.routes import auth, notifications, posts, relations, users
 from pinstack_gateway.settings import GatewaySettings
 from pinstack_gateway.upstreams import Upstreams, proxy
@@ -59,6 +60,17 @@ def create_app(
     checks = readiness or []
     install_error_handlers(app)
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # off by default: a deployment lists the origins it trusts
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            expose_headers=["X-Request-Id", "Retry-After"],
+        )
+    # Outermost: the headers go on every answer, a 413 or a CORS preflight included.
+    app.add_middleware(SecurityHeadersMiddleware)
     for module in (auth, users, posts, relations, notifications):
         app.include_router(module.router)
     app.include_router(websocket.router)
@@ -100,13 +112,15 @@ def _mount_swagger(app: FastAPI) -> None:
 
     @app.get("/swagger/index.html", include_in_schema=False)
     async def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=OPENAPI_PATH,
             title="Pinstack API",
             swagger_js_url="/swagger/static/swagger-ui-bundle.js",
             swagger_css_url="/swagger/static/swagger-ui.css",
             swagger_favicon_url="/swagger/static/favicon-32x32.png",
         )
+        page.headers["content-security-policy"] = swagger_csp(bytes(page.body).decode())
+        return page
 
 
 class _EmbeddedServer(uvicorn.Server):
