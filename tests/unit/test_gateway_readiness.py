@@ -48,6 +48,7 @@ async def upstreams(user_server: GrpcServer) -> AsyncIterator[Upstreams]:
         post_addr=nobody,
         relation_addr=nobody,
         notification_addr=nobody,
+        internal_token="t",
     )
     opened = Upstreams.open(settings)
     try:
@@ -57,7 +58,8 @@ async def upstreams(user_server: GrpcServer) -> AsyncIterator[Upstreams]:
 
 
 def _client(upstreams: Upstreams, checks: list[ReadinessCheck] | None = None) -> httpx.AsyncClient:
-    app = create_app(settings=GatewaySettings(), upstreams=upstreams, readiness=checks)
+    settings = GatewaySettings(internal_token="t")
+    app = create_app(settings=settings, upstreams=upstreams, readiness=checks)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
 
 

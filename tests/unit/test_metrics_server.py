@@ -25,6 +25,7 @@ async def test_serves_every_pinstack_metric_and_stops() -> None:
 
 
 def test_off_unless_a_port_is_configured() -> None:
-    assert metrics_server(ServiceSettings(metrics_port=0)) is None
-    enabled = metrics_server(ServiceSettings(metrics_port=9090, grpc_host="0.0.0.0"))
+    assert metrics_server(ServiceSettings(metrics_port=0, internal_token="t")) is None
+    settings = ServiceSettings(metrics_port=9090, grpc_host="0.0.0.0", internal_token="t")
+    enabled = metrics_server(settings)
     assert isinstance(enabled, MetricsServer)

@@ -76,8 +76,12 @@ def _load(dev: Path) -> dict[str, Any]:
 
 def _save(dev: Path, state: dict[str, Any]) -> None:
     # Write-then-rename: a crash mid-write must not lose the pids of running processes.
+    # Mode 0600: it holds the stack's internal token.
     tmp = dev / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover tmp file keeps its old mode otherwise
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(state, indent=2, sort_keys=True))
     tmp.replace(dev / "state.json")
 
 

@@ -8,7 +8,9 @@ chosen here differ (embedded servers, the in-process event bus).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,42 @@ from pinstack_devinfra.redis import RedisServer, free_port
 from pinstack_gateway.app import create_component as create_gateway
 from pinstack_gateway.settings import GatewaySettings
 
-__all__ = ["EmbeddedStack", "run_embedded"]
+__all__ = ["INTERNAL_TOKEN_FILE", "EmbeddedStack", "internal_token", "run_embedded"]
+
+INTERNAL_TOKEN_FILE = "internal-token"  # noqa: S105 - a file name, not a secret
+
+
+def internal_token(data_dir: Path) -> str:
+    """This data directory's internal-RPC token: made once (random, mode 0600), then reused.
+
+    A fixed token would let any local process call the internal RPCs of anyone's stack.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / INTERNAL_TOKEN_FILE
+    for _ in range(3):
+        try:
+            with path.open() as existing:
+                os.fchmod(existing.fileno(), 0o600)  # an older or copied file: tighten it
+                token = existing.read().strip()
+        except FileNotFoundError:
+            token = ""
+        if token:
+            return token
+        # Write a complete file under a private name, then link it into place: a concurrent
+        # start either wins the link or reads the winner's token, never a half-written file.
+        tmp = data_dir / f".{INTERNAL_TOKEN_FILE}.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_size == 0:
+                    path.unlink()  # an empty file (a crash mid-write of an older version)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            tmp.unlink()
+    raise RuntimeError(f"cannot create the internal token in {path}")
 
 
 @dataclass
@@ -43,6 +80,8 @@ class EmbeddedStack:
     def prepare(self) -> None:
         """Start PostgreSQL and Redis (unless given by URL), create databases, migrate."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not os.environ.get("PINSTACK_INTERNAL_TOKEN"):  # the environment wins, as always
+            self.extra_settings.setdefault("internal_token", internal_token(self.data_dir))
         with self.console.status("starting embedded PostgreSQL"):
             self.postgres = PostgresServer(data_dir=self.data_dir / "postgres")
             self.postgres.start()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
 from pinstack_cli.components import SERVICES
@@ -29,16 +31,37 @@ console = Console(stderr=True)
 COMPONENTS = [*SERVICES, "gateway"]
 
 
+class _ProcessSettings(BaseSettings):
+    """What every process needs before its components exist (no secrets: ``up`` makes those)."""
+
+    model_config = SettingsConfigDict(env_prefix="PINSTACK_", extra="ignore")
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    otlp_endpoint: str | None = None
+
+
 def _log_setup(component: str) -> None:
-    settings = ServiceSettings()
+    settings = _ProcessSettings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, component=component)
 
 
 def _tracing_setup(service_name: str) -> None:
     # Off unless PINSTACK_OTLP_ENDPOINT is set. Before any component exists: gRPC servers,
     # channels and engines are instrumented as they are created.
-    endpoint = ServiceSettings().otlp_endpoint
+    endpoint = _ProcessSettings().otlp_endpoint
     telemetry.configure_tracing(service_name=service_name, otlp_endpoint=endpoint)
+
+
+def _require_settings() -> ServiceSettings:
+    """The shared settings, or a readable error and exit 2 (no traceback) when they are wrong."""
+    try:
+        return ServiceSettings()
+    except ValidationError as invalid:
+        for error in invalid.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            console.print(f"[bold red]invalid setting[/] {field}: {error['msg']}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -69,6 +92,7 @@ def serve(
         raise typer.BadParameter(
             f"unknown component {component!r}; choose from {', '.join(COMPONENTS)}"
         )
+    settings = _require_settings()  # e.g. no PINSTACK_INTERNAL_TOKEN: refuse to start
     _log_setup(component)
     _tracing_setup(f"pinstack-{component}")
     built: Component
@@ -81,7 +105,7 @@ def serve(
         built = spec.component(spec.settings())
     served: list[Component] = [built]
     # The gateway serves /metrics on its HTTP port; a service alone has no HTTP server.
-    metrics = None if component == "gateway" else metrics_server(ServiceSettings())
+    metrics = None if component == "gateway" else metrics_server(settings)
     if metrics is not None:
         served.insert(0, metrics)
     try:

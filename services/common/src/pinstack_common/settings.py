@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ServiceSettings"]
+__all__ = ["KNOWN_DEFAULT_INTERNAL_TOKENS", "ServiceSettings"]
+
+# Tokens that were ever shipped as defaults: anyone can read them, so no stack may use them.
+KNOWN_DEFAULT_INTERNAL_TOKENS = frozenset({"pinstack-dev-internal-token"})
 
 
 class ServiceSettings(BaseSettings):
@@ -25,7 +28,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     # Shared secret that authenticates internal RPCs; every component of a stack has the same one.
-    internal_token: SecretStr = SecretStr("pinstack-dev-internal-token")
+    # No default: `pinstack up` generates one per data directory, `pinstack dev up` one per dev
+    # stack, the operator one per PinstackStack; anything else must set PINSTACK_INTERNAL_TOKEN.
+    internal_token: SecretStr = Field(default=SecretStr(""), validate_default=True)
     event_transport: Literal["inprocess", "kafka"] = "kafka"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     otlp_endpoint: str | None = None
@@ -38,3 +43,21 @@ class ServiceSettings(BaseSettings):
     post_addr: str = "127.0.0.1:50053"
     relation_addr: str = "127.0.0.1:50054"
     notification_addr: str = "127.0.0.1:50055"
+
+    @field_validator("internal_token")
+    @classmethod
+    def _secret_internal_token(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value()
+        if not token.strip():
+            raise ValueError(
+                "PINSTACK_INTERNAL_TOKEN is not set: set it to a random secret shared by every "
+                "component of the stack (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`); `pinstack up` and `pinstack dev up` "
+                "generate one themselves"
+            )
+        if token in KNOWN_DEFAULT_INTERNAL_TOKENS:
+            raise ValueError(
+                "PINSTACK_INTERNAL_TOKEN is a published default that any local process knows: "
+                "set it to a random secret shared by every component of the stack"
+            )
+        return value
