@@ -98,7 +98,8 @@ async def test_send_without_payload_omits_it(stack: RunningStack) -> None:
     sent = await send(stack, alice, alice.id)
     nid = sent.json()["data"]["notification_id"]
     item = (await stack.client.get(f"{BASE}/{nid}", headers=alice.headers)).json()["data"]
-    assert set(item) == {"id", "user_id", "type", "is_read", "created_at"}
+    # sender_id: an addition, the user who sent it (docs/security.md)
+    assert set(item) == {"id", "user_id", "type", "is_read", "created_at", "sender_id"}
 
 
 async def test_ownership_is_enforced(stack: RunningStack) -> None:

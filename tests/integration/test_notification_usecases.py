@@ -212,3 +212,25 @@ async def test_outbox_count_matches_notifications(database: Database) -> None:
             )
         ).scalar_one()
     assert count == 2
+
+
+@pytest.mark.parametrize("forged", ["follow_created", "Follow_Created", " follow_created "])
+async def test_users_cannot_send_system_types(database: Database, forged: str) -> None:
+    use_cases, push = build(database)
+    payload = '{"follower_id":1,"followee_id":2}'
+    with pytest.raises(InvalidArgumentError, match="validation failed"):
+        await use_cases.send(caller=me(1), user_id=2, type=forged, payload_json=payload)
+    assert push.published == []
+
+
+async def test_sender_is_recorded_and_shown(database: Database) -> None:
+    use_cases, _ = build(database)
+    sent = await use_cases.send(caller=me(3), user_id=2, type="mention", payload_json="")
+    assert sent.sender_id == 3
+    assert (await use_cases.get(caller=me(2), notification_id=sent.id)).sender_id == 3
+    assert to_proto(sent).sender_id == 3
+    recipient = 5000 + uuid.uuid4().int % 10**6
+    await use_cases.on_follow_created(follow_event(1, recipient))
+    [followed] = (await use_cases.feed(caller=me(recipient), page=1, limit=10)).notifications
+    assert followed.sender_id is None  # the system produced it
+    assert to_proto(followed).sender_id == 0

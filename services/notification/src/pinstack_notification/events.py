@@ -34,6 +34,7 @@ def to_proto(record: NotificationRecord) -> notification_pb2.Notification:
         is_read=record.is_read,
         created_at=created,
         payload_json=(sanitised(record.payload) or "") if record.payload else "",
+        sender_id=record.sender_id or 0,
     )
 
 

@@ -35,6 +35,8 @@ notifications = Table(
     # Set for notifications made from events: a redelivered event must not notify twice.
     Column("dedupe_key", String(255), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Who sent it through ``send`` (shown to the recipient); NULL when the system produced it.
+    Column("sender_id", BigInteger, nullable=True),
 )
 
 Index("ix_notifications_user_feed", notifications.c.user_id, notifications.c.id.desc())

@@ -23,6 +23,7 @@ class NotificationRecord:
     is_read: bool
     payload: str | None  # serialised JSON
     created_at: datetime
+    sender_id: int | None = None  # None: produced by the system (e.g. a follow)
 
 
 _COLUMNS = [getattr(notifications.c, name) for name in NotificationRecord.__slots__]
@@ -43,11 +44,18 @@ class NotificationRepository:
         type: str,
         payload: str | None,
         dedupe_key: str | None = None,
+        sender_id: int | None = None,
     ) -> NotificationRecord | None:
         """Add a notification; None when one with ``dedupe_key`` already exists."""
         statement = (
             insert(notifications)
-            .values(user_id=user_id, type=type, payload=payload, dedupe_key=dedupe_key)
+            .values(
+                user_id=user_id,
+                type=type,
+                payload=payload,
+                dedupe_key=dedupe_key,
+                sender_id=sender_id,
+            )
             .on_conflict_do_nothing(
                 index_elements=[notifications.c.dedupe_key],
                 index_where=text("dedupe_key IS NOT NULL"),

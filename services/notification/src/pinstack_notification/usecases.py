@@ -30,9 +30,12 @@ from pinstack_notification.push import PushPublisher
 from pinstack_notification.ratelimit import SendLimiter
 from pinstack_notification.repository import NotificationRecord, NotificationRepository
 
-__all__ = ["FOLLOW_CREATED", "Feed", "NotificationUseCases"]
+__all__ = ["FOLLOW_CREATED", "SYSTEM_TYPES", "Feed", "NotificationUseCases"]
 
 FOLLOW_CREATED = "follow_created"
+# Types the services produce from events: a user cannot send them (a forged "X followed you").
+# Compared case- and space-insensitively, so "Follow_Created " is no way around it either.
+SYSTEM_TYPES = frozenset({FOLLOW_CREATED})
 TYPE_MAX = 64
 PAYLOAD_MAX_BYTES = 16_384
 
@@ -108,13 +111,15 @@ class NotificationUseCases:
         self, *, caller: Identity, user_id: int, type: str, payload_json: str
     ) -> NotificationRecord:
         _require_positive(user_id)
-        if not type.strip() or len(type) > TYPE_MAX:
+        if not type.strip() or len(type) > TYPE_MAX or type.strip().lower() in SYSTEM_TYPES:
             raise InvalidArgumentError("validation failed")
         payload = _normalised_payload(payload_json)
         await self._limiter.hit(caller_id=caller.user_id)
         if not await self._users.exists(user_id):
             raise NotFoundError("user not found")
-        record = await self._create(user_id=user_id, type=type, payload=payload)
+        record = await self._create(
+            user_id=user_id, type=type, payload=payload, sender_id=caller.user_id
+        )
         if record is None:  # unreachable without a dedupe key; keeps the types honest
             raise RuntimeError("notification was not created")
         return record
@@ -165,17 +170,19 @@ class NotificationUseCases:
         type: str,
         payload: str | None,
         dedupe_key: str | None = None,
+        sender_id: int | None = None,
         session: AsyncSession | None = None,
     ) -> NotificationRecord | None:
         if session is None:
             async with self._db.transaction() as own:
                 return await self._create(
                     user_id=user_id, type=type, payload=payload, dedupe_key=dedupe_key,
-                    session=own,
+                    sender_id=sender_id, session=own,
                 )  # fmt: skip
         record = await self._repo.insert(
-            session, user_id=user_id, type=type, payload=payload, dedupe_key=dedupe_key
-        )
+            session, user_id=user_id, type=type, payload=payload, dedupe_key=dedupe_key,
+            sender_id=sender_id,
+        )  # fmt: skip
         if record is not None:
             await self._events.created(session, record)
             # Pushed only after the commit: a socket must never show what the feed lacks. The

@@ -35,7 +35,8 @@ class SendBody(BaseModel):
 
 
 def notification_json(item: notification_pb2.Notification) -> dict[str, Any]:
-    """The contract's ``N``: ``payload`` is the JSON value itself, omitted when there is none.
+    """The contract's ``N``: ``payload`` is the JSON value itself, omitted when there is none;
+    ``sender_id`` (an addition) is the user who sent it, omitted when the system produced it.
 
     Defensive: whatever was stored, the payload that goes out is valid JSON (non-finite numbers
     become null, text that does not parse is left out), so a stored value never fails a read.
@@ -47,6 +48,8 @@ def notification_json(item: notification_pb2.Notification) -> dict[str, Any]:
         "is_read": item.is_read,
         "created_at": rfc3339(item.created_at),
     }
+    if item.sender_id:  # who sent it through /send; absent on what the system produced
+        body["sender_id"] = item.sender_id
     if item.payload_json and (clean := sanitised(item.payload_json)) is not None:
         body["payload"] = json.loads(clean)
     return body

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+pinstack/notification/v1/notification.proto\x12\x18pinstack.notification.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x01\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07is_read\x18\x04 \x01(\x08\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cpayload_json\x18\x06 \x01(\t\"-\n\x0eGetFeedRequest\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\"_\n\x0fGetFeedResponse\x12=\n\rnotifications\x18\x01 \x03(\x0b\x32&.pinstack.notification.v1.Notification\x12\r\n\x05total\x18\x02 \x01(\x03\"\x17\n\x15GetUnreadCountRequest\"\'\n\x16GetUnreadCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"#\n\x15NotificationIdRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x12\n\x10MarkReadResponse\"\x14\n\x12MarkAllReadRequest\"\x1c\n\x1a\x44\x65leteNotificationResponse\"N\n\x17SendNotificationRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x14\n\x0cpayload_json\x18\x03 \x01(\t\"3\n\x18SendNotificationResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\x03\"\x1c\n\x1aStreamNotificationsRequest2\x97\x07\n\x13NotificationService\x12^\n\x07GetFeed\x12(.pinstack.notification.v1.GetFeedRequest\x1a).pinstack.notification.v1.GetFeedResponse\x12s\n\x0eGetUnreadCount\x12/.pinstack.notification.v1.GetUnreadCountRequest\x1a\x30.pinstack.notification.v1.GetUnreadCountResponse\x12j\n\x0fGetNotification\x12/.pinstack.notification.v1.NotificationIdRequest\x1a&.pinstack.notification.v1.Notification\x12g\n\x08MarkRead\x12/.pinstack.notification.v1.NotificationIdRequest\x1a*.pinstack.notification.v1.MarkReadResponse\x12g\n\x0bMarkAllRead\x12,.pinstack.notification.v1.MarkAllReadRequest\x1a*.pinstack.notification.v1.MarkReadResponse\x12{\n\x12\x44\x65leteNotification\x12/.pinstack.notification.v1.NotificationIdRequest\x1a\x34.pinstack.notification.v1.DeleteNotificationResponse\x12y\n\x10SendNotification\x12\x31.pinstack.notification.v1.SendNotificationRequest\x1a\x32.pinstack.notification.v1.SendNotificationResponse\x12u\n\x13StreamNotifications\x12\x34.pinstack.notification.v1.StreamNotificationsRequest\x1a&.pinstack.notification.v1.Notification0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+pinstack/notification/v1/notification.proto\x12\x18pinstack.notification.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x01\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07is_read\x18\x04 \x01(\x08\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cpayload_json\x18\x06 \x01(\t\x12\x11\n\tsender_id\x18\x07 \x01(\x03\"-\n\x0eGetFeedRequest\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\"_\n\x0fGetFeedResponse\x12=\n\rnotifications\x18\x01 \x03(\x0b\x32&.pinstack.notification.v1.Notification\x12\r\n\x05total\x18\x02 \x01(\x03\"\x17\n\x15GetUnreadCountRequest\"\'\n\x16GetUnreadCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"#\n\x15NotificationIdRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x12\n\x10MarkReadResponse\"\x14\n\x12MarkAllReadRequest\"\x1c\n\x1a\x44\x65leteNotificationResponse\"N\n\x17SendNotificationRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x14\n\x0cpayload_json\x18\x03 \x01(\t\"3\n\x18SendNotificationResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\x03\"\x1c\n\x1aStreamNotificationsRequest2\x97\x07\n\x13NotificationService\x12^\n\x07GetFeed\x12(.pinstack.notification.v1.GetFeedRequest\x1a).pinstack.notification.v1.GetFeedResponse\x12s\n\x0eGetUnreadCount\x12/.pinstack.notification.v1.GetUnreadCountRequest\x1a\x30.pinstack.notification.v1.GetUnreadCountResponse\x12j\n\x0fGetNotification\x12/.pinstack.notification.v1.NotificationIdRequest\x1a&.pinstack.notification.v1.Notification\x12g\n\x08MarkRead\x12/.pinstack.notification.v1.NotificationIdRequest\x1a*.pinstack.notification.v1.MarkReadResponse\x12g\n\x0bMarkAllRead\x12,.pinstack.notification.v1.MarkAllReadRequest\x1a*.pinstack.notification.v1.MarkReadResponse\x12{\n\x12\x44\x65leteNotification\x12/.pinstack.notification.v1.NotificationIdRequest\x1a\x34.pinstack.notification.v1.DeleteNotificationResponse\x12y\n\x10SendNotification\x12\x31.pinstack.notification.v1.SendNotificationRequest\x1a\x32.pinstack.notification.v1.SendNotificationResponse\x12u\n\x13StreamNotifications\x12\x34.pinstack.notification.v1.StreamNotificationsRequest\x1a&.pinstack.notification.v1.Notification0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,29 +33,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pinstack.notification.v1.no
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_NOTIFICATION']._serialized_start=107
-  _globals['_NOTIFICATION']._serialized_end=251
-  _globals['_GETFEEDREQUEST']._serialized_start=253
-  _globals['_GETFEEDREQUEST']._serialized_end=298
-  _globals['_GETFEEDRESPONSE']._serialized_start=300
-  _globals['_GETFEEDRESPONSE']._serialized_end=395
-  _globals['_GETUNREADCOUNTREQUEST']._serialized_start=397
-  _globals['_GETUNREADCOUNTREQUEST']._serialized_end=420
-  _globals['_GETUNREADCOUNTRESPONSE']._serialized_start=422
-  _globals['_GETUNREADCOUNTRESPONSE']._serialized_end=461
-  _globals['_NOTIFICATIONIDREQUEST']._serialized_start=463
-  _globals['_NOTIFICATIONIDREQUEST']._serialized_end=498
-  _globals['_MARKREADRESPONSE']._serialized_start=500
-  _globals['_MARKREADRESPONSE']._serialized_end=518
-  _globals['_MARKALLREADREQUEST']._serialized_start=520
-  _globals['_MARKALLREADREQUEST']._serialized_end=540
-  _globals['_DELETENOTIFICATIONRESPONSE']._serialized_start=542
-  _globals['_DELETENOTIFICATIONRESPONSE']._serialized_end=570
-  _globals['_SENDNOTIFICATIONREQUEST']._serialized_start=572
-  _globals['_SENDNOTIFICATIONREQUEST']._serialized_end=650
-  _globals['_SENDNOTIFICATIONRESPONSE']._serialized_start=652
-  _globals['_SENDNOTIFICATIONRESPONSE']._serialized_end=703
-  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_start=705
-  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_end=733
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=736
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=1655
+  _globals['_NOTIFICATION']._serialized_end=270
+  _globals['_GETFEEDREQUEST']._serialized_start=272
+  _globals['_GETFEEDREQUEST']._serialized_end=317
+  _globals['_GETFEEDRESPONSE']._serialized_start=319
+  _globals['_GETFEEDRESPONSE']._serialized_end=414
+  _globals['_GETUNREADCOUNTREQUEST']._serialized_start=416
+  _globals['_GETUNREADCOUNTREQUEST']._serialized_end=439
+  _globals['_GETUNREADCOUNTRESPONSE']._serialized_start=441
+  _globals['_GETUNREADCOUNTRESPONSE']._serialized_end=480
+  _globals['_NOTIFICATIONIDREQUEST']._serialized_start=482
+  _globals['_NOTIFICATIONIDREQUEST']._serialized_end=517
+  _globals['_MARKREADRESPONSE']._serialized_start=519
+  _globals['_MARKREADRESPONSE']._serialized_end=537
+  _globals['_MARKALLREADREQUEST']._serialized_start=539
+  _globals['_MARKALLREADREQUEST']._serialized_end=559
+  _globals['_DELETENOTIFICATIONRESPONSE']._serialized_start=561
+  _globals['_DELETENOTIFICATIONRESPONSE']._serialized_end=589
+  _globals['_SENDNOTIFICATIONREQUEST']._serialized_start=591
+  _globals['_SENDNOTIFICATIONREQUEST']._serialized_end=669
+  _globals['_SENDNOTIFICATIONRESPONSE']._serialized_start=671
+  _globals['_SENDNOTIFICATIONRESPONSE']._serialized_end=722
+  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_start=724
+  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_end=752
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=755
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=1674
 # @@protoc_insertion_point(module_scope)

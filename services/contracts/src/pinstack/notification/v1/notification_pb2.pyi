@@ -29,12 +29,15 @@ class Notification(_message.Message):
     IS_READ_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     PAYLOAD_JSON_FIELD_NUMBER: _builtins.int
+    SENDER_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     user_id: _builtins.int
     type: _builtins.str
     is_read: _builtins.bool
     payload_json: _builtins.str
     """Any JSON value, serialised; empty when there is none."""
+    sender_id: _builtins.int
+    """The user who sent it through SendNotification; 0 when the system produced it (a follow)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -46,10 +49,11 @@ class Notification(_message.Message):
         is_read: _builtins.bool = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         payload_json: _builtins.str = ...,
+        sender_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "is_read", b"is_read", "payload_json", b"payload_json", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "is_read", b"is_read", "payload_json", b"payload_json", "sender_id", b"sender_id", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,58 @@
+"""Hardening at the edge, end to end over the embedded stack: forged notifications, sender shown,
+WebSocket session rules. See docs/security.md."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.contract.conftest import Account, RunningStack
+
+BASE = "/api/v1/notification"
+
+
+def assert_error(response: httpx.Response, status: int, message: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json() == {"status": status, "message": message}
+
+
+async def send(stack: RunningStack, sender: Account, user_id: int, type: str) -> httpx.Response:
+    body = {"user_id": user_id, "type": type, "payload": {"follower_id": sender.id}}
+    return await stack.client.post(f"{BASE}/send", json=body, headers=sender.headers)
+
+
+# --- who can send what ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("forged", ["follow_created", "FOLLOW_CREATED"])
+async def test_users_cannot_forge_system_notifications(stack: RunningStack, forged: str) -> None:
+    mallory = await stack.register()
+    victim = await stack.register()
+    assert_error(await send(stack, mallory, victim.id, forged), 400, "validation failed")
+    feed = await stack.client.get(f"{BASE}/feed", headers=victim.headers)
+    assert feed.json()["data"]["total"] == 0
+
+
+async def test_sender_is_shown_on_sent_notifications_only(stack: RunningStack) -> None:
+    alice = await stack.register()
+    bob = await stack.register()
+    sent = await send(stack, alice, bob.id, "mention")
+    assert sent.status_code == 200, sent.text
+    nid = sent.json()["data"]["notification_id"]
+    item = (await stack.client.get(f"{BASE}/{nid}", headers=bob.headers)).json()["data"]
+    assert item["sender_id"] == alice.id
+    followed = await stack.client.post(
+        "/api/v1/relation/follow", json={"followee_id": bob.id}, headers=alice.headers
+    )
+    assert followed.status_code == 200, followed.text
+    deadline = asyncio.get_running_loop().time() + 2
+    while True:
+        feed = (await stack.client.get(f"{BASE}/feed", headers=bob.headers)).json()["data"]
+        kinds = {n["type"]: n for n in feed["notifications"]}
+        if "follow_created" in kinds or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    assert "sender_id" not in kinds["follow_created"]
+    assert kinds["mention"]["sender_id"] == alice.id
