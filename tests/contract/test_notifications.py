@@ -222,12 +222,18 @@ async def test_websocket_token_in_query(stack: RunningStack) -> None:
         assert pushed["type"] == "self"
 
 
-@pytest.mark.parametrize("suffix", ["", "?token=garbage"])
-async def test_websocket_refuses_without_valid_token(stack: RunningStack, suffix: str) -> None:
-    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
-        async with websockets.connect(ws_url(stack) + suffix):
-            pass
-    assert refused.value.response.status_code == 403
+@pytest.mark.parametrize(
+    ("suffix", "reason"), [("", "unauthenticated"), ("?token=garbage", "invalid token")]
+)
+async def test_websocket_refuses_without_valid_token(
+    stack: RunningStack, suffix: str, reason: str
+) -> None:
+    # Accepted, then closed with 1008 and a reason a browser can read (not an HTTP 403).
+    async with websockets.connect(ws_url(stack) + suffix) as socket:
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), timeout=5)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, reason)
 
 
 async def test_send_is_rate_limited_with_retry_after(stack: RunningStack) -> None:

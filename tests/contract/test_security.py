@@ -4,9 +4,11 @@ WebSocket session rules. See docs/security.md."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
+import websockets
 
 from tests.contract.conftest import Account, RunningStack
 
@@ -56,3 +58,32 @@ async def test_sender_is_shown_on_sent_notifications_only(stack: RunningStack) -
         await asyncio.sleep(0.02)
     assert "sender_id" not in kinds["follow_created"]
     assert kinds["mention"]["sender_id"] == alice.id
+
+
+# --- WebSocket sessions --------------------------------------------------------------------
+
+
+async def test_websocket_closes_after_logout(stack: RunningStack) -> None:
+    alice = await stack.register()
+    bob = await stack.register()
+    url = stack.url.replace("http://", "ws://") + f"{BASE}/ws"
+    async with websockets.connect(url, additional_headers=bob.headers) as socket:
+        assert (await send(stack, alice, bob.id, "before")).status_code == 200
+        assert json.loads(await asyncio.wait_for(socket.recv(), timeout=5))["type"] == "before"
+        out = await stack.client.post(
+            "/api/v1/auth/logout", json={"refresh_token": bob.refresh_token}
+        )
+        assert out.status_code == 200, out.text
+        assert (await send(stack, alice, bob.id, "after")).status_code == 200
+        # The push after logout is not delivered: the socket is closed (at the latest by the
+        # periodic check), and nothing but the close arrives.
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), timeout=15)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "session ended")
+    # And a new socket with the ended session's token is refused the same way.
+    async with websockets.connect(url, additional_headers=bob.headers) as refused:
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as again:
+            await asyncio.wait_for(refused.recv(), timeout=5)
+    assert again.value.rcvd is not None
+    assert again.value.rcvd.code == 1008

@@ -23,6 +23,7 @@ def _settings(**overrides: object) -> GatewaySettings:
         relation_addr=nobody,
         notification_addr=nobody,
         rpc_timeout_seconds=0.5,
+        internal_token="test-internal-token",
         **overrides,  # type: ignore[arg-type]
     )
 

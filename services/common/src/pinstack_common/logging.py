@@ -4,11 +4,17 @@ The request id lives in a context variable (structlog's contextvars), set by the
 middleware and by the gRPC server interceptor from the ``x-request-id`` metadata, so it follows a
 request across processes. Standard-library loggers (uvicorn, grpc, alembic) go through the same
 renderer.
+
+Secrets never reach a log line: every line, structlog's and the standard library's alike
+(uvicorn's access log and its ``"WebSocket /path?token=..." [accepted]`` line included), passes
+:func:`redact_secrets` right before rendering, which masks ``token``-like query parameters,
+bearer credentials and anything shaped like a JWT.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import uuid
 from collections.abc import MutableMapping
@@ -17,9 +23,69 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
-__all__ = ["REQUEST_ID_HEADER", "bind_request_id", "configure_logging", "current_request_id"]
+__all__ = [
+    "REDACTED",
+    "REQUEST_ID_HEADER",
+    "bind_request_id",
+    "configure_logging",
+    "current_request_id",
+    "redact",
+    "redact_secrets",
+]
 
 REQUEST_ID_HEADER = "x-request-id"
+REDACTED = "[REDACTED]"
+
+# ?token=..., &access_token=..., refresh_token=... (query strings, form bodies, URLs in messages)
+_QUERY_SECRET = re.compile(
+    r"(?i)(\b(?:access_token|refresh_token|id_token|token|password|secret)=)[^&\s\"'#]+"
+)
+# Authorization: Bearer <token> (or Basic)
+_AUTH_SCHEME = re.compile(r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9\-._~+/]+=*")
+# A JWT anywhere: three base64url segments, the first one a JSON object ("eyJ")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Event fields whose whole value is a credential
+_SECRET_KEYS = frozenset(
+    {"authorization", "token", "access_token", "refresh_token", "password", "internal_token"}
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials masked (see the module docstring)."""
+    if "=" not in text and "ey" not in text and " " not in text:
+        return text  # cheap exit: nothing that any pattern could match
+    text = _QUERY_SECRET.sub(rf"\1{REDACTED}", text)
+    text = _AUTH_SCHEME.sub(rf"\1{REDACTED}", text)
+    return _JWT.sub(REDACTED, text)
+
+
+def _redacted(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if depth >= 4:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: REDACTED
+            if isinstance(k, str) and k.lower() in _SECRET_KEYS and v
+            else _redacted(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_redacted(item, depth + 1) for item in value)
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask credentials in every field of the event (see :func:`redact`)."""
+    for key, value in list(event.items()):
+        if key.lower() in _SECRET_KEYS and value and not key.startswith("_"):
+            event[key] = REDACTED
+        elif not key.startswith("_"):
+            event[key] = _redacted(value)
+    return event
 
 
 def _add_trace_ids(
@@ -68,6 +134,7 @@ def configure_logging(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                redact_secrets,  # last before rendering: covers every field of every line
                 renderer,
             ],
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def create_app(
     app.state.settings = settings
     app.state.revocations = revocations
     app.state.verifier = AccessTokenVerifier(jwks_source=upstreams.jwks)
+    app.state.ws_connections = Counter()  # open WebSockets per user id on this gateway
     checks = readiness or []
     install_error_handlers(app)
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -16,3 +16,7 @@ class GatewaySettings(ServiceSettings):
     # CORS is off unless origins are listed (``PINSTACK_CORS_ORIGINS='["https://app.example"]'``).
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = False
+    # WebSocket sessions: the most open sockets one user may hold on one gateway, and how often
+    # an open socket re-checks that its session was not ended (logout, password change).
+    ws_max_connections_per_user: int = Field(default=5, ge=1)
+    ws_revocation_check_seconds: float = Field(default=5.0, gt=0)

@@ -7,19 +7,33 @@ browsers, which cannot set headers on a WebSocket), then opens the server-stream
 notification replica the channel reaches. The notification service verifies the caller again and
 streams each notification of that caller once its transaction commits, whichever replica created
 it (every replica reads all new notifications from one Redis stream, see
-:mod:`pinstack_notification.push`). The gateway holds no per-user state, so it works the same
-embedded and distributed, and any gateway replica can serve any socket.
+:mod:`pinstack_notification.push`). Any gateway replica can serve any socket.
 
 The handshake completes only once the service confirmed the subscription, so a client that
 connected sees everything created afterwards. Each pushed message is the contract's
-notification object ``N``. An unauthenticated socket is refused with close code 1008.
+notification object ``N``.
+
+Session rules (``docs/security.md``): a refused socket is accepted and closed at once with 1008
+(policy violation) and a reason (``unauthenticated``, ``invalid token``, ``token expired``,
+``too many connections``), so a browser can read why; 1013 (try again later) when the
+notification service is unavailable. An open socket is closed with 1008 ``token expired`` when
+its access token expires and with 1008 ``session ended`` once its session was ended (logout,
+password change, account deletion: revocations recorded in Redis by auth), checked every
+``ws_revocation_check_seconds`` and before each push. One user holds at most
+``ws_max_connections_per_user`` sockets on one gateway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
-from typing import TypeAlias
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import grpc
 import structlog
@@ -29,15 +43,29 @@ from starlette.websockets import WebSocketDisconnect
 from pinstack.notification.v1 import notification_pb2
 from pinstack_common.errors import UnauthenticatedError
 from pinstack_common.metrics import WEBSOCKET_CONNECTIONS
+from pinstack_common.revocation import SessionRevocations
+from pinstack_common.tokens import Identity, bearer_token
 from pinstack_gateway.identity import authenticate
 from pinstack_gateway.routes.notifications import notification_json
+from pinstack_gateway.settings import GatewaySettings
 from pinstack_gateway.upstreams import Upstreams
 
-__all__ = ["WS_PATH", "router"]
+__all__ = [
+    "POLICY_VIOLATION",
+    "SESSION_ENDED",
+    "TOKEN_EXPIRED",
+    "TOO_MANY_CONNECTIONS",
+    "TRY_AGAIN_LATER",
+    "WS_PATH",
+    "router",
+]
 
 WS_PATH = "/api/v1/notification/ws"
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
+TOKEN_EXPIRED = "token expired"  # noqa: S105 - a close reason, not a secret
+SESSION_ENDED = "session ended"
+TOO_MANY_CONNECTIONS = "too many connections"
 
 log = structlog.get_logger(__name__)
 
@@ -55,42 +83,134 @@ def _authorization(socket: WebSocket) -> str | None:
     return header
 
 
+def _expires_at(authorization: str | None) -> float:
+    """The ``exp`` of a token the verifier already accepted (so its signature is checked)."""
+    try:
+        payload = bearer_token(authorization).split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (UnauthenticatedError, IndexError, KeyError, TypeError, ValueError, binascii.Error):
+        return 0.0  # unreadable: treat as expired (the verifier would not have accepted it)
+
+
+async def _refuse(socket: WebSocket, code: int, reason: str) -> None:
+    """Accept, then close with ``code``: a browser sees the close code and reason, which a
+    refused HTTP upgrade (403) would hide from it."""
+    await socket.accept()
+    await socket.close(code=code, reason=reason)
+
+
+class _Session:
+    """Whether an open socket's session still holds: not expired, not ended."""
+
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        expires_at: float,
+        revocations: SessionRevocations | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._identity = identity
+        self._expires_at = expires_at
+        self._revocations = revocations
+        self._clock = clock
+
+    async def ended(self) -> str | None:
+        """The close reason if the session no longer holds, else None."""
+        if self._clock() >= self._expires_at:
+            return TOKEN_EXPIRED
+        if self._revocations is not None and await self._revocations.is_revoked(self._identity):
+            return SESSION_ENDED
+        return None
+
+    async def watch(self, interval: float) -> str:
+        """Return the close reason once the session ends (checked every ``interval`` seconds,
+        and right at the token's expiry)."""
+        while True:
+            reason = await self.ended()
+            if reason is not None:
+                return reason
+            await asyncio.sleep(max(0.0, min(interval, self._expires_at - self._clock())))
+
+
+def _connections(state: Any) -> Counter[int]:
+    counts: Counter[int] | None = getattr(state, "ws_connections", None)
+    if counts is None:
+        counts = state.ws_connections = Counter()
+    return counts
+
+
 @router.websocket(WS_PATH)
 async def notifications_socket(socket: WebSocket) -> None:
-    upstreams: Upstreams = socket.app.state.upstreams
+    state = socket.app.state
+    upstreams: Upstreams = state.upstreams
+    settings: GatewaySettings = state.settings
+    authorization = _authorization(socket)
     try:
         # Also forwards the token: the channel's stream interceptor sends it to the service.
-        await authenticate(socket.app.state, _authorization(socket))
+        identity = await authenticate(state, authorization)
     except UnauthenticatedError as error:
-        await socket.close(code=POLICY_VIOLATION, reason=error.message)
+        await _refuse(socket, POLICY_VIOLATION, error.message)
         return
+    session = _Session(
+        identity=identity, expires_at=_expires_at(authorization), revocations=state.revocations
+    )
+    counts = _connections(state)
+    if counts[identity.user_id] >= settings.ws_max_connections_per_user:
+        await _refuse(socket, POLICY_VIOLATION, TOO_MANY_CONNECTIONS)
+        return
+    counts[identity.user_id] += 1  # before any await: concurrent handshakes count too
+    try:
+        await _serve(socket, upstreams, session, settings.ws_revocation_check_seconds)
+    finally:
+        counts[identity.user_id] -= 1
+        if counts[identity.user_id] <= 0:
+            del counts[identity.user_id]
+
+
+async def _serve(
+    socket: WebSocket, upstreams: Upstreams, session: _Session, interval: float
+) -> None:
     call = upstreams.notification.StreamNotifications(notification_pb2.StreamNotificationsRequest())
     try:
         await call.initial_metadata()  # the subscription is live once headers arrive
     except grpc.aio.AioRpcError as error:
         log.warning("notification stream refused", code=error.code().name)
-        await socket.close(code=TRY_AGAIN_LATER)
+        await _refuse(socket, TRY_AGAIN_LATER, "notification service unavailable")
         return
     await socket.accept()
     WEBSOCKET_CONNECTIONS.inc()
     # Reading is only for noticing the client leave; anything it sends is ignored.
     watcher = asyncio.create_task(_until_disconnect(socket))
+    guard = asyncio.create_task(session.watch(interval))
     try:
-        await _pump(socket, call, watcher)
+        await _pump(socket, call, watcher, guard, session)
     finally:
         WEBSOCKET_CONNECTIONS.dec()
         watcher.cancel()
+        guard.cancel()
         call.cancel()
         with contextlib.suppress(Exception):
             await socket.close()
 
 
-async def _pump(socket: WebSocket, call: _NotificationStream, watcher: asyncio.Task[None]) -> None:
+async def _pump(
+    socket: WebSocket,
+    call: _NotificationStream,
+    watcher: asyncio.Task[None],
+    guard: asyncio.Task[str],
+    session: _Session,
+) -> None:
     while True:
         nxt = asyncio.ensure_future(call.read())
-        done, _ = await asyncio.wait({nxt, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({nxt, watcher, guard}, return_when=asyncio.FIRST_COMPLETED)
         if watcher in done:
             nxt.cancel()
+            return
+        if guard in done:
+            nxt.cancel()
+            await _close(socket, POLICY_VIOLATION, guard.result())
             return
         try:
             item = nxt.result()
@@ -99,12 +219,20 @@ async def _pump(socket: WebSocket, call: _NotificationStream, watcher: asyncio.T
             item = grpc.aio.EOF
         if not isinstance(item, notification_pb2.Notification):
             # The service ended the stream (shutdown, outage): the client should reconnect.
-            await socket.close(code=TRY_AGAIN_LATER)
+            await _close(socket, TRY_AGAIN_LATER, "")
+            return
+        if (reason := await session.ended()) is not None:  # nothing reaches an ended session
+            await _close(socket, POLICY_VIOLATION, reason)
             return
         try:
             await socket.send_json(notification_json(item))
         except (WebSocketDisconnect, RuntimeError):
             return
+
+
+async def _close(socket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await socket.close(code=code, reason=reason)
 
 
 async def _until_disconnect(socket: WebSocket) -> None:
