@@ -270,13 +270,58 @@ def _http_ready(port: int) -> bool:
         return False
 
 
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on TCP ``port`` (IPv4 or IPv6) in this network namespace."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, status, inode = fields[1], fields[3], fields[9]
+            if status == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(inode)
+    return inodes
+
+
+def _listens(pid: int, port: int) -> bool:
+    """True when process ``pid`` itself holds a socket listening on ``port``.
+
+    An answer on the port alone proves nothing: another stack (or anything else) may hold it
+    while the process we started dies on EADDRINUSE.
+    """
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:[") and link[len("socket:[") : -1] in inodes:
+                return True
+    return False
+
+
+def _ready(name: str, pid: int, port: int) -> bool:
+    """The process we started is alive, listens on its port itself, and answers its check."""
+    if not _alive(pid) or not _listens(pid, port):
+        return False
+    answered = _http_ready(port) if name == "gateway" else _grpc_serving(port)
+    return answered and _listens(pid, port)  # still its socket once the answer came
+
+
 def _wait_ready(dev: Path, state: dict[str, Any]) -> None:
     """Poll every component's health with one spinner line each; fail fast on an exit."""
     ports: dict[str, int] = state["ports"]
+    pids: dict[str, int] = state["pids"]
     checks: dict[str, Callable[[], bool]] = {
-        name: functools.partial(_grpc_serving, ports[name]) for name in SERVICES
+        name: functools.partial(_ready, name, pids[name], ports[name]) for name in COMPONENTS
     }
-    checks["gateway"] = functools.partial(_http_ready, ports["gateway"])
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         tasks = {name: progress.add_task(f"{name}: starting", total=1) for name in checks}
@@ -319,8 +364,7 @@ def _start_components(
 
 
 def _component_ok(state: dict[str, Any], name: str) -> bool:
-    port = state["ports"][name]
-    return _http_ready(port) if name == "gateway" else _grpc_serving(port)
+    return _ready(name, state["pids"][name], state["ports"][name])
 
 
 # ---------------------------------------------------------------- commands
