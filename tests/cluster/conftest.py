@@ -162,13 +162,35 @@ def installed(
 
 
 def diagnostics(cluster: Cluster) -> str:
-    """Pods, recent events and the logs of pods that are not ready: what a failure needs."""
+    """Pods (with restarts), recent events, the stacks, and the recent logs of every Pinstack
+    container, including a restarted one's previous run: what a failure on CI needs."""
     parts = [cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False)]
     parts.append(
         cluster.kubectl("get", "events", "-A", "--sort-by=.lastTimestamp", check=False)[-6000:]
     )
     parts.append(cluster.kubectl("get", "pinstackstacks", "-A", "-o", "yaml", check=False)[-4000:])
+    pods = cluster.kubectl(
+        "get", "pods", "-n", "default", "-l", "app.kubernetes.io/part-of=pinstack", "-o", "name",
+        check=False,
+    ).split()  # fmt: skip
+    for pod in pods:
+        for previous in ("--previous=false", "--previous=true"):
+            logs = cluster.kubectl("logs", "-n", "default", pod, "--all-containers", previous,
+                                   "--tail=40", check=False)  # fmt: skip
+            if logs.strip():
+                parts.append(f"--- {pod} {previous}\n{logs[-4000:]}")
     return "\n".join(parts)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed cluster test carries the cluster's state in its report (a section of its own)."""
+    report = yield
+    if report.failed and call.when == "call" and "tests/cluster/" in str(item.fspath):
+        installed = item.funcargs.get("installed") if hasattr(item, "funcargs") else None
+        if isinstance(installed, Installed):
+            report.sections.append(("cluster diagnostics", diagnostics(installed.cluster)))
+    return report
 
 
 # The order the modules run in: the install first; the reclaim tests (a scratch stack of their
