@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -56,8 +57,11 @@ def _closed_port() -> int:
 
 def test_serve_and_migrate_import_no_dev_only_module() -> None:
     url = f"postgresql+asyncpg://nobody:secret@127.0.0.1:{_closed_port()}/nothing"
+    # Settings refuse to load without an internal token (serve needs one in every mode).
+    env = {**os.environ, "PINSTACK_INTERNAL_TOKEN": secrets.token_hex(32)}
     probe = subprocess.run(
         [sys.executable, "-c", _PROBE, url, *DEV_ONLY],
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,

