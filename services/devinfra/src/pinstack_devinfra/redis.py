@@ -123,9 +123,12 @@ class RedisServer:
         try:
             pid = int((self.data_dir / PID_FILE).read_text().split()[0])
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            # redis-server rewrites its command line to "redis-server 127.0.0.1:<port>", so the
+            # data directory is recognised as its working directory (``--dir`` chdirs there).
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except (OSError, ValueError, IndexError):
             return
-        if b"redis-server" not in cmdline or f"\0{self.data_dir}\0".encode() not in cmdline:
+        if b"redis-server" not in cmdline or Path(cwd) != self.data_dir.resolve():
             return  # the pid was reused by something else
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
