@@ -66,7 +66,7 @@ test-k8s: install ## the Kubernetes tier alone (builds Kubernetes, etcd, helm on
 
 .PHONY: test-cluster
 test-cluster: install ## a real single-node cluster (root; builds kubelet & co. and images once, cached)
-	$(RUN) python -m pinstack_devinfra.cluster prepare
+	$(RUN) python -m pinstack_devinfra.cluster binaries
 	$(RUN) pytest tests/cluster $(PYTEST_ARGS)
 	$(RUN) python -m pinstack_devinfra.cluster clean --check
 

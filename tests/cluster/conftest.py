@@ -12,19 +12,18 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from pinstack_devinfra.cluster.node import Cluster
+from pinstack_devinfra.cluster.node import Cluster, unwind_on_signals
 from pinstack_devinfra.cluster.prepare import Prepared, prepare
 from tests.cluster.api import Account, ApiClient
-from tests.cluster.load import SteadyLoad
+from tests.cluster.load import LoadReport, SteadyLoad
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs" / "kubernetes.md"
@@ -43,13 +42,37 @@ def docs_block(marker: str) -> str:
     return match.group(1)
 
 
+def run_docs_block(
+    cluster: Cluster, script: str, *, timeout: float = 1800, env: dict[str, str] | None = None
+) -> str:
+    """Run a docs shell block inside the cluster's network, from the repository root, with
+    ``kubectl`` and ``helm`` on PATH talking to the cluster as its admin."""
+    tools = cluster.layout.state_dir / "tools"
+    tools.mkdir(exist_ok=True)
+    for name, target in (("kubectl", cluster.kubectl_path), ("helm", cluster.helm_path)):
+        link = tools / name
+        if not link.exists():
+            link.symlink_to(target)
+    env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}",
+           "KUBECONFIG": str(cluster.kubeconfig), **cluster.helm_env, **(env or {})}  # fmt: skip
+    result = subprocess.run(
+        cluster.netns.command(["bash", "-euo", "pipefail", "-c", script]),
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise AssertionError(
+            f"docs block failed ({result.returncode}):\n{script}\n--- stdout\n"
+            f"{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+        )
+    return result.stdout
+
+
 @dataclass
 class Installed:
     """Pinstack as installed by the docs' steps; what the tests share."""
 
     cluster: Cluster
     prepared: Prepared
-    install_seconds: float
     api: ApiClient
     config: pytest.Config
 
@@ -58,31 +81,8 @@ class Installed:
         with _uncaptured(self.config):
             print(f"\n[cluster-tier] {line}")  # noqa: T201
 
-    def shell(
-        self, script: str, *, timeout: float = 1800, env: dict[str, str] | None = None
-    ) -> str:
-        """Run a docs shell block inside the cluster's network, from the repository root, with
-        ``kubectl`` and ``helm`` on PATH talking to the cluster as its admin."""
-        tools = self.cluster.layout.state_dir / "tools"
-        tools.mkdir(exist_ok=True)
-        for name, target in (("kubectl", self.prepared.binaries["kubectl"]),
-                             ("helm", self.cluster.helm_path)):  # fmt: skip
-            link = tools / name
-            if not link.exists():
-                link.symlink_to(target)
-        env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}",
-               "KUBECONFIG": str(self.cluster.kubeconfig), **self.cluster.helm_env,
-               **(env or {})}  # fmt: skip
-        result = subprocess.run(
-            self.cluster.netns.command(["bash", "-euo", "pipefail", "-c", script]),
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise AssertionError(
-                f"docs block failed ({result.returncode}):\n{script}\n--- stdout\n"
-                f"{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
-            )
-        return result.stdout
+    def shell(self, script: str, *, env: dict[str, str] | None = None) -> str:
+        return run_docs_block(self.cluster, script, env=env)
 
 
 @contextlib.contextmanager
@@ -102,16 +102,7 @@ def prepared(pytestconfig: pytest.Config) -> Prepared:
 
 @pytest.fixture(scope="session")
 def cluster(prepared: Prepared, pytestconfig: pytest.Config) -> Iterator[Cluster]:
-    # A terminated run (CI's timeout, kill; SIGINT too, even where a shell made a background
-    # job ignore it) unwinds like Ctrl-C, so the teardown below restores the machine; later
-    # signals are ignored so they cannot cut that teardown short.
-    def interrupt(signum: int, _frame: object) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with unwind_on_signals():  # a terminated run still restores the machine (below)
         if os.environ.get("PINSTACK_CLUSTER_ATTACH"):
             # Iterating on tests: reuse `python -m pinstack_devinfra.cluster up` (and its install).
             with Cluster(image_archives=prepared.image_archives).attached() as running:
@@ -125,38 +116,28 @@ def cluster(prepared: Prepared, pytestconfig: pytest.Config) -> Iterator[Cluster
         finally:
             with _uncaptured(pytestconfig):
                 running.__exit__(None, None, None)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="session")
 def installed(
     cluster: Cluster, prepared: Prepared, pytestconfig: pytest.Config
 ) -> Iterator[Installed]:
-    state = Installed(
-        cluster=cluster,
-        prepared=prepared,
-        install_seconds=0.0,
-        api=None,  # type: ignore[arg-type]
-        config=pytestconfig,
-    )
     started = time.monotonic()
     try:
         already = cluster.helm("status", "pinstack", check=False)
         if not (os.environ.get("PINSTACK_CLUSTER_ATTACH") and already):
-            state.shell(docs_block("install"))
+            run_docs_block(cluster, docs_block("install"))
         # The gateway's Service as another pod reaches it (cluster IP, kube-proxy).
         ip = cluster.kubectl(
             "get", "service", "pinstack-gateway", "-o", "jsonpath={.spec.clusterIP}"
         )
-        state.api = api = ApiClient(base_url=f"http://{ip}:8080", netns=cluster.netns_thread)
+        api = ApiClient(base_url=f"http://{ip}:8080", netns=cluster.netns_thread)
         api.wait_until_serving(timeout=300)
     except BaseException:
         print(diagnostics(cluster))  # noqa: T201 - the failure's context, shown by pytest
         raise
-    state.install_seconds = time.monotonic() - started
-    state.report(f"docs install to a working API: {state.install_seconds:.0f}s")
+    state = Installed(cluster=cluster, prepared=prepared, api=api, config=pytestconfig)
+    state.report(f"docs install to a working API: {time.monotonic() - started:.0f}s")
     yield state
     api.close()
 
@@ -183,7 +164,9 @@ def diagnostics(cluster: Cluster) -> str:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failed cluster test carries the cluster's state in its report (a section of its own)."""
     report = yield
     if report.failed and call.when == "call" and "tests/cluster/" in str(item.fspath):
@@ -245,6 +228,31 @@ def steady_load(installed: Installed, fixtures: Fixtures) -> Iterator[SteadyLoad
     finally:
         load.stop()
         running.result(timeout=60)
+
+
+def rollout_under_load(
+    installed: Installed,
+    fixtures: Fixtures,
+    *,
+    what: str,
+    change: Callable[[], object],
+    settle: int = 20,
+) -> LoadReport:
+    """Make ``change`` under a steady load, wait until every Deployment is rolled out again,
+    keep the load on the new pods for ``settle`` more requests, report, return the load's count."""
+    with steady_load(installed, fixtures) as load:
+        load.wait_for_requests(20)
+        started = time.monotonic()
+        change()
+        wait_rollout(installed.cluster)
+        rolled_out = time.monotonic() - started
+        load.wait_for_requests(settle)
+    report = load.report
+    installed.report(
+        f"{what} under load: {report.requests} requests, {len(report.failures)} failed; "
+        f"every Deployment rolled out {rolled_out:.0f}s after the change"
+    )
+    return report
 
 
 def wait_rollout(cluster: Cluster, namespace: str = "default", *, timeout: int = 600) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 from tests.cluster.api import Account
-from tests.cluster.conftest import COMPONENTS, Fixtures, Installed, steady_load, wait_rollout
+from tests.cluster.conftest import COMPONENTS, Fixtures, Installed, rollout_under_load
 
 
 def _pods(installed: Installed, component: str) -> list[dict]:
@@ -23,19 +22,13 @@ def test_deleting_one_pod_of_each_component_under_load(
     cluster = installed.cluster
     before = {c: {p["metadata"]["name"] for p in _pods(installed, c)} for c in COMPONENTS}
     assert all(len(names) >= 2 for names in before.values()), before
-    with steady_load(installed, load_fixtures) as load:
-        load.wait_for_requests(20)
-        victims = [min(before[c]) for c in COMPONENTS]
-        deleted_at = time.monotonic()
-        cluster.kubectl("delete", "pod", "-n", "default", "--wait=false", *victims)
-        wait_rollout(cluster)
-        recovered = time.monotonic() - deleted_at
-        # The replacements serve: keep the load on them for a while.
-        load.wait_for_requests(50)
-    report = load.report
-    installed.report(
-        f"pods deleted under load: {report.requests} requests, {len(report.failures)} failed; "
-        f"all Deployments fully available again {recovered:.0f}s after the deletion"
+    victims = [min(before[c]) for c in COMPONENTS]
+    report = rollout_under_load(
+        installed,
+        load_fixtures,
+        what="one pod of each component deleted",
+        change=lambda: cluster.kubectl("delete", "pod", "-n", "default", "--wait=false", *victims),
+        settle=50,  # the replacements serve: keep the load on them for a while
     )
     after = {c: {p["metadata"]["name"] for p in _pods(installed, c)} for c in COMPONENTS}
     for component in COMPONENTS:

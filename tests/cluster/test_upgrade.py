@@ -15,8 +15,7 @@ from tests.cluster.conftest import (
     Fixtures,
     Installed,
     docs_block,
-    steady_load,
-    wait_rollout,
+    rollout_under_load,
 )
 
 NEW_TAG = f"{APP_TAG}-next"
@@ -62,10 +61,6 @@ def _notification_head(installed: Installed) -> str:
     ).strip()  # fmt: skip
 
 
-def _when(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp)
-
-
 def test_helm_upgrade_migrates_first_and_rollback_becomes_ready(
     installed: Installed, load_fixtures: Fixtures
 ) -> None:
@@ -79,15 +74,13 @@ def test_helm_upgrade_migrates_first_and_rollback_becomes_ready(
     )
     cluster.import_image_archive(archive)
 
-    with steady_load(installed, load_fixtures) as load:
-        load.wait_for_requests(20)
-        installed.shell(docs_block("upgrade"), env={"NEW_TAG": NEW_TAG})
-        wait_rollout(cluster)
-        load.wait_for_requests(20)
-    installed.report(
-        f"upgrade under load: {load.report.requests} requests, {len(load.report.failures)} failed"
+    report = rollout_under_load(
+        installed,
+        load_fixtures,
+        what="helm upgrade",
+        change=lambda: installed.shell(docs_block("upgrade"), env={"NEW_TAG": NEW_TAG}),
     )
-    assert load.report.failures == [], load.report.failures
+    assert report.failures == [], report.failures
     images = _images(installed)
     assert all(images[c] == {f"ghcr.io/pinstack/pinstack:{NEW_TAG}"} for c in COMPONENTS), images
     assert _notification_head(installed) == "0099"
@@ -98,7 +91,7 @@ def test_helm_upgrade_migrates_first_and_rollback_becomes_ready(
         if "notification" in j["metadata"]["name"]
         and NEW_TAG in j["spec"]["template"]["spec"]["containers"][0]["image"]
     )  # fmt: skip
-    finished = _when(job["status"]["completionTime"])
+    finished = datetime.fromisoformat(job["status"]["completionTime"])
     pods = cluster.kubectl_json(
         "get", "pods", "-n", "default", "-l", "app.kubernetes.io/component=notification"
     )["items"]
@@ -106,17 +99,17 @@ def test_helm_upgrade_migrates_first_and_rollback_becomes_ready(
     assert len(new_pods) >= 2, [p["metadata"]["name"] for p in pods]
     for pod in new_pods:
         ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
-        assert _when(ready["lastTransitionTime"]) >= finished, pod["metadata"]["name"]
+        assert datetime.fromisoformat(ready["lastTransitionTime"]) >= finished, pod["metadata"][
+            "name"
+        ]
 
-    with steady_load(installed, load_fixtures) as load:
-        load.wait_for_requests(20)
-        installed.shell(docs_block("rollback"))
-        wait_rollout(cluster)
-        load.wait_for_requests(20)
-    installed.report(
-        f"rollback under load: {load.report.requests} requests, {len(load.report.failures)} failed"
+    report = rollout_under_load(
+        installed,
+        load_fixtures,
+        what="helm rollback",
+        change=lambda: installed.shell(docs_block("rollback")),
     )
-    assert load.report.failures == [], load.report.failures
+    assert report.failures == [], report.failures
     images = _images(installed)
     assert all(images[c] == {f"ghcr.io/pinstack/pinstack:{APP_TAG}"} for c in COMPONENTS), images
     # The older image serves on the newer schema (nothing was downgraded).

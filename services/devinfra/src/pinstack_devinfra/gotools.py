@@ -173,7 +173,6 @@ def build_wrapper_binary(
         group=f"{name}-{version}",
         requires=requires,
         packages={name: "." if main_go is not None else package},
-        imports=(package,),
         replaces=replaces,
         main_go=main_go,
         ldflags=ldflags,
@@ -187,18 +186,17 @@ def build_wrapper_binaries(
     group: str,
     requires: Mapping[str, str],
     packages: Mapping[str, str],
-    imports: Sequence[str] = (),
     replaces: Mapping[str, str] | None = None,
     main_go: str | None = None,
     ldflags: Sequence[str] = (),
     go_directive: str = "1.24.0",
 ) -> dict[str, Path]:
-    """Build several ``main`` packages of one wrapper module in one ``go build``.
+    """Build several ``main`` packages of one wrapper module, one ``go build`` each.
 
-    ``packages`` maps binary name → package path (``"."`` is the wrapper's own ``main_go``);
-    ``imports`` are packages the wrapper must require (default: every package). One go invocation
-    shares the compile work between the binaries (kubelet and kube-proxy share most of k8s.io).
-    The binaries land in ``cache_dir("bin", group)``; the group is done when all are there.
+    ``packages`` maps binary name → package path (``"."`` is the wrapper's own ``main_go``). The
+    builds share one module graph and Go's build cache, so after the first (kubelet compiles most
+    of k8s.io) the others take seconds to minutes. The binaries land in
+    ``cache_dir("bin", group)``; the group is done when all are there.
     """
     target_dir = cache_dir("bin", group)
     binaries = {name: target_dir / name for name in packages}
@@ -218,12 +216,11 @@ def build_wrapper_binaries(
             lines.append(")")
         (work / "go.mod").write_text("\n".join(lines) + "\n")
         (work / "go.sum").unlink(missing_ok=True)
-        tool_imports = [p for p in (imports or packages.values()) if p != "."]
         if main_go is not None:
             (work / "main.go").write_text(main_go)
             (work / "tools.go").unlink(missing_ok=True)
         else:
-            body = "\n".join(f'\t_ "{p}"' for p in tool_imports)
+            body = "\n".join(f'\t_ "{p}"' for p in packages.values())
             (work / "tools.go").write_text(
                 f"//go:build tools\n\npackage tools\n\nimport (\n{body}\n)\n"
             )

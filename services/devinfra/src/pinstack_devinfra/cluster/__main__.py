@@ -1,9 +1,8 @@
-"""``python -m pinstack_devinfra.cluster {prepare,up,clean}``.
+"""``python -m pinstack_devinfra.cluster {binaries,prepare,up,clean}``.
 
 - ``binaries``: only the Go programs (Kubernetes, etcd, CoreDNS, pause, helm); ``make test-k8s``
-  runs it first, so that a cold build is not inside a test's timeout;
+  and ``make test-cluster`` run it first, so that a cold build is not inside a test's timeout;
 - ``prepare``: build (first time) or check every binary and image the tier needs, with progress;
-  ``make test-cluster`` runs it before pytest so that a cold build is not inside a test timeout;
 - ``up``: start the cluster and keep it until Ctrl-C (prints how to reach it), for a look around;
 - ``clean``: stop what a killed run left behind and undo its machine-wide state; with
   ``--check`` only report what is left (``make test-cluster`` ends with it).
@@ -13,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import sys
 import threading
 
 from pinstack_devinfra.cluster._log import log
 from pinstack_devinfra.cluster.binaries import cluster_binaries
 from pinstack_devinfra.cluster.config import ClusterLayout
-from pinstack_devinfra.cluster.machine import MachineState, machine_lock
-from pinstack_devinfra.cluster.node import Cluster
+from pinstack_devinfra.cluster.machine import machine_lock
+from pinstack_devinfra.cluster.node import Cluster, unwind_on_signals
 from pinstack_devinfra.cluster.prepare import prepare
 from pinstack_devinfra.gotools import helm_binary
 from pinstack_devinfra.tools import repo_root
@@ -46,12 +44,7 @@ def main() -> None:
         log(f"ready: {', '.join(str(p) for p in prepared.image_archives)}")
     elif args.command == "clean":
         layout = ClusterLayout()
-        machine = MachineState(
-            state_dir=layout.state_dir,
-            run_dir=layout.run_dir,
-            cgroup_parent=layout.cgroup_parent,
-            netns_name=layout.netns,
-        )
+        machine = Cluster(layout=layout).machine
         with machine_lock(timeout=60):
             if args.check:
                 found = machine.leftovers(bridges=(layout.node_bridge, layout.pod_bridge))
@@ -63,25 +56,15 @@ def main() -> None:
         log("cleaned")
     else:
         prepared = prepare(repo=repo, app_tag=args.tag)
-        # SIGTERM (and SIGINT, which a background job may have ignored) unwind like Ctrl-C, so
-        # the cluster is stopped and the machine restored on every way out.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, _interrupt)
         with (
             contextlib.suppress(KeyboardInterrupt),
+            unwind_on_signals(),
             Cluster(image_archives=prepared.image_archives) as cluster,
         ):
             log(f"kubeconfig: {cluster.kubeconfig}")
             log(f"clients: {' '.join(cluster.netns.command(['kubectl', 'get', 'nodes']))}")
             log("Ctrl-C stops the cluster and restores the machine")
             threading.Event().wait()
-
-
-def _interrupt(signum: int, _frame: object) -> None:
-    # Once: a second signal (``uv run`` forwards the one it got) must not cut the cleanup short.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_IGN)
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

@@ -226,19 +226,18 @@ class ImageBuilder:
             shutil.copytree(self.repo / name, destination / name, ignore=ignore)
         return destination
 
-    def build_project_images(self, *, tag: str, context: Path | None = None) -> tuple[str, str]:
+    def build_project_images(self, *, tag: str) -> tuple[str, str]:
         """The app and operator images from the project's own Dockerfiles."""
         self.ensure_bases()
-        source = context or self.repo
         app = self.build(
             tag=f"ghcr.io/pinstack/pinstack:{tag}",
-            context=source,
-            dockerfile=source / "Dockerfile",
+            context=self.repo,
+            dockerfile=self.repo / "Dockerfile",
         )
         operator = self.build(
             tag=f"ghcr.io/pinstack/pinstack-operator:{tag}",
-            context=source,
-            dockerfile=source / "Dockerfile.operator",
+            context=self.repo,
+            dockerfile=self.repo / "Dockerfile.operator",
         )
         return app, operator
 

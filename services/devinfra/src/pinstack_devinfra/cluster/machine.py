@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -117,10 +118,10 @@ class MachineState:
             with contextlib.suppress(OSError):
                 _sysctl_path(key).write_text(value)
         cni = Path("/var/lib/cni")
-        if record and not record.get("cni_dir_existed") and cni.exists():
-            subprocess.run(["rm", "-rf", str(cni)], check=False)  # noqa: S603, S607
+        if record and not record.get("cni_dir_existed"):
+            shutil.rmtree(cni, ignore_errors=True)
         for directory in (self.run_dir, self.state_dir):
-            subprocess.run(["rm", "-rf", str(directory)], check=False)  # noqa: S603, S607
+            shutil.rmtree(directory, ignore_errors=True)
         self._record.unlink(missing_ok=True)
 
     def leftovers(self, *, bridges: tuple[str, ...] = ()) -> list[str]:
@@ -128,17 +129,8 @@ class MachineState:
         found = [f"process {pid}" for pid in self._our_pids()]
         found += [f"netns {name}" for name in self._netns()
                   if name == self.netns_name or name.startswith("cni-")]  # fmt: skip
-        found += [
-            f"cgroup {hierarchy / self.cgroup_parent}"
-            for hierarchy in (_CGROUP_ROOT.iterdir() if _CGROUP_ROOT.exists() else [])
-            if (hierarchy / self.cgroup_parent).exists()
-        ]
-        prefixes = (str(self.state_dir), str(self.run_dir))
-        found += [
-            f"mount {line.split()[4]}"
-            for line in Path("/proc/self/mountinfo").read_text().splitlines()
-            if line.split()[4].startswith(prefixes)
-        ]
+        found += [f"cgroup {top}" for top in self._cgroup_tops()]
+        found += [f"mount {target}" for target in self._mounts()]
         found += [f"directory {d}" for d in (self.state_dir, self.run_dir) if d.exists()]
         found += [f"link {name}" for name in bridges if Path("/sys/class/net", name).exists()]
         save = ["iptables-save"]
@@ -181,13 +173,15 @@ class MachineState:
         if leftover := self._our_pids():
             log(f"warning: processes survived SIGKILL: {leftover}")
 
-    def _remove_cgroups(self) -> None:
+    def _cgroup_tops(self) -> list[Path]:
+        """The kubelet's cgroup root in each hierarchy where it exists."""
         if not _CGROUP_ROOT.exists():
-            return
-        for hierarchy in _CGROUP_ROOT.iterdir():
-            top = hierarchy / self.cgroup_parent
-            if not top.is_dir():
-                continue
+            return []
+        tops = (hierarchy / self.cgroup_parent for hierarchy in _CGROUP_ROOT.iterdir())
+        return [top for top in tops if top.is_dir()]
+
+    def _remove_cgroups(self) -> None:
+        for top in self._cgroup_tops():
             # Children first: a cgroup directory is removable only once it is empty.
             for directory in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
                 if directory.is_dir():
@@ -196,14 +190,15 @@ class MachineState:
             with contextlib.suppress(OSError):
                 top.rmdir()
 
-    def _unmount(self, extra: tuple[str, ...]) -> None:
+    def _mounts(self, extra: tuple[str, ...] = ()) -> list[str]:
+        """Mount points under the run's directories (and ``extra`` prefixes), in mount order."""
         prefixes = (str(self.state_dir), str(self.run_dir), *extra)
+        points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        return [point for point in points if point.startswith(prefixes)]
+
+    def _unmount(self, extra: tuple[str, ...]) -> None:
         for _ in range(3):
-            targets = [
-                line.split()[4]
-                for line in Path("/proc/self/mountinfo").read_text().splitlines()
-                if line.split()[4].startswith(prefixes)
-            ]
+            targets = self._mounts(extra)
             if not targets:
                 return
             for target in reversed(targets):

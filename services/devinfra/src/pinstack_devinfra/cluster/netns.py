@@ -17,10 +17,10 @@ import ctypes
 import os
 import subprocess
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["NetnsThread", "NetworkNamespace"]
 
@@ -88,7 +88,7 @@ class NetnsThread:
     """One thread inside the namespace running an asyncio loop; submit coroutines or callables.
 
     ``setns()`` moves only the calling thread, and sockets keep the namespace they were made in,
-    so every client object must be created and used through :meth:`call` or :meth:`run`.
+    so every client must open its connections inside :meth:`run` or :meth:`submit`.
     """
 
     def __init__(self, namespace: NetworkNamespace) -> None:
@@ -116,30 +116,13 @@ class NetnsThread:
         self._loop.run_forever()
         self._loop.close()
 
-    def run(self, coroutine: Awaitable[T], *, timeout: float | None = None) -> T:
-        """Run ``coroutine`` on the namespace's loop and wait for its result."""
-
-        async def wrapper() -> T:
-            return await coroutine
-
-        future = asyncio.run_coroutine_threadsafe(wrapper(), self._loop)
-        return future.result(timeout=timeout)
-
-    def submit(self, coroutine: Awaitable[T]) -> concurrent.futures.Future[T]:
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Start ``coroutine`` on the namespace's loop without waiting (background load)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
-        async def wrapper() -> T:
-            return await coroutine
-
-        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop)
-
-    def call(self, function: Callable[[], T], *, timeout: float | None = None) -> T:
-        """Run a plain callable on the namespace thread (blocking clients)."""
-
-        async def wrapper() -> T:
-            return function()
-
-        return self.run(wrapper(), timeout=timeout)
+    def run(self, coroutine: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+        """Run ``coroutine`` on the namespace's loop and wait for its result."""
+        return self.submit(coroutine).result(timeout=timeout)
 
     def close(self) -> None:
         if self._loop.is_running():

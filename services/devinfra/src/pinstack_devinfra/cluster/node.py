@@ -1,7 +1,7 @@
 """A real single-node Kubernetes cluster: etcd, the control plane, containerd, kubelet,
 kube-proxy and CoreDNS, all inside one network namespace, started once per machine at a time.
 
-``with Cluster(images=...) as cluster:`` builds (first time) or reuses every binary and image,
+``with Cluster(image_archives=...) as cluster:`` builds (first time) or reuses every binary,
 undoes whatever a killed earlier run left behind, starts the cluster, imports the images into the
 node's containerd, and waits until the node and cluster DNS are ready. Leaving the block — by
 success, failure or Ctrl-C — stops every process and undoes the machine-wide state
@@ -34,11 +34,31 @@ from pinstack_devinfra.cluster.netns import NetnsThread, NetworkNamespace
 from pinstack_devinfra.cluster.prerequisites import ensure_prerequisites
 from pinstack_devinfra.gotools import helm_binary
 
-__all__ = ["Cluster", "ClusterError"]
+__all__ = ["Cluster", "ClusterError", "unwind_on_signals"]
 
 
 class ClusterError(RuntimeError):
     """The cluster could not start, or a command against it failed."""
+
+
+@contextmanager
+def unwind_on_signals() -> Iterator[None]:
+    """Within the block SIGTERM and SIGINT raise :class:`KeyboardInterrupt`, so a terminated run
+    (a CI timeout, a kill, a background job whose shell made it ignore SIGINT) leaves through the
+    cluster's ``__exit__`` like Ctrl-C. Once: later signals are ignored so they cannot cut that
+    teardown short (``uv run`` forwards the one it got)."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def wait_for(
@@ -168,6 +188,12 @@ class Cluster:
         return self._netns_thread
 
     @property
+    def kubectl_path(self) -> Path:
+        if self._binaries is None:
+            raise ClusterError("the cluster is not running")
+        return self._binaries["kubectl"]
+
+    @property
     def helm_path(self) -> Path:
         if self._helm is None:
             raise ClusterError("the cluster is not running")
@@ -184,17 +210,15 @@ class Cluster:
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
     ) -> str:
         """Run kubectl inside the namespace as the cluster admin; its stdout."""
-        assert self._binaries is not None
         return self._client(
-            [str(self._binaries["kubectl"]), f"--kubeconfig={self.kubeconfig}", *args],
+            [str(self.kubectl_path), f"--kubeconfig={self.kubeconfig}", *args],
             stdin=stdin, check=check, timeout=timeout,
         )  # fmt: skip
 
     def helm(self, *args: str, check: bool = True, timeout: float = 600) -> str:
         """Run helm inside the namespace as the cluster admin; its stdout."""
-        assert self._helm is not None
         return self._client(
-            [str(self._helm), f"--kubeconfig={self.kubeconfig}", *args],
+            [str(self.helm_path), f"--kubeconfig={self.kubeconfig}", *args],
             stdin=None, check=check, timeout=timeout,
         )  # fmt: skip
 
