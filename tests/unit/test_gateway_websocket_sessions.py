@@ -52,7 +52,9 @@ class FakeVerifier:
             raise UnauthenticatedError("invalid token") from error
         if claims["exp"] <= time.time():
             raise UnauthenticatedError("token expired")
-        return Identity(user_id=int(claims["sub"]), session_id=claims["sid"])
+        return Identity(
+            user_id=int(claims["sub"]), session_id=claims["sid"], expires_at=float(claims["exp"])
+        )
 
 
 class FakeRevocations:

@@ -7,6 +7,7 @@ and refresh tokens differ in ``typ`` and audience, so a refresh token is never a
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,8 @@ class Identity:
     user_id: int
     session_id: str
     issued_at: int = 0
+    # The token's ``exp`` (Unix seconds): a verified identity is only good until then.
+    expires_at: float = math.inf
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -74,7 +77,7 @@ class AccessTokenVerifier:
         self._keys: dict[str, Any] = {}
         self._fetched_at = float("-inf")
         self._refetch_interval = refetch_interval
-        self._verified: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
+        self._verified: OrderedDict[str, Identity] = OrderedDict()
         self._cache_size = cache_size
         self._clock = clock
 
@@ -84,19 +87,18 @@ class AccessTokenVerifier:
     async def verify(self, token: str) -> Identity:
         remembered = self._verified.get(token)
         if remembered is not None:
-            identity, expires_at = remembered
-            if self._clock() < expires_at:
+            if self._clock() < remembered.expires_at:
                 self._verified.move_to_end(token)
-                return identity
+                return remembered
             del self._verified[token]
             raise UnauthenticatedError("token expired")
-        identity, expires_at = await self._verify(token)
-        self._verified[token] = (identity, expires_at)
+        identity = await self._verify(token)
+        self._verified[token] = identity
         if len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
         return identity
 
-    async def _verify(self, token: str) -> tuple[Identity, float]:
+    async def _verify(self, token: str) -> Identity:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -118,12 +120,12 @@ class AccessTokenVerifier:
         if claims["typ"] != "access":
             raise UnauthenticatedError("unauthenticated")
         try:
-            identity = Identity(
+            return Identity(
                 user_id=int(claims["sub"]),
                 session_id=str(claims["sid"]),
                 issued_at=int(claims.get("iat", 0)),
+                expires_at=float(claims["exp"]),
             )
-            return identity, float(claims["exp"])
         except ValueError as error:
             raise UnauthenticatedError("unauthenticated") from error
 

@@ -26,14 +26,11 @@ password change, account deletion: revocations recorded in Redis by auth), check
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import grpc
 import structlog
@@ -44,7 +41,7 @@ from pinstack.notification.v1 import notification_pb2
 from pinstack_common.errors import UnauthenticatedError
 from pinstack_common.metrics import WEBSOCKET_CONNECTIONS
 from pinstack_common.revocation import SessionRevocations
-from pinstack_common.tokens import Identity, bearer_token
+from pinstack_common.tokens import Identity
 from pinstack_gateway.identity import authenticate
 from pinstack_gateway.routes.notifications import notification_json
 from pinstack_gateway.settings import GatewaySettings
@@ -83,16 +80,6 @@ def _authorization(socket: WebSocket) -> str | None:
     return header
 
 
-def _expires_at(authorization: str | None) -> float:
-    """The ``exp`` of a token the verifier already accepted (so its signature is checked)."""
-    try:
-        payload = bearer_token(authorization).split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return float(claims["exp"])
-    except (UnauthenticatedError, IndexError, KeyError, TypeError, ValueError, binascii.Error):
-        return 0.0  # unreadable: treat as expired (the verifier would not have accepted it)
-
-
 async def _refuse(socket: WebSocket, code: int, reason: str) -> None:
     """Accept, then close with ``code``: a browser sees the close code and reason, which a
     refused HTTP upgrade (403) would hide from it."""
@@ -107,18 +94,16 @@ class _Session:
         self,
         *,
         identity: Identity,
-        expires_at: float,
         revocations: SessionRevocations | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._identity = identity
-        self._expires_at = expires_at
         self._revocations = revocations
         self._clock = clock
 
     async def ended(self) -> str | None:
         """The close reason if the session no longer holds, else None."""
-        if self._clock() >= self._expires_at:
+        if self._clock() >= self._identity.expires_at:
             return TOKEN_EXPIRED
         if self._revocations is not None and await self._revocations.is_revoked(self._identity):
             return SESSION_ENDED
@@ -131,14 +116,7 @@ class _Session:
             reason = await self.ended()
             if reason is not None:
                 return reason
-            await asyncio.sleep(max(0.0, min(interval, self._expires_at - self._clock())))
-
-
-def _connections(state: Any) -> Counter[int]:
-    counts: Counter[int] | None = getattr(state, "ws_connections", None)
-    if counts is None:
-        counts = state.ws_connections = Counter()
-    return counts
+            await asyncio.sleep(max(0.0, min(interval, self._identity.expires_at - self._clock())))
 
 
 @router.websocket(WS_PATH)
@@ -153,10 +131,8 @@ async def notifications_socket(socket: WebSocket) -> None:
     except UnauthenticatedError as error:
         await _refuse(socket, POLICY_VIOLATION, error.message)
         return
-    session = _Session(
-        identity=identity, expires_at=_expires_at(authorization), revocations=state.revocations
-    )
-    counts = _connections(state)
+    session = _Session(identity=identity, revocations=state.revocations)
+    counts: Counter[int] = state.ws_connections
     if counts[identity.user_id] >= settings.ws_max_connections_per_user:
         await _refuse(socket, POLICY_VIOLATION, TOO_MANY_CONNECTIONS)
         return
