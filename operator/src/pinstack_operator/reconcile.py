@@ -185,15 +185,7 @@ class Reconciler:
         if image_tag:
             status["imageTag"] = image_tag
         try:
-            await self.api.apply(
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": KIND,
-                    "metadata": {"name": stack.name, "namespace": stack.namespace},
-                    "status": status,
-                },
-                subresource="status",
-            )
+            await self._write_status(stack, status)
         except NotFoundError:
             logger.info("stack %s/%s went away during the pass", stack.namespace, stack.name)
         return Outcome(ready=ready.ok, conditions=conditions)
@@ -214,6 +206,18 @@ class Reconciler:
             or generate_token()
         )
         await self.api.apply(internal_token_secret(stack, token=token))
+
+    async def _write_status(self, stack: StackRef, status: dict[str, Any]) -> None:
+        """Server-side apply of the stack's status subresource."""
+        await self.api.apply(
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "metadata": {"name": stack.name, "namespace": stack.namespace},
+                "status": status,
+            },
+            subresource="status",
+        )
 
     async def admin_connection(self, stack: StackRef, spec: StackSpec) -> AdminConnection:
         ref = spec.postgres.admin_credentials
@@ -421,12 +425,4 @@ class Reconciler:
         )
         status["conditions"] = [c for c in previous if c.get("type") != RECLAIM_FAILED] + failed
         status["phase"] = "Deleting"
-        await self.api.apply(
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
-                "metadata": {"name": stack.name, "namespace": stack.namespace},
-                "status": status,
-            },
-            subresource="status",
-        )
+        await self._write_status(stack, status)

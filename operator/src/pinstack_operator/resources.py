@@ -90,13 +90,20 @@ def stack_labels(stack: StackRef, *, component: str, service: str | None = None)
     return labels
 
 
-def _metadata(
-    stack: StackRef, name: str, *, component: str, service: str | None = None
-) -> dict[str, Any]:
+def _labelled(stack: StackRef, name: str, *, component: str, service: str | None) -> dict[str, Any]:
     return {
         "name": name,
         "namespace": stack.namespace,
         "labels": stack_labels(stack, component=component, service=service),
+    }
+
+
+def _metadata(
+    stack: StackRef, name: str, *, component: str, service: str | None = None
+) -> dict[str, Any]:
+    """A rebuildable child's metadata: the stack's labels and an owner reference to it."""
+    return {
+        **_labelled(stack, name, component=component, service=service),
         "ownerReferences": [stack.owner_reference()],
     }
 
@@ -106,9 +113,7 @@ def _secret_metadata(
 ) -> dict[str, Any]:
     """A Secret's metadata: the stack's labels and uid, no owner reference (see the module doc)."""
     return {
-        "name": name,
-        "namespace": stack.namespace,
-        "labels": stack_labels(stack, component=component, service=service),
+        **_labelled(stack, name, component=component, service=service),
         "annotations": {STACK_UID_ANNOTATION: stack.uid},
     }
 
