@@ -5,9 +5,12 @@ Tests get their own databases (``fresh_database``) so modules never see each oth
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import argon2
 import pytest
 
 from pinstack_devinfra.postgres import PostgresServer
@@ -36,3 +39,21 @@ def new_database(server: PostgresServer, prefix: str) -> str:
 @pytest.fixture
 def fresh_database(postgres_server: PostgresServer) -> str:
     return new_database(postgres_server, "test")
+
+
+@pytest.fixture
+def argon2_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, list[str]]]:
+    """Argon2 hashes block until the gate (the Event) opens; the list names the passwords whose
+    hash started. Holding hashes makes queueing tests independent of timing."""
+    opened = threading.Event()
+    entered: list[str] = []
+    real = argon2.PasswordHasher.hash
+
+    def held(self: argon2.PasswordHasher, password: str | bytes, **kwargs: Any) -> str:
+        entered.append(str(password))
+        opened.wait(timeout=60)
+        return real(self, password, **kwargs)
+
+    monkeypatch.setattr(argon2.PasswordHasher, "hash", held)
+    yield opened, entered
+    opened.set()  # never leave a worker thread behind

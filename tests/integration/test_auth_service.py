@@ -746,20 +746,11 @@ async def test_a_hashing_burst_is_refused_with_retry_after_not_timed_out(
     auth_database: str,
     redis_server: RedisServer,
     fake_users: tuple[FakeUsers, str],
-    monkeypatch: pytest.MonkeyPatch,
+    argon2_gate: tuple[threading.Event, list[str]],
 ) -> None:
     """More registrations than hashing slots plus queue: the rest get 429 with Retry-After at
     once, not a deadline. Hashes are held by a gate, so nothing here depends on timing."""
-    opened = threading.Event()
-    entered: list[str] = []
-    real = argon2.PasswordHasher.hash
-
-    def held(self: argon2.PasswordHasher, password: str | bytes, **kwargs: Any) -> str:
-        entered.append(str(password))
-        opened.wait(timeout=60)
-        return real(self, password, **kwargs)
-
-    monkeypatch.setattr(argon2.PasswordHasher, "hash", held)
+    opened, entered = argon2_gate
     limited = await _run(_settings(auth_database, redis_server.url, fake_users[1],
                                    argon2_max_concurrent=1, argon2_max_queued=2,
                                    argon2_queue_timeout_seconds=60))  # fmt: skip

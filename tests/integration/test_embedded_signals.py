@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from pinstack_devinfra.procs import alive
 from pinstack_devinfra.redis import free_port
 
 pytestmark = pytest.mark.timeout(600)
@@ -91,13 +92,6 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _cwd(pid: int) -> str:
     try:
         return os.readlink(f"/proc/{pid}/cwd")
@@ -111,7 +105,7 @@ def infra_pids(data_dir: Path) -> dict[int, str]:
     needle = str(data_dir).encode()
     found = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _alive(int(entry.name)):
+        if entry.name.isdigit() and alive(int(entry.name)):
             cmdline = _cmdline(int(entry.name))
             ours = needle in cmdline or _cwd(int(entry.name)).startswith(str(data_dir))
             if ours and (b"postgres" in cmdline or b"redis-server" in cmdline):
@@ -163,7 +157,7 @@ def test_sigterm_while_still_starting_stops_what_was_started(data_dir: Path) -> 
 
     def postgres_up() -> bool:
         try:
-            return _alive(int(pidfile.read_text().split()[0]))
+            return alive(int(pidfile.read_text().split()[0]))
         except (OSError, ValueError, IndexError):
             return False
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pinstack_devinfra.procs import alive
 from pinstack_devinfra.redis import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
@@ -55,13 +56,6 @@ class DevStack:
         state: dict[str, Any] = json.loads((self.data_dir / "dev" / "state.json").read_text())
         pids: dict[str, int] = state["pids"]
         return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 @pytest.fixture
@@ -135,7 +129,7 @@ def test_dev_up_smoke_restart_down(dev_stack: DevStack) -> None:
     assert "gateway" in status.stderr
 
     dev_stack.run("down")
-    assert not any(_alive(pid) for pid in pids.values())
+    assert not any(alive(pid) for pid in pids.values())
     dev_stack.run("down")  # idempotent: nothing left to stop is not an error
 
     dev_stack.run("up")  # warm: same data directories, same ports

