@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command, context
@@ -42,8 +42,6 @@ __all__ = [
     "schema_status",
     "upgrade",
 ]
-
-T = TypeVar("T")
 
 LINEAGE_TABLE = "pinstack_schema_lineage"
 """Per service database: every revision the current schema descends from (itself included)."""
@@ -262,18 +260,18 @@ def run_env(target_metadata: MetaData) -> None:
     _run(run)
 
 
-def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def _run(factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Alembic's command API is sync; when called from a running loop, run in a thread."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(factory())
-    results: list[T] = []
+        asyncio.run(factory())
+        return
     errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            results.append(asyncio.run(factory()))
+            asyncio.run(factory())
         except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(error)
 
@@ -282,4 +280,3 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     thread.join()
     if errors:
         raise errors[0]
-    return results[0]
