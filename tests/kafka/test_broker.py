@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -36,3 +37,16 @@ async def test_a_second_harness_adopts_the_running_broker(kafka_broker: KafkaBro
         .list_topics(timeout=10)
         .brokers
     )
+
+
+def test_a_cluster_id_starting_with_a_dash_formats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One random id in 64 encodes with a leading "-" (first byte 0xF8-0xFB); CI met one."""
+    dash_first = uuid.UUID(bytes=b"\xf8" + bytes(15))
+    monkeypatch.setattr(uuid, "uuid4", lambda: dash_first)
+    with KafkaBroker(data_dir=tmp_path / "kafka") as broker:
+        meta = (broker.data_dir / "logs" / "meta.properties").read_text()
+        assert "cluster.id=-" in meta
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        assert admin.list_topics(timeout=10).brokers

@@ -355,11 +355,12 @@ class KafkaBroker:
         """Format the KRaft storage once per data directory."""
         if (self.data_dir / "logs" / "meta.properties").exists():
             return
-        # Kafka cluster ids are 16 random bytes, base64url without padding (22 chars).
+        # Kafka cluster ids are 16 random bytes, base64url without padding (22 chars). One in 64
+        # starts with "-"; only the "--cluster-id=" form keeps the parser from taking it for a flag.
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(  # noqa: S603 - fixed argv
             [_java(), f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
-             "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format", "-t", cid,
+             "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format", f"--cluster-id={cid}",
              "-c", str(self.data_dir / "server.properties"), "--ignore-formatted"],
             capture_output=True, text=True, check=False,
         )  # fmt: skip

@@ -36,7 +36,8 @@ def main() -> None:
         )
         subprocess.run(
             ["java", "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(config), "--ignore-formatted"],
+             # "=" form: a base64url id may start with "-" and read as a flag.
+             f"--cluster-id={cluster_id}", "-c", str(config), "--ignore-formatted"],
             check=True,
         )  # fmt: skip
     heap = os.environ.get("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m").split()
