@@ -2,7 +2,9 @@
 
 Pure functions: each returns the value it accepted or raises ``InvalidArgumentError("validation
 failed")``, the contract's exact message. Services validate on their own side of the wire because
-a gateway check alone would let an internal caller store what the contract forbids.
+a gateway check alone would let an internal caller store what the contract forbids. The
+username rules live in :mod:`pinstack_common.usernames` (with the canonical form) and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from urllib.parse import urlsplit
 
 from pinstack_common.errors import InvalidArgumentError
+from pinstack_common.usernames import USERNAME_MAX, USERNAME_MIN, validate_username
 
 __all__ = [
     "PASSWORD_MAX",
@@ -23,7 +26,6 @@ __all__ = [
     "validate_username",
 ]
 
-USERNAME_MIN, USERNAME_MAX = 3, 32
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 _EMAIL_MAX = 254  # RFC 5321 path limit
 _URL_MAX = 2048
@@ -34,15 +36,6 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 
 def _fail() -> InvalidArgumentError:
     return InvalidArgumentError("validation failed")
-
-
-def validate_username(username: str) -> str:
-    """3-32 characters, no whitespace, no ``@`` (so a login string is unambiguous)."""
-    if not USERNAME_MIN <= len(username) <= USERNAME_MAX:
-        raise _fail()
-    if "@" in username or any(ch.isspace() for ch in username):
-        raise _fail()
-    return username
 
 
 def validate_email(email: str) -> str:

@@ -14,7 +14,10 @@ users = Table(
     "users",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("username", String(32), nullable=False),
+    Column("username", String(32), nullable=False),  # as typed (NFC): what answers show
+    # pinstack_common.usernames.canonical_username(username), computed in Python on every write:
+    # the key uniqueness and lookups compare (PostgreSQL's lower() folds differently).
+    Column("username_canonical", Text, nullable=False),
     Column("email", String(320), nullable=False),
     Column("full_name", String(255), nullable=False, server_default=""),
     Column("bio", Text, nullable=False, server_default=""),
@@ -23,8 +26,7 @@ users = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-# Unique regardless of case, spelling kept as given.
-Index("uq_users_username_lower", func.lower(users.c.username), unique=True)
+Index("uq_users_username_canonical", users.c.username_canonical, unique=True)
 Index("uq_users_email_lower", func.lower(users.c.email), unique=True)
 
 outbox = outbox_table(metadata)

@@ -12,8 +12,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from pinstack_common.errors import AlreadyExistsError
+from pinstack_common.usernames import canonical_username
 from pinstack_user.models import users
 
 __all__ = ["UserRecord", "UserRepository"]
@@ -44,6 +46,7 @@ class UserRepository:
 
     async def insert(self, session: AsyncSession, **values: str) -> UserRecord:
         await self._ensure_unique(session, username=values["username"], email=values["email"])
+        values["username_canonical"] = canonical_username(values["username"])
         try:
             async with session.begin_nested():
                 row = (
@@ -67,7 +70,7 @@ class UserRepository:
         return [_record(row) for row in rows]
 
     async def get_by_username(self, session: AsyncSession, username: str) -> UserRecord | None:
-        query = select(users).where(func.lower(users.c.username) == username.lower())
+        query = select(users).where(users.c.username_canonical == canonical_username(username))
         row = (await session.execute(query)).mappings().first()
         return _record(row) if row else None
 
@@ -80,8 +83,10 @@ class UserRepository:
         self, session: AsyncSession, *, query: str, offset: int, limit: int
     ) -> tuple[list[UserRecord], int]:
         pattern = f"%{_escape_like(query)}%"
+        canonical = f"%{_escape_like(canonical_username(query))}%"
         match = or_(
             users.c.username.ilike(pattern, escape="\\"),
+            users.c.username_canonical.like(canonical, escape="\\"),  # fullwidth "AD" finds "admin"
             users.c.full_name.ilike(pattern, escape="\\"),
         )
         total = (
@@ -96,6 +101,8 @@ class UserRepository:
         await self._ensure_unique(
             session, username=values.get("username"), email=values.get("email"), exclude_id=user_id
         )
+        if "username" in values:
+            values["username_canonical"] = canonical_username(values["username"])
         statement = (
             update(users)
             .where(users.c.id == user_id)
@@ -124,13 +131,14 @@ class UserRepository:
         exclude_id: int | None = None,
     ) -> None:
         """Answer 409 with the contract's message before the unique index has to."""
-        for column, value, message in (
-            (users.c.username, username, "username already exists"),
-            (users.c.email, email, "email already exists"),
-        ):
-            if value is None:
-                continue
-            query = select(users.c.id).where(func.lower(column) == value.lower())
+        checks: list[tuple[ColumnElement[bool], str]] = []
+        if username is not None:
+            same_name = users.c.username_canonical == canonical_username(username)
+            checks.append((same_name, "username already exists"))
+        if email is not None:
+            checks.append((func.lower(users.c.email) == email.lower(), "email already exists"))
+        for same, message in checks:
+            query = select(users.c.id).where(same)
             if exclude_id is not None:
                 query = query.where(users.c.id != exclude_id)
             if (await session.execute(query.limit(1))).first() is not None:

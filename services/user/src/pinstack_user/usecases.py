@@ -9,7 +9,12 @@ from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
 from pinstack_common.errors import InvalidArgumentError, NotFoundError
 from pinstack_common.tokens import Identity
-from pinstack_common.validation import validate_avatar_url, validate_email, validate_username
+from pinstack_common.validation import (
+    USERNAME_MAX,
+    validate_avatar_url,
+    validate_email,
+    validate_username,
+)
 from pinstack_user.events import UserEvents
 from pinstack_user.repository import UserRecord, UserRepository
 
@@ -38,7 +43,7 @@ class UserUseCases:
     async def create(
         self, *, username: str, email: str, full_name: str, bio: str, avatar_url: str
     ) -> UserRecord:
-        validate_username(username)
+        username = validate_username(username)  # stored as typed, in NFC
         validate_email(email)
         require_max_length(full_name, FULL_NAME_MAX)
         require_max_length(bio, BIO_MAX)
@@ -62,7 +67,9 @@ class UserUseCases:
             return _found(await self._repo.get(session, user_id))
 
     async def get_by_username(self, username: str) -> UserRecord:
-        if not username or len(username) > 32:
+        """Found by the canonical form, so any spelling of the name finds it. Only the length is
+        checked: a name registered under older rules is still found."""
+        if not username or len(username) > USERNAME_MAX:
             raise InvalidArgumentError("validation failed")
         async with self._db.read() as session:
             return _found(await self._repo.get_by_username(session, username))
@@ -93,8 +100,9 @@ class UserUseCases:
         self, *, caller: Identity, user_id: int, changes: ProfileChanges
     ) -> UserRecord:
         require_positive_id(user_id)
+        changes = dict(changes)
         if "username" in changes:
-            validate_username(changes["username"])
+            changes["username"] = validate_username(changes["username"])
         if "email" in changes:
             validate_email(changes["email"])
         require_max_length(changes.get("full_name", ""), FULL_NAME_MAX)
