@@ -30,6 +30,7 @@ from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from pinstack_common.metrics import LOGINS, REGISTRATIONS
 from pinstack_common.revocation import SessionRevocations
+from pinstack_common.usernames import canonical_username
 from pinstack_common.validation import (
     PASSWORD_MAX,
     validate_avatar_url,
@@ -153,7 +154,10 @@ class AuthUseCases:
     async def _claim(self, account: NewAccount) -> AsyncIterator[None]:
         """One registration per username and per email at a time in this process: the others
         wait for it (not for a hashing slot) and then find the name taken."""
-        keys = {f"username:{account.username.lower()}", f"email:{account.email.lower()}"}
+        keys = {
+            f"username:{canonical_username(account.username)}",  # the user service's key
+            f"email:{account.email.lower()}",
+        }
         while busy := [self._claims[key] for key in keys if key in self._claims]:
             await busy[0].wait()
         done = asyncio.Event()
