@@ -24,6 +24,7 @@ from pinstack_auth.models import processed_events
 from pinstack_auth.passwords import PasswordHasher
 from pinstack_auth.ratelimit import DisabledLoginLimiter, LoginLimiter, redis_login_limiter
 from pinstack_auth.repository import AuthRepository
+from pinstack_auth.revocations import RevocationSync, Revoker
 from pinstack_auth.settings import AuthSettings
 from pinstack_auth.tokens import TokenService
 from pinstack_auth.usecases import AuthUseCases
@@ -56,6 +57,17 @@ class AuthComponent(ServiceComponent):
         redis = runtime.redis()
         channel = runtime.channel(address=s.user_addr, service="user")
         keys = await self._load_keys(database)
+        tokens = TokenService(
+            keys=keys,
+            access_ttl=timedelta(seconds=s.access_token_ttl_seconds),
+            refresh_ttl=timedelta(seconds=s.refresh_token_ttl_seconds),
+        )
+        revoker = Revoker(
+            database=database,
+            cache=SessionRevocations(redis=redis, component="auth"),
+            lifetime=timedelta(seconds=s.access_token_ttl_seconds),
+            clock=tokens.now,
+        )
         self.usecases = AuthUseCases(
             database=database,
             repository=AuthRepository(),
@@ -68,14 +80,16 @@ class AuthComponent(ServiceComponent):
                 max_queued=s.argon2_max_queued,
                 queue_timeout_seconds=s.argon2_queue_timeout_seconds,
             ),
-            tokens=TokenService(
-                keys=keys,
-                access_ttl=timedelta(seconds=s.access_token_ttl_seconds),
-                refresh_ttl=timedelta(seconds=s.refresh_token_ttl_seconds),
-            ),
+            tokens=tokens,
             limiter=self._limiter(redis),
-            revocations=SessionRevocations(redis=redis, ttl_seconds=s.access_token_ttl_seconds),
+            revocations=revoker,
         )
+        # Before serving: a Redis restarted empty is re-warmed from the record, and logouts
+        # whose write-through failed reach Redis once it answers again.
+        sync = RevocationSync(revoker=revoker, interval=s.revocation_sync_interval_seconds,
+                              max_backoff=s.revocation_sync_interval_seconds)  # fmt: skip
+        await sync.start()
+        runtime.on_close(sync.stop)
         await runtime.consume(
             database=database,
             processed=processed_events,

@@ -76,3 +76,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.GetJwksRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.GetJwksResponse:
         return auth_pb2.GetJwksResponse(jwks_json=self._usecases.jwks())
+
+    async def CheckSession(
+        self, request: auth_pb2.CheckSessionRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.CheckSessionResponse:
+        answer = await self._usecases.check_session(
+            session_id=request.session_id, user_id=request.user_id, issued_at=request.issued_at
+        )
+        return auth_pb2.CheckSessionResponse(
+            revoked=answer.revoked, cache_current=answer.cache_current
+        )

@@ -1,4 +1,4 @@
-"""The auth service's tables: credentials, refresh-token families and tokens, signing keys.
+"""The auth service's tables: credentials, sessions (refresh-token families), revocations, keys.
 
 Nothing here is ever sent over the wire: password hashes and token hashes stay in this database.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import UUID
 
@@ -27,6 +29,7 @@ __all__ = [
     "processed_events",
     "refresh_families",
     "refresh_tokens",
+    "session_revocations",
     "signing_keys",
 ]
 
@@ -69,6 +72,20 @@ refresh_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True), nullable=True),
     Index("ix_refresh_tokens_family_id", "family_id"),
+)
+
+# Ended sessions whose access tokens may still be alive: the record the gateway's Redis copy is
+# made from (``pinstack_auth.revocations``). ``key`` is ``session:<sid>`` (value 1) or
+# ``user:<id>`` (value: tokens issued before this Unix time are refused). ``cached`` is false
+# until the row reached Redis: a write-through that failed is replayed from here.
+session_revocations = Table(
+    "session_revocations",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("cached", Boolean, nullable=False, server_default="false"),
+    Index("ix_session_revocations_uncached", "key", postgresql_where=text("NOT cached")),
 )
 
 # Used only when no key file is configured (embedded mode, tests): the key must survive

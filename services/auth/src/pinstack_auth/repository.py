@@ -131,13 +131,15 @@ class AuthRepository:
 
     async def revoke_user_families(
         self, session: AsyncSession, *, user_id: int, now: datetime
-    ) -> int:
+    ) -> list[uuid.UUID]:
+        """End every open session of the user; their ids (each one's tokens get refused)."""
         result = await session.execute(
             update(refresh_families)
             .where(refresh_families.c.user_id == user_id, refresh_families.c.revoked_at.is_(None))
             .values(revoked_at=now)
+            .returning(refresh_families.c.id)
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return list(result.scalars())
 
     async def delete_user_families(self, session: AsyncSession, *, user_id: int) -> None:
         # Tokens go with their family (ON DELETE CASCADE).

@@ -20,6 +20,10 @@ class AuthSettings(ServiceSettings):
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
     # How often ended sessions (revoked or expired refresh-token families) are deleted.
     session_purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    # How often each replica checks that Redis holds every recorded revocation (the warm
+    # marker is there, no write-through is left to replay); a failed write-through wakes it at
+    # once, and failing passes retry with backoff up to this same interval.
+    revocation_sync_interval_seconds: float = Field(default=2.0, gt=0)
     # `limits` notation ("10/minute; 50/hour"); see ``pinstack_auth.ratelimit``.
     # Attempts on one account from one client address: what stops guessing a password. Counted
     # before the password is checked, atomically, so parallel guesses cannot overshoot it.

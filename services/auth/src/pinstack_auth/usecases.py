@@ -24,12 +24,13 @@ from pinstack_auth.errors import invalid_credentials, invalid_refresh_token
 from pinstack_auth.passwords import PasswordHasher
 from pinstack_auth.ratelimit import LoginLimiter
 from pinstack_auth.repository import AuthRepository, StoredRefreshToken
+from pinstack_auth.revocations import Revoker
 from pinstack_auth.tokens import TokenService, hash_token
 from pinstack_common.context import caller_authorization
 from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from pinstack_common.metrics import LOGINS, REGISTRATIONS
-from pinstack_common.revocation import SessionRevocations
+from pinstack_common.revocation import AuthorityAnswer
 from pinstack_common.usernames import canonical_username
 from pinstack_common.validation import (
     PASSWORD_MAX,
@@ -114,7 +115,7 @@ class AuthUseCases:
         passwords: PasswordHasher,
         tokens: TokenService,
         limiter: LoginLimiter,
-        revocations: SessionRevocations,
+        revocations: Revoker,
     ) -> None:
         self._revocations = revocations
         self._db = database
@@ -228,12 +229,13 @@ class AuthUseCases:
                 await self._forget(own, user_id)
         else:
             await self._forget(session, user_id)
-        await self._revocations.revoke_user(user_id, at=int(self._tokens.now().timestamp()) + 1)
         log.info("auth data of user removed", user_id=user_id)
 
     async def _forget(self, session: AsyncSession, user_id: int) -> None:
         await self._repo.delete_credentials(session, user_id=user_id)
         await self._repo.delete_user_families(session, user_id=user_id)
+        at = int(self._tokens.now().timestamp()) + 1
+        await self._revocations.revoke_user(session, user_id, at=at)
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -278,10 +280,10 @@ class AuthUseCases:
                 pair = await self._issue_pair(session, stored.user_id, stored.family_id)
             elif stored is not None and decision is RefreshDecision.REUSE:
                 await self._repo.revoke_family(session, family_id=stored.family_id, now=now)
+                await self._revocations.revoke_session(session, str(stored.family_id))
         # Raised after the commit: the revocation of a reused family must persist.
         if pair is None:
             if stored is not None and decision is RefreshDecision.REUSE:
-                await self._revocations.revoke_session(str(stored.family_id))
                 log.warning(
                     "refresh token reused; session revoked",
                     user_id=stored.user_id,
@@ -302,8 +304,7 @@ class AuthUseCases:
             if stored is not None and decision is not RefreshDecision.REJECT:
                 # A rotated token ending its session is reuse: revoking is right either way.
                 await self._repo.revoke_family(session, family_id=stored.family_id, now=now)
-        if stored is not None and decision is not RefreshDecision.REJECT:
-            await self._revocations.revoke_session(str(stored.family_id))
+                await self._revocations.revoke_session(session, str(stored.family_id))
         if decision is not RefreshDecision.ROTATE:
             raise invalid_refresh_token()
 
@@ -329,13 +330,26 @@ class AuthUseCases:
             revoked = await self._repo.revoke_user_families(
                 session, user_id=identity.user_id, now=now
             )
-        await self._revocations.revoke_user(identity.user_id, at=int(now.timestamp()))
-        log.info("password updated", user_id=identity.user_id, sessions_revoked=revoked)
+            # Each session by id: the cut-off alone, in whole seconds, spares a token issued in
+            # the second of the change.
+            await self._revocations.revoke_user(
+                session, identity.user_id, at=int(now.timestamp()), sessions=revoked
+            )
+        log.info("password updated", user_id=identity.user_id, sessions_revoked=len(revoked))
 
     async def purge_sessions(self) -> int:
         """Housekeeping: drop ended sessions (run periodically by the component)."""
         async with self._db.transaction() as session:
+            await self._revocations.purge(session)
             return await self._repo.purge_families(session, now=self._tokens.now())
+
+    async def check_session(
+        self, *, session_id: str, user_id: int, issued_at: int
+    ) -> AuthorityAnswer:
+        """Whether a verified token's session ended, from the database (``CheckSession``)."""
+        return await self._revocations.check(
+            session_id=session_id, user_id=user_id, issued_at=issued_at
+        )
 
     def jwks(self) -> str:
         return self._tokens.keys.jwks_json()

@@ -6,19 +6,41 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack_common.context import caller_authorization
 from pinstack_common.errors import UnauthenticatedError
 from pinstack_common.metrics import AUTHENTICATION
-from pinstack_common.revocation import SessionRevocations
+from pinstack_common.revocation import AuthorityAnswer, RevocationAuthority, SessionRevocations
 from pinstack_common.tokens import AccessTokenVerifier, Identity
 
-__all__ = ["Caller", "authenticate", "require_caller"]
+__all__ = ["Caller", "auth_revocation_authority", "authenticate", "require_caller"]
+
+
+def auth_revocation_authority(auth: auth_pb2_grpc.AuthServiceStub) -> RevocationAuthority:
+    """Ask the auth service (its database) whether a session ended: the check behind Redis.
+
+    Any failure propagates: :class:`SessionRevocations` turns it into a 503, never an accept.
+    """
+
+    async def check(identity: Identity) -> AuthorityAnswer:
+        reply = await auth.CheckSession(
+            auth_pb2.CheckSessionRequest(
+                session_id=identity.session_id,
+                user_id=identity.user_id,
+                issued_at=identity.issued_at,
+            )
+        )
+        return AuthorityAnswer(revoked=reply.revoked, cache_current=reply.cache_current)
+
+    return check
 
 
 async def authenticate(state: Any, authorization: str | None) -> Identity:
     """Verify the token, refuse ended sessions, and forward the token to the services.
 
     Services verify the same token themselves; forwarding it is how they learn the caller.
+    When whether the session ended cannot be known (Redis and auth both unreachable), the
+    revocation check raises ``UnavailableError``: the error handler answers 503.
     """
     verifier: AccessTokenVerifier = state.verifier
     revocations: SessionRevocations | None = state.revocations

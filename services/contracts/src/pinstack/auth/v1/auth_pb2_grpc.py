@@ -72,6 +72,11 @@ class AuthServiceStub:
                 request_serializer=pinstack_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
                 response_deserializer=pinstack_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.FromString,
                 _registered_method=True)
+        self.CheckSession = channel.unary_unary(
+                '/pinstack.auth.v1.AuthService/CheckSession',
+                request_serializer=pinstack_dot_auth_dot_v1_dot_auth__pb2.CheckSessionRequest.SerializeToString,
+                response_deserializer=pinstack_dot_auth_dot_v1_dot_auth__pb2.CheckSessionResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -126,6 +131,15 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckSession(self, request, context):
+        """Whether a verified access token's session was ended (logout, password change, deletion),
+        answered from the auth database. The gateway asks when its Redis copy cannot be trusted
+        (unreachable, flushed, or not yet caught up after an outage).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +177,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetJwks,
                     request_deserializer=pinstack_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.FromString,
                     response_serializer=pinstack_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.SerializeToString,
+            ),
+            'CheckSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckSession,
+                    request_deserializer=pinstack_dot_auth_dot_v1_dot_auth__pb2.CheckSessionRequest.FromString,
+                    response_serializer=pinstack_dot_auth_dot_v1_dot_auth__pb2.CheckSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +375,33 @@ class AuthService:
             '/pinstack.auth.v1.AuthService/GetJwks',
             pinstack_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
             pinstack_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pinstack.auth.v1.AuthService/CheckSession',
+            pinstack_dot_auth_dot_v1_dot_auth__pb2.CheckSessionRequest.SerializeToString,
+            pinstack_dot_auth_dot_v1_dot_auth__pb2.CheckSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

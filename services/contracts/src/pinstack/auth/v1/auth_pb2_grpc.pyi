@@ -48,6 +48,11 @@ class AuthServiceStub:
     """The caller is the verified bearer of the access token in the call metadata."""
     GetJwks: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetJwksRequest, _auth_pb2.GetJwksResponse]
     """Public keys that verify access tokens, as a JWKS JSON document."""
+    CheckSession: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CheckSessionRequest, _auth_pb2.CheckSessionResponse]
+    """Whether a verified access token's session was ended (logout, password change, deletion),
+    answered from the auth database. The gateway asks when its Redis copy cannot be trusted
+    (unreachable, flushed, or not yet caught up after an outage).
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -68,6 +73,11 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """The caller is the verified bearer of the access token in the call metadata."""
     GetJwks: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetJwksRequest, _auth_pb2.GetJwksResponse]  # type: ignore[assignment]
     """Public keys that verify access tokens, as a JWKS JSON document."""
+    CheckSession: _aio.UnaryUnaryMultiCallable[_auth_pb2.CheckSessionRequest, _auth_pb2.CheckSessionResponse]  # type: ignore[assignment]
+    """Whether a verified access token's session was ended (logout, password change, deletion),
+    answered from the auth database. The gateway asks when its Redis copy cannot be trusted
+    (unreachable, flushed, or not yet caught up after an outage).
+    """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """AuthService owns credentials (Argon2id hashes), refresh-token families and signing keys.
@@ -127,5 +137,16 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.GetJwksResponse, _abc.Awaitable[_auth_pb2.GetJwksResponse]]:
         """Public keys that verify access tokens, as a JWKS JSON document."""
+
+    @_abc_1.abstractmethod
+    def CheckSession(
+        self,
+        request: _auth_pb2.CheckSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.CheckSessionResponse, _abc.Awaitable[_auth_pb2.CheckSessionResponse]]:
+        """Whether a verified access token's session was ended (logout, password change, deletion),
+        answered from the auth database. The gateway asks when its Redis copy cannot be trusted
+        (unreachable, flushed, or not yet caught up after an outage).
+        """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
