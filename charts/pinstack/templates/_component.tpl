@@ -23,6 +23,8 @@ serves gRPC on ports.grpc and metrics on ports.metrics; the gateway ("kind: http
   value: "0.0.0.0"
 - name: PINSTACK_HTTP_PORT
   value: {{ $root.Values.ports.http | quote }}
+- name: PINSTACK_TRUSTED_PROXIES
+  value: {{ toJson (default (list) $c.trustedProxies) | quote }}
 {{- end }}
 {{- range $upstream := list "auth" "user" "post" "relation" "notification" }}
 {{- if ne $upstream $.name }}

@@ -26,13 +26,19 @@ from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_gateway import websocket
 from pinstack_gateway.envelope import error
 from pinstack_gateway.errors import install_error_handlers
-from pinstack_gateway.identity import auth_revocation_authority
 from pinstack_gateway.middleware import GatewayMiddleware, SecurityHeadersMiddleware, swagger_csp
+from pinstack_gateway.read_timeouts import read_timeout_protocol
 from pinstack_gateway.routes import auth, notifications, posts, relations, users
 from pinstack_gateway.settings import GatewaySettings
-from pinstack_gateway.upstreams import SERVING, Upstreams, proxy
+from pinstack_gateway.upstreams import Upstreams, proxy
 
-__all__ = ["GatewayComponent", "ReadinessCheck", "create_app", "create_component"]
+__all__ = [
+    "GatewayComponent",
+    "ReadinessCheck",
+    "create_app",
+    "create_component",
+    "server_config",
+]
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
@@ -90,20 +96,12 @@ def create_app(
         Each service's health is reported in the body (and ``pinstack_upstream_serving``), not
         required: one service restarting must not take every gateway out of its Service; the
         routes of a service that is down answer 503 ``external service unavailable`` meanwhile.
-        Redis, the revocation cache of the security path, is reported as ``redis``.
         """
         try:
             await asyncio.gather(*(check() for check in checks))
         except Exception as failure:  # noqa: BLE001 - any failing own check means not ready
             return error(503, f"not ready: {type(failure).__name__}")
-        services = await upstreams.health()
-        if revocations is None:
-            return JSONResponse({"status": "ready", "services": services})
-        # Redis backs the revocation check: without it every bearer costs a call to auth (and
-        # a 503 if auth is down too). Reported as "degraded", still 200: the edge stays correct.
-        services["redis"] = await revocations.redis_status()
-        status = "ready" if services["redis"] == SERVING else "degraded"
-        return JSONResponse({"status": status, "services": services})
+        return JSONResponse({"status": "ready", "services": await upstreams.health()})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -134,6 +132,30 @@ def _mount_swagger(app: FastAPI) -> None:
         return page
 
 
+def server_config(app: FastAPI, settings: GatewaySettings) -> uvicorn.Config:
+    """The gateway's HTTP server: the one place it is configured (``pinstack up``, ``pinstack
+    serve gateway`` in dev mode and in pods all start it through :class:`GatewayComponent`)."""
+    return uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=10,
+        # X-Forwarded-For/-Proto only from the configured proxies. uvicorn's default believes
+        # them from loopback (or $FORWARDED_ALLOW_IPS), which let any local client pick the
+        # address its login limit counts against; nobody by default, the peer is the client.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies,
+        # Head and body read deadlines: uvicorn has none (slowloris); see read_timeouts.
+        http=read_timeout_protocol(
+            header_seconds=settings.http_header_timeout_seconds,
+            body_seconds=settings.http_body_timeout_seconds,
+        ),
+    )
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn without its own signal handling: the process's lifecycle owns signals."""
 
@@ -157,6 +179,10 @@ class GatewayComponent:
         self.app: FastAPI | None = None
 
     @property
+    def settings(self) -> GatewaySettings:
+        return self._settings
+
+    @property
     def url(self) -> str:
         if self._server is None or not self._server.servers:
             raise RuntimeError("gateway is not started")
@@ -170,20 +196,9 @@ class GatewayComponent:
             settings=self._settings,
             upstreams=self._upstreams,
             readiness=self._readiness,
-            revocations=SessionRevocations(
-                redis=self._redis, authority=auth_revocation_authority(self._upstreams.auth)
-            ),
+            revocations=SessionRevocations(redis=self._redis),
         )
-        config = uvicorn.Config(
-            self.app,
-            host=self._settings.http_host,
-            port=self._settings.http_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=10,
-        )
-        self._server = _EmbeddedServer(config)
+        self._server = _EmbeddedServer(server_config(self.app, self._settings))
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
             if self._task.done():
