@@ -52,6 +52,14 @@ return 1
 """
 
 
+def _describe(error: BaseException) -> str:
+    # gRPC errors render as a multi-line block; their code and details are what matter.
+    code, details = getattr(error, "code", None), getattr(error, "details", None)
+    if callable(code) and callable(details):
+        return f"{type(error).__name__}: {getattr(code(), 'name', code())} {details()}"
+    return f"{type(error).__name__}: {error}"
+
+
 def session_key(session_id: str) -> str:
     """The record key of one ended session (the access token's ``sid``)."""
     return f"session:{session_id}"
@@ -157,7 +165,7 @@ class SessionRevocations:
                 self._authority_down = True
                 log.warning(
                     "revocation check impossible: auth unreachable too; refusing bearers (503)",
-                    error=f"{type(error).__name__}: {error}",
+                    error=_describe(error),
                 )
             raise UnavailableError(_UNAVAILABLE) from error
         if self._authority_down:
@@ -175,7 +183,7 @@ class SessionRevocations:
             UPSTREAM_SERVING.labels("redis").set(0)
             log.warning(
                 "revocation cache (Redis) unavailable; checking sessions with auth",
-                error=f"{type(error).__name__}: {error}",
+                error=_describe(error),
             )
 
     def _redis_back(self) -> None:
