@@ -8,80 +8,19 @@ developer's own ``make dev-up`` and other test sessions.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from pinstack_devinfra.procs import alive
-from pinstack_devinfra.redis import free_port
+from tests.follow_burst import login, register
+from tests.kafka.dev_process import DevStack, dev_stack
+
+__all__ = ["dev_stack"]  # the fixture, imported for pytest
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
-
-PASSWORD = "correct horse battery"
-
-
-class DevStack:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.http_port = free_port()
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        self.durations: list[float] = []
-
-    def run(self, command: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "PINSTACK_DATA_DIR": str(self.data_dir),
-            "PINSTACK_HTTP_PORT": str(self.http_port),
-            "PINSTACK_DEV_EPHEMERAL_PORTS": "1",
-        }
-        started = time.monotonic()
-        result = subprocess.run(
-            [sys.executable, "-m", "pinstack_cli", "dev", command],
-            env=env, capture_output=True, text=True, timeout=400, check=False,
-        )  # fmt: skip
-        if command == "up":
-            self.durations.append(time.monotonic() - started)
-        assert result.returncode == 0, f"dev {command} failed:\n{result.stdout}\n{result.stderr}"
-        return result
-
-    def pids(self) -> dict[str, int]:
-        state: dict[str, Any] = json.loads((self.data_dir / "dev" / "state.json").read_text())
-        pids: dict[str, int] = state["pids"]
-        return pids
-
-
-@pytest.fixture
-def dev_stack(tmp_path: Path) -> Iterator[DevStack]:
-    stack = DevStack(tmp_path / "pinstack")
-    try:
-        yield stack
-    finally:
-        # Whatever happened, leave no detached process behind.
-        stack.run("down")
-
-
-def register(client: httpx.Client) -> tuple[str, int]:
-    name = f"u{uuid.uuid4().hex[:10]}"
-    body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
-    created = client.post("/api/v1/auth/register", json=body)
-    assert created.status_code == 201, created.text
-    me = client.get(f"/api/v1/users/username/{name}")
-    assert me.status_code == 200, me.text
-    return name, int(me.json()["data"]["id"])
-
-
-def login(client: httpx.Client, name: str) -> dict[str, str]:
-    response = client.post("/api/v1/auth/login", json={"login": name, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['data']['access_token']}"}
 
 
 def wait_for_feed(client: httpx.Client, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -105,19 +44,16 @@ def test_dev_up_smoke_restart_down(dev_stack: DevStack) -> None:
 
     with httpx.Client(base_url=dev_stack.url, timeout=10) as client:
         assert client.get("/readyz").status_code == 200
-        alice, _alice_id = register(client)
-        bob, bob_id = register(client)
-        alice_headers = login(client, alice)
-        bob_headers = login(client, bob)
-        user = client.get(f"/api/v1/users/{bob_id}")
+        alice, bob = register(client), register(client)
+        user = client.get(f"/api/v1/users/{bob.user_id}")
         assert user.status_code == 200, user.text
-        assert user.json()["data"]["username"] == bob
+        assert user.json()["data"]["username"] == bob.name
 
         followed = client.post(
-            "/api/v1/relation/follow", json={"followee_id": bob_id}, headers=alice_headers
+            "/api/v1/relation/follow", json={"followee_id": bob.user_id}, headers=alice.headers
         )
         assert followed.status_code == 200, followed.text
-        feed = wait_for_feed(client, bob_headers)
+        feed = wait_for_feed(client, bob.headers)
         assert [item["type"] for item in feed] == ["follow_created"]
 
     # Every service process serves its own Prometheus metrics in distributed mode.
@@ -134,11 +70,11 @@ def test_dev_up_smoke_restart_down(dev_stack: DevStack) -> None:
 
     dev_stack.run("up")  # warm: same data directories, same ports
     with httpx.Client(base_url=dev_stack.url, timeout=10) as client:
-        login(client, alice)
-        again = client.get(f"/api/v1/users/username/{bob}")
+        login(client, alice.name)
+        again = client.get(f"/api/v1/users/username/{bob.name}")
         assert again.status_code == 200, again.text
-        assert again.json()["data"]["id"] == bob_id
+        assert again.json()["data"]["id"] == bob.user_id
         # The follow survived too (relation's database), and so did bob's notification.
-        feed = wait_for_feed(client, login(client, bob))
+        feed = wait_for_feed(client, login(client, bob.name).headers)
         assert [item["type"] for item in feed] == ["follow_created"]
     print(f"dev up: cold {dev_stack.durations[0]:.1f}s, warm {dev_stack.durations[1]:.1f}s")  # noqa: T201

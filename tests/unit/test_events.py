@@ -15,6 +15,7 @@ from pinstack_common.events import (
     Envelope,
     InProcessTransport,
     MalformedEventError,
+    PublishError,
     Record,
     dead_letter_topic,
     topic_for,
@@ -257,3 +258,79 @@ async def test_retention_bounds_a_topic_nobody_consumes() -> None:
     assert len(kept) < 100 + 1100
     assert kept[-1].value == b"2999"
     assert kept[-1].offset == 2999
+
+
+# -- in-process bus, acknowledging only what was handled (``make run``) ------------------------
+
+
+async def test_ack_when_handled_holds_publishes_until_the_bus_opens() -> None:
+    bus = InProcessTransport(ack_when_handled=True)
+    publish = asyncio.create_task(bus.publish([record("k", "early")]))
+    await asyncio.sleep(0)
+    seen: list[bytes] = []
+
+    async def handle(rec: Record) -> None:
+        seen.append(rec.value)
+
+    member = bus.subscriber(group="g", topics=[TOPIC], handler=handle, component="t")
+    await member.start()
+    assert not publish.done()  # a consumer that subscribes late must not miss it
+    bus.open()
+    await asyncio.wait_for(publish, 5)
+    assert seen == [b"early"]  # acknowledged only once handled
+    await member.stop()
+
+
+async def test_ack_when_handled_returns_only_after_every_group_handled() -> None:
+    bus = InProcessTransport(ack_when_handled=True)
+    release = asyncio.Event()
+    fast: list[bytes] = []
+
+    async def slow(rec: Record) -> None:
+        await release.wait()
+
+    async def quick(rec: Record) -> None:
+        fast.append(rec.value)
+
+    members = [
+        bus.subscriber(group="slow", topics=[TOPIC], handler=slow, component="t"),
+        bus.subscriber(group="quick", topics=[TOPIC], handler=quick, component="t"),
+    ]
+    for member in members:
+        await member.start()
+    bus.open()
+    publish = asyncio.create_task(bus.publish([record("a", "1"), record("b", "2")]))
+    await wait_until(lambda: len(fast) == 2)
+    assert not publish.done()  # "quick" is done, "slow" is not: not yet acknowledged
+    release.set()
+    await asyncio.wait_for(publish, 5)
+    await bus.publish([Record(topic="pinstack.other.v1", key=b"k", value=b"x")])  # nobody's
+    for member in members:
+        await member.stop()
+
+
+async def test_ack_when_handled_fails_a_publish_whose_group_stopped_or_bus_closed() -> None:
+    bus = InProcessTransport(ack_when_handled=True)
+    started = asyncio.Event()
+
+    async def never(rec: Record) -> None:
+        started.set()
+        raise RuntimeError("not today")  # redelivered until the member stops
+
+    member = bus.subscriber(group="g", topics=[TOPIC], handler=never, component="t")
+    await member.start()
+    bus.open()
+    publish = asyncio.create_task(bus.publish([record("k", "v")]))
+    await asyncio.wait_for(started.wait(), 5)
+    await member.stop()
+    with pytest.raises(PublishError, match="stopped"):
+        await asyncio.wait_for(publish, 5)  # the relay keeps the row: nothing acknowledged
+    bus.close()
+    with pytest.raises(PublishError, match="closed"):
+        await bus.publish([record("k", "later")])
+
+
+async def test_ack_when_handled_gives_up_after_the_ack_timeout() -> None:
+    bus = InProcessTransport(ack_when_handled=True, ack_timeout=0.05)
+    with pytest.raises(PublishError, match="to open"):
+        await bus.publish([record("k", "v")])

@@ -68,6 +68,22 @@ def internal_token(data_dir: Path) -> str:
     raise RuntimeError(f"cannot create the internal token in {path}")
 
 
+class _DeliveryGate:
+    """Opens the bus once every service (and so every consumer) started; closes it first thing
+    at shutdown (after the gateway), so relays waiting on stopped consumers give up at once."""
+
+    name = "event-delivery-gate"
+
+    def __init__(self, bus: InProcessTransport) -> None:
+        self._bus = bus
+
+    async def start(self) -> None:
+        self._bus.open()
+
+    async def stop(self) -> None:
+        self._bus.close()
+
+
 @dataclass
 class EmbeddedStack:
     """Infrastructure plus components for one process; usable from tests as well as ``up``."""
@@ -113,15 +129,19 @@ class EmbeddedStack:
             raise RuntimeError("prepare() first")
         addresses = {spec.addr_setting: f"127.0.0.1:{free_port()}" for spec in SERVICES.values()}
         common = {**addresses, **self.extra_settings, "event_transport": "inprocess"}
-        # One bus for the whole process, started first and stopped last.
-        bus = traced_transport(InProcessTransport())
-        self.components.append(bus)
+        # One bus for the whole process, started first and stopped last. It keeps nothing across
+        # a crash, so it acknowledges a publish only once every group handled it (the outbox
+        # holds the event until then), and only after every consumer subscribed: the gate.
+        bus = InProcessTransport(ack_when_handled=True)
+        traced = traced_transport(bus)
+        self.components.append(traced)
         for spec in SERVICES.values():
             port = int(addresses[spec.addr_setting].rsplit(":", 1)[1])
             settings = spec.settings(
                 **common, database_url=self.postgres.url(spec.database), grpc_port=port
             )
-            self.components.append(spec.component(settings, transport=bus))
+            self.components.append(spec.component(settings, transport=traced))
+        self.components.append(_DeliveryGate(bus))
         gateway = GatewaySettings(**common, http_port=self.http_port)
         self.components.append(create_gateway(gateway))
         return self.components

@@ -97,20 +97,53 @@ class InProcessTransport:
     in this process must not grow without bound). Each group keeps committed
     offsets per partition, so a subscriber stopped and started again resumes where its group
     stopped, and a handler failure means redelivery of the same record.
+
+    Memory does not survive a crash, so "stored" cannot mean "in the log" when the outbox relay
+    marks rows published on the strength of ``publish``. With ``ack_when_handled`` (what
+    ``make run`` uses) ``publish`` returns only once every group subscribed to a record's topic
+    has handled it — the outbox row is the durable copy until then, and a kill -9 at any moment
+    leaves it unpublished for the next run's relay (consumers dedupe the replay). In that mode
+    publishes also wait for :meth:`open`, called once every consumer of the process subscribed,
+    so no record is acknowledged before the groups that must handle it exist; a group that stops
+    (or :meth:`close`, or ``ack_timeout``) fails the publishes waiting for it with
+    :class:`PublishError`, and the relay keeps those rows for later.
     """
 
     name = "event-transport"
 
     def __init__(
-        self, *, partitions: int = 3, redelivery_delay: float = 0.1, retention: int = 100_000
+        self,
+        *,
+        partitions: int = 3,
+        redelivery_delay: float = 0.1,
+        retention: int = 100_000,
+        ack_when_handled: bool = False,
+        ack_timeout: float = 30.0,
     ) -> None:
         self._partitions = partitions
         self._retention = retention
         self._redelivery_delay = redelivery_delay
+        self._ack_when_handled = ack_when_handled
+        self._ack_timeout = ack_timeout
         self._topics: dict[str, list[_Partition]] = {}
         # group -> (topic, partition) -> committed offset (next record to handle)
         self._committed: dict[str, dict[tuple[str, int], int]] = {}
+        self._subscriptions: dict[str, frozenset[str]] = {}  # group -> topics, once subscribed
         self._active_groups: set[str] = set()
+        self._state = "held" if ack_when_handled else "open"
+        # Publishes waiting for a commit, a group leaving, open() or close().
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def open(self) -> None:
+        """Let publishes through: every group of the process has subscribed."""
+        if self._state == "held":
+            self._state = "open"
+            self._wake()
+
+    def close(self) -> None:
+        """Fail waiting and later publishes: shutdown began; the outbox keeps the rows."""
+        self._state = "closed"
+        self._wake()
 
     async def start(self) -> None:
         return None
@@ -124,19 +157,60 @@ class InProcessTransport:
         return self._topics[topic]
 
     async def publish(self, records: Sequence[Record]) -> None:
+        if self._ack_when_handled:
+            await self._until(lambda: self._state != "held", "the bus to open")
+        if self._state == "closed":
+            raise PublishError("the in-process bus is closed")
+        appended: list[Record] = []
         for record in records:
             partitions = self._topic(record.topic)
             index = partition_for(record.key, len(partitions))
             partition = partitions[index]
-            partition.log.append(
-                Record(
-                    topic=record.topic, key=record.key, value=record.value,
-                    headers=record.headers, partition=index, offset=partition.end,
-                )
+            stored = Record(
+                topic=record.topic, key=record.key, value=record.value,
+                headers=record.headers, partition=index, offset=partition.end,
             )  # fmt: skip
+            partition.log.append(stored)
+            appended.append(stored)
             partition.changed.set()
             if len(partition.log) > self._retention + 1024:
                 self._trim(record.topic, index)
+        if self._ack_when_handled:
+            await self._until(lambda: self._handled(appended), "every group to handle the batch")
+
+    def _handled(self, records: Sequence[Record]) -> bool:
+        """True once every subscribed group passed ``records``; raises if one never will."""
+        if self._state == "closed":
+            raise PublishError("the in-process bus closed before delivery")
+        for group, topics in self._subscriptions.items():
+            pending = [r for r in records if r.topic in topics]
+            if not pending:
+                continue
+            if group not in self._active_groups:
+                raise PublishError(f"group {group!r} stopped before handling the batch")
+            committed = self._committed[group]
+            if any(committed.get((r.topic, r.partition), 0) <= r.offset for r in pending):
+                return False
+        return True
+
+    async def _until(self, condition: Callable[[], bool], what: str) -> None:
+        try:
+            async with asyncio.timeout(self._ack_timeout):
+                while not condition():
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._waiters.add(waiter)
+                    try:
+                        await waiter
+                    finally:
+                        self._waiters.discard(waiter)
+        except TimeoutError as error:
+            raise PublishError(f"waited {self._ack_timeout}s for {what}") from error
+
+    def _wake(self) -> None:
+        """Make every waiting publish re-check its condition."""
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def records(self, topic: str) -> list[Record]:
         """Every retained record of ``topic`` (tests, debugging)."""
@@ -151,15 +225,22 @@ class InProcessTransport:
 
     # Used by the subscriber -------------------------------------------------------------
 
-    def _claim(self, group: str) -> dict[tuple[str, int], int]:
+    def _claim(self, group: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
         if group in self._active_groups:
             # One member per group is all one process needs; two would split nothing.
             raise RuntimeError(f"in-process group {group!r} already has a running member")
         self._active_groups.add(group)
+        self._subscriptions[group] = self._subscriptions.get(group, frozenset()) | set(topics)
         return self._committed.setdefault(group, {})
 
     def _release(self, group: str) -> None:
         self._active_groups.discard(group)
+        self._wake()
+
+    def _commit(self, group: str, topic: str, index: int, offset: int) -> None:
+        self._committed[group][(topic, index)] = offset
+        self._wake()
+        self._trim(topic, index)
 
     def _trim(self, topic: str, index: int) -> None:
         partition = self._topic(topic)[index]
@@ -190,7 +271,7 @@ class _InProcessSubscriber:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        committed = self._transport._claim(self._group)
+        committed = self._transport._claim(self._group, self._topics)
         self._stopping.clear()
         for topic in self._topics:
             for index in range(len(self._transport._topic(topic))):
@@ -230,9 +311,8 @@ class _InProcessSubscriber:
                 await asyncio.wait([stop], timeout=self._transport._redelivery_delay)
                 stop.cancel()
                 continue
-            committed[(topic, index)] = offset + 1
+            self._transport._commit(self._group, topic, index, offset + 1)
             lag.set(self._lag(topic, committed))
-            self._transport._trim(topic, index)
 
     def _lag(self, topic: str, committed: dict[tuple[str, int], int]) -> int:
         partitions = self._transport._topic(topic)
