@@ -26,11 +26,12 @@ from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_gateway import websocket
 from pinstack_gateway.envelope import error
 from pinstack_gateway.errors import install_error_handlers
+from pinstack_gateway.identity import auth_revocation_authority
 from pinstack_gateway.middleware import GatewayMiddleware, SecurityHeadersMiddleware, swagger_csp
 from pinstack_gateway.read_timeouts import read_timeout_protocol
 from pinstack_gateway.routes import auth, notifications, posts, relations, users
 from pinstack_gateway.settings import GatewaySettings
-from pinstack_gateway.upstreams import Upstreams, proxy
+from pinstack_gateway.upstreams import SERVING, Upstreams, proxy
 
 __all__ = [
     "GatewayComponent",
@@ -96,12 +97,20 @@ def create_app(
         Each service's health is reported in the body (and ``pinstack_upstream_serving``), not
         required: one service restarting must not take every gateway out of its Service; the
         routes of a service that is down answer 503 ``external service unavailable`` meanwhile.
+        Redis, the revocation cache of the security path, is reported as ``redis``.
         """
         try:
             await asyncio.gather(*(check() for check in checks))
         except Exception as failure:  # noqa: BLE001 - any failing own check means not ready
             return error(503, f"not ready: {type(failure).__name__}")
-        return JSONResponse({"status": "ready", "services": await upstreams.health()})
+        services = await upstreams.health()
+        if revocations is None:
+            return JSONResponse({"status": "ready", "services": services})
+        # Redis backs the revocation check: without it every bearer costs a call to auth (and
+        # a 503 if auth is down too). Reported as "degraded", still 200: the edge stays correct.
+        services["redis"] = await revocations.redis_status()
+        status = "ready" if services["redis"] == SERVING else "degraded"
+        return JSONResponse({"status": status, "services": services})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -196,7 +205,9 @@ class GatewayComponent:
             settings=self._settings,
             upstreams=self._upstreams,
             readiness=self._readiness,
-            revocations=SessionRevocations(redis=self._redis),
+            revocations=SessionRevocations(
+                redis=self._redis, authority=auth_revocation_authority(self._upstreams.auth)
+            ),
         )
         self._server = _EmbeddedServer(server_config(self.app, self._settings))
         self._task = asyncio.create_task(self._server.serve())
