@@ -18,6 +18,7 @@ from pinstack_common.errors import InvalidArgumentError
 from pinstack_common.strict_json import sanitised
 from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
+from pinstack_gateway.routes import openapi_links
 from pinstack_gateway.upstreams import proxy
 from pinstack_gateway.validation import StrictRoute, page_number, positive_id
 
@@ -92,7 +93,16 @@ async def read_all(request: Request, _caller: Caller) -> JSONResponse:
     return ok({"success": True, "message": "All notifications marked as read"})
 
 
-@router.post("/send")
+_SENT_LINKS = openapi_links(
+    "notification_id",
+    "/data/notification_id",
+    "get_notification_api_v1_notification__notification_id__get",
+    "mark_read_api_v1_notification__notification_id__read_put",
+    "delete_notification_api_v1_notification__notification_id__delete",
+)
+
+
+@router.post("/send", openapi_extra={"responses": {"200": {"links": _SENT_LINKS}}})
 async def send(body: SendBody, request: Request, _caller: Caller) -> JSONResponse:
     positive_id(body.user_id)
     if not body.type.strip() or len(body.type) > 64:

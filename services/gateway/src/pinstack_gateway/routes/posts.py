@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, StrictInt
@@ -19,6 +19,7 @@ from pinstack.post.v1 import post_pb2
 from pinstack_common.errors import InvalidArgumentError
 from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
+from pinstack_gateway.routes import openapi_links
 from pinstack_gateway.upstreams import proxy
 from pinstack_gateway.validation import StrictRoute, int32, positive_id
 
@@ -26,6 +27,16 @@ __all__ = ["post_json", "router"]
 
 router = APIRouter(prefix="/api/v1/posts", tags=["posts"], route_class=StrictRoute)
 
+
+def _date_time(schema: dict[str, Any]) -> None:
+    """Document the filter as an RFC 3339 date-time (so generated clients and the property tests
+    send them); ``_timestamp`` still parses it, so a bad one gets the contract's message."""
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "string":
+            branch["format"] = "date-time"
+
+
+_DateTime = Annotated[str | None, Query(json_schema_extra=_date_time)]
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 
@@ -98,12 +109,12 @@ def _timestamp(value: str) -> Timestamp:
     """An RFC 3339 date-time with an offset; anything else is ``validation failed``."""
     if _RFC3339.fullmatch(value) is None:
         raise InvalidArgumentError("validation failed")
-    try:
-        moment = datetime.fromisoformat(value.upper())
-    except ValueError as error:
-        raise InvalidArgumentError("validation failed") from error
     stamp = Timestamp()
-    stamp.FromDatetime(moment)
+    try:
+        # An offset can carry a valid local time past year 1 or 9999 in UTC: OverflowError.
+        stamp.FromDatetime(datetime.fromisoformat(value.upper()))
+    except (ValueError, OverflowError) as error:
+        raise InvalidArgumentError("validation failed") from error
     return stamp
 
 
@@ -113,7 +124,16 @@ def _media(items: list[MediaBody] | None) -> list[post_pb2.MediaInput]:
     ]
 
 
-@router.post("", status_code=201)
+_CREATED_LINKS = openapi_links(
+    "post_id",
+    "/data/id",
+    "get_post_api_v1_posts__post_id__get",
+    "update_post_api_v1_posts__post_id__put",
+    "delete_post_api_v1_posts__post_id__delete",
+)
+
+
+@router.post("", status_code=201, openapi_extra={"responses": {"201": {"links": _CREATED_LINKS}}})
 async def create_post(body: CreatePostBody, request: Request, _caller: Caller) -> JSONResponse:
     message = post_pb2.CreatePostRequest(
         title=body.title, content=body.content, tags=body.tags or [], media=_media(body.media_items)
@@ -128,8 +148,8 @@ async def list_posts(
     author_id: int | None = None,
     offset: int = 0,
     limit: int = 20,
-    created_after: str | None = None,
-    created_before: str | None = None,
+    created_after: _DateTime = None,
+    created_before: _DateTime = None,
     tag: str | None = None,
 ) -> JSONResponse:
     int32(offset, minimum=0)
