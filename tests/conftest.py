@@ -5,6 +5,7 @@ Tests get their own databases (``fresh_database``) so modules never see each oth
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,16 @@ import pytest
 
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Deadlines for the suite's own stacks: far beyond any busy machine's latency.
+
+    The 5 s production default turned a loaded CI machine's slowness into DEADLINE_EXCEEDED
+    where a test expected the service's real answer. Tests that are about deadlines set their
+    own. Processes the tests start (``pinstack up``, ``dev up``) inherit it.
+    """
+    os.environ.setdefault("PINSTACK_RPC_TIMEOUT_SECONDS", "60")
 
 
 @pytest.fixture(scope="session")

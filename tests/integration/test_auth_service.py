@@ -163,7 +163,7 @@ async def _run(settings: AuthSettings) -> Running:
     component = create_component(settings, transport=InProcessTransport())
     await component.start()
     channel = open_channel(
-        address=component.address, service="auth", internal_token=TOKEN, timeout=10
+        address=component.address, service="auth", internal_token=TOKEN, timeout=60
     )
     return Running(
         component=component, stub=auth_pb2_grpc.AuthServiceStub(channel), channel=channel
