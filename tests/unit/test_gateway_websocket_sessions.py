@@ -24,7 +24,7 @@ import websockets
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from pinstack.notification.v1 import notification_pb2
-from pinstack_common.errors import UnauthenticatedError
+from pinstack_common.errors import UnauthenticatedError, UnavailableError
 from pinstack_common.logging import REDACTED, configure_logging
 from pinstack_common.tokens import Identity, bearer_token
 from pinstack_gateway.app import create_app
@@ -60,8 +60,11 @@ class FakeVerifier:
 class FakeRevocations:
     def __init__(self) -> None:
         self.ended: set[str] = set()
+        self.unknowable = False  # Redis and auth both unreachable
 
     async def is_revoked(self, identity: Identity) -> bool:
+        if self.unknowable:
+            raise UnavailableError("external service unavailable")
         return identity.session_id in self.ended
 
 
@@ -254,3 +257,16 @@ async def test_the_query_token_is_redacted_in_uvicorn_lines(
     assert token.split(".")[1] not in err
     assert "garbage-but-secret" not in err
     assert f"token={REDACTED}" in err
+
+
+async def test_an_unknowable_session_is_closed_with_1013_not_left_open(
+    start_gateway: Callable[..., Awaitable[Gateway]],
+) -> None:
+    """Redis and auth both down: neither a handshake nor an open socket stays on trust."""
+    gateway = await start_gateway(ws_revocation_check_seconds=0.05)
+    headers = {"Authorization": f"Bearer {make_token(1, 's1')}"}
+    async with websockets.connect(gateway.url, additional_headers=headers) as open_socket:
+        gateway.revocations.unknowable = True
+        assert await closed_with(open_socket) == (1013, "session check unavailable")
+    async with websockets.connect(gateway.url, additional_headers=headers) as refused:
+        assert await closed_with(refused) == (1013, "session check unavailable")

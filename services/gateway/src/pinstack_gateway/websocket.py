@@ -16,8 +16,10 @@ notification object ``N``.
 Session rules (``docs/security.md``): a refused socket is accepted and closed at once with 1008
 (policy violation) and a reason (``unauthenticated``, ``invalid token``, ``token expired``,
 ``too many connections``), so a browser can read why; 1013 (try again later) when the
-notification service is unavailable. An open socket is closed with 1008 ``token expired`` when
-its access token expires and with 1008 ``session ended`` once its session was ended (logout,
+notification service is unavailable, or when whether the session still holds cannot be known
+(Redis and auth both unreachable: closed, never left open). An open socket is closed with 1008
+``token expired`` when its access token expires and with 1008 ``session ended`` once its
+session was ended (logout,
 password change, account deletion: revocations recorded in Redis by auth), checked every
 ``ws_revocation_check_seconds`` and before each push. One user holds at most
 ``ws_max_connections_per_user`` sockets on one gateway.
@@ -38,7 +40,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from pinstack.notification.v1 import notification_pb2
-from pinstack_common.errors import UnauthenticatedError
+from pinstack_common.errors import UnauthenticatedError, UnavailableError
 from pinstack_common.metrics import WEBSOCKET_CONNECTIONS
 from pinstack_common.revocation import SessionRevocations
 from pinstack_common.tokens import Identity
@@ -60,6 +62,7 @@ __all__ = [
 WS_PATH = "/api/v1/notification/ws"
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
+SESSION_CHECK_UNAVAILABLE = "session check unavailable"
 TOKEN_EXPIRED = "token expired"  # noqa: S105 - a close reason, not a secret
 SESSION_ENDED = "session ended"
 TOO_MANY_CONNECTIONS = "too many connections"
@@ -101,17 +104,22 @@ class _Session:
         self._revocations = revocations
         self._clock = clock
 
-    async def ended(self) -> str | None:
-        """The close reason if the session no longer holds, else None."""
+    async def ended(self) -> tuple[int, str] | None:
+        """The close code and reason if the session no longer holds (or whether it holds
+        cannot be known: Redis and auth both unreachable), else None."""
         if self._clock() >= self._identity.expires_at:
-            return TOKEN_EXPIRED
-        if self._revocations is not None and await self._revocations.is_revoked(self._identity):
-            return SESSION_ENDED
-        return None
+            return POLICY_VIOLATION, TOKEN_EXPIRED
+        try:
+            revoked = self._revocations is not None and await self._revocations.is_revoked(
+                self._identity
+            )
+        except UnavailableError:
+            return TRY_AGAIN_LATER, SESSION_CHECK_UNAVAILABLE  # fail closed, but retryable
+        return (POLICY_VIOLATION, SESSION_ENDED) if revoked else None
 
-    async def watch(self, interval: float) -> str:
-        """Return the close reason once the session ends (checked every ``interval`` seconds,
-        and right at the token's expiry)."""
+    async def watch(self, interval: float) -> tuple[int, str]:
+        """Return the close code and reason once the session ends (checked every ``interval``
+        seconds, and right at the token's expiry)."""
         while True:
             reason = await self.ended()
             if reason is not None:
@@ -130,6 +138,9 @@ async def notifications_socket(socket: WebSocket) -> None:
         identity = await authenticate(state, authorization)
     except UnauthenticatedError as error:
         await _refuse(socket, POLICY_VIOLATION, error.message)
+        return
+    except UnavailableError:
+        await _refuse(socket, TRY_AGAIN_LATER, SESSION_CHECK_UNAVAILABLE)
         return
     session = _Session(identity=identity, revocations=state.revocations)
     counts: Counter[int] = state.ws_connections
@@ -175,7 +186,7 @@ async def _pump(
     socket: WebSocket,
     call: _NotificationStream,
     watcher: asyncio.Task[None],
-    guard: asyncio.Task[str],
+    guard: asyncio.Task[tuple[int, str]],
     session: _Session,
 ) -> None:
     while True:
@@ -186,7 +197,7 @@ async def _pump(
             return
         if guard in done:
             nxt.cancel()
-            await _close(socket, POLICY_VIOLATION, guard.result())
+            await _close(socket, *guard.result())
             return
         try:
             item = nxt.result()
@@ -197,8 +208,8 @@ async def _pump(
             # The service ended the stream (shutdown, outage): the client should reconnect.
             await _close(socket, TRY_AGAIN_LATER, "")
             return
-        if (reason := await session.ended()) is not None:  # nothing reaches an ended session
-            await _close(socket, POLICY_VIOLATION, reason)
+        if (closing := await session.ended()) is not None:  # nothing reaches an ended session
+            await _close(socket, *closing)
             return
         try:
             await socket.send_json(notification_json(item))
