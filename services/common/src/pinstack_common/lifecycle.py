@@ -61,6 +61,10 @@ async def run_until_stopped(
         await stop.wait()
         log.info("shutting down")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await stop_all(started)
+        # The handlers stay through the drain: a second SIGTERM (a process manager repeating
+        # itself, a rolling update) must not kill the process halfway through stop_all.
+        try:
+            await stop_all(started)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
