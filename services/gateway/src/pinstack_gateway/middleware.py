@@ -34,7 +34,7 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = bind_request_id(headers.get(b"x-request-id", b"").decode("latin-1"))
+        request_id = bind_request_id(_client_request_id(headers.get(b"x-request-id", b"")))
         method = scope["method"]
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -81,6 +81,16 @@ class GatewayMiddleware:
         response.headers["connection"] = "close"
         await response(scope, receive, send)
         HTTP_REQUESTS.labels(scope["method"], _route_template(scope), "413").inc()
+
+
+# What a request id may hold to be forwarded: it travels on as gRPC metadata, which takes printable
+# ASCII only. A gRPC call given anything else never completed: the request hung to its deadline.
+_REQUEST_ID = re.compile(rb"[\x20-\x7e]+")
+
+
+def _client_request_id(raw: bytes) -> str:
+    """The client's ``X-Request-Id`` if it can be forwarded as is, else "" (a fresh one is made)."""
+    return raw.decode("ascii") if _REQUEST_ID.fullmatch(raw) else ""
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | Message | None:
