@@ -10,23 +10,26 @@ with a registered user's bearer token, so the JWT routes run their real code, no
 Checks enabled, and why only these:
 
 - ``not_a_server_error``: no answer is ever 5xx (issue 13: bad input is a 4xx, never a 500).
+- ``negative_data_rejection``: a request that breaks the document's schema (wrong type, missing
+  or malformed path and query values, bodies that are not the documented object) gets a 4xx.
 - ``content_type_conformance``: a documented status answers with a documented media type.
-- ``response_schema_conformance`` and ``response_headers_conformance``: a documented status's
-  body and headers match their schemas. Today FastAPI documents each success as "any JSON" and
-  no headers, so these hold trivially; they bite, with no change here, once the routes declare
-  response models.
+- ``response_schema_conformance``, ``response_headers_conformance`` and
+  ``missing_required_header``: a documented status's body and headers match their schemas, and
+  a missing required header is refused. Today FastAPI documents each success as "any JSON", no
+  response headers and no required request header, so these hold trivially; they bite, with no
+  change here, once the routes declare response models and headers.
 - stateful runs add ``use_after_free`` (a deleted post or notification is gone from its link)
   and ``ensure_resource_availability`` (a created one can be read through its link).
 
-Checks left off, because the document cannot satisfy them yet: ``status_code_conformance`` (the
-document lists only the success code and FastAPI's 422, while the contract answers 400, 401,
-403, 404, 409 and 429), ``positive_data_acceptance`` (the document states no length, format or
-range rule, so schema-valid data is often rightly refused), ``negative_data_rejection`` (the
-gateway deliberately accepts a JSON body whatever its declared Content-Type, as the original did,
-and FastAPI documents optional fields with defaults the contract fills in), ``ignored_auth`` (no
-security scheme is documented), ``missing_required_header`` and ``unsupported_method`` (the
-former has nothing documented to check, the latter needs an ``Allow`` header the contract never
-promised).
+Checks left off, because the document cannot satisfy them yet (the first three were run: 27, 26
+and 2 of the 29 operations failed): ``status_code_conformance`` (the document lists only the
+success code and FastAPI's 422, while the contract answers 400, 401, 403, 404, 409 and 429),
+``positive_data_acceptance`` (the document states no length, format or range rule, so
+schema-valid data such as a 1-character username is rightly refused with 400),
+``unsupported_method`` (paths overlap: ``GET /api/v1/users/avatar`` is ``GET
+/api/v1/users/{user_id}`` with an id that does not parse, so 400, not 405) and ``ignored_auth``
+(it needs a documented security scheme, and there is none: the bearer token is read by a
+dependency the document does not show).
 
 Generation is derandomized with a fixed seed and no example database: every run sends the same
 requests, so a CI failure reproduces locally.
@@ -46,6 +49,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ensure_resource_availability,
+    missing_required_header,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     use_after_free,
@@ -59,9 +64,11 @@ EXAMPLES = int(os.environ.get("PINSTACK_PROPERTY_EXAMPLES", "100"))
 SEED = 20261203
 CHECKS = [
     not_a_server_error,
+    negative_data_rejection,
     content_type_conformance,
     response_schema_conformance,
     response_headers_conformance,
+    missing_required_header,
 ]
 STATEFUL_CHECKS = [*CHECKS, use_after_free, ensure_resource_availability]
 SETTINGS = hypothesis.settings(
