@@ -24,7 +24,8 @@ def test_a_filter_time_outside_the_timestamp_range_is_400(
 
 
 def test_a_request_id_grpc_cannot_carry_does_not_hang_the_request(live_stack: LiveStack) -> None:
-    # Well inside the gateway's 5 s RPC deadline: before the fix this waited forever.
+    # Answered at once now; before the fix no answer came at all (none in 120 s, whatever the
+    # RPC deadline), so a bounded wait is the assertion.
     response = httpx.get(
         f"{live_stack.url}/api/v1/posts/list",
         headers={b"X-Request-Id": "é".encode("latin-1")},
