@@ -13,11 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from rich.console import Console
 
 from pinstack_cli.embedded import EmbeddedStack
 from pinstack_common.lifecycle import start_all, stop_all
-from pinstack_devinfra.redis import free_port
+from tests.embedded import prepared_stack
 
 
 @dataclass
@@ -66,16 +65,8 @@ class RunningStack:
 
 @pytest.fixture(scope="session")
 def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    stack = EmbeddedStack(
-        data_dir=tmp_path_factory.mktemp("pinstack"),
-        http_port=free_port(),
-        console=Console(stderr=True, quiet=True),
-    )
-    stack.prepare()
-    try:
+    with prepared_stack(tmp_path_factory.mktemp("pinstack")) as stack:
         yield stack
-    finally:
-        stack.shutdown()
 
 
 @pytest.fixture(scope="session")

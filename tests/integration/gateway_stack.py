@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from rich.console import Console
 
 from pinstack_cli.embedded import EmbeddedStack
 from pinstack_common.lifecycle import start_all, stop_all
-from pinstack_devinfra.redis import free_port
 from pinstack_gateway.app import GatewayComponent, create_component
 from pinstack_gateway.settings import GatewaySettings
+from tests.embedded import prepared_stack
 
 __all__ = ["GatewayStack", "gateway_stack"]
 
@@ -55,19 +54,10 @@ class GatewayStack:
 @contextlib.asynccontextmanager
 async def gateway_stack(data_dir: Path, **settings: Any) -> AsyncIterator[GatewayStack]:
     """``settings`` go to every component (each takes the ones it knows), as ``up`` does."""
-    embedded = EmbeddedStack(
-        data_dir=data_dir,
-        http_port=free_port(),
-        console=Console(stderr=True, quiet=True),
-        extra_settings=dict(settings),
-    )
-    try:
-        embedded.prepare()
+    with prepared_stack(data_dir, **settings) as embedded:
         started = await start_all(embedded.build())
         try:
             gateway = next(c for c in started if isinstance(c, GatewayComponent))
             yield GatewayStack(embedded=embedded, gateway=gateway)
         finally:
             await stop_all(started)
-    finally:
-        embedded.shutdown()

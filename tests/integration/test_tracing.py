@@ -32,13 +32,12 @@ import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from rich.console import Console
 
 from pinstack_cli.embedded import EmbeddedStack
 from pinstack_common import telemetry
 from pinstack_common.lifecycle import start_all, stop_all
 from pinstack_common.logging import configure_logging
-from pinstack_devinfra.redis import free_port
+from tests.embedded import prepared_stack
 
 PASSWORD = "correct horse battery"
 
@@ -90,16 +89,8 @@ def embedded(
     tmp_path_factory: pytest.TempPathFactory, exporter: InMemorySpanExporter
 ) -> Iterator[EmbeddedStack]:
     # After configure_tracing: servers, channels and engines are instrumented as they are built.
-    stack = EmbeddedStack(
-        data_dir=tmp_path_factory.mktemp("traced"),
-        http_port=free_port(),
-        console=Console(stderr=True, quiet=True),
-    )
-    stack.prepare()
-    try:
+    with prepared_stack(tmp_path_factory.mktemp("traced")) as stack:
         yield stack
-    finally:
-        stack.shutdown()
 
 
 @dataclass

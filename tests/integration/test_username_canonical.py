@@ -16,7 +16,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 import sqlalchemy as sa
-from rich.console import Console
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -24,8 +23,8 @@ from pinstack_cli.embedded import EmbeddedStack
 from pinstack_common import migrations
 from pinstack_common.lifecycle import start_all, stop_all
 from pinstack_devinfra.postgres import PostgresServer
-from pinstack_devinfra.redis import free_port
 from tests.conftest import new_database
+from tests.embedded import prepared_stack
 
 PASSWORD = "correct horse battery"
 DOTTED_CAPITAL_I = "\u0130qX"  # İqX
@@ -38,16 +37,8 @@ FULLWIDTH_ADMIN = "\uff21\uff24\uff2d\uff29\uff2e"
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    stack = EmbeddedStack(
-        data_dir=tmp_path_factory.mktemp("usernames"),
-        http_port=free_port(),
-        console=Console(stderr=True, quiet=True),
-    )
-    stack.prepare()
-    try:
+    with prepared_stack(tmp_path_factory.mktemp("usernames")) as stack:
         yield stack
-    finally:
-        stack.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from rich.console import Console
 
-from pinstack_cli.embedded import EmbeddedStack
 from pinstack_common.lifecycle import Component, start_all, stop_all
-from pinstack_devinfra.redis import free_port
+from tests.embedded import prepared_stack
 
 START_TIMEOUT = 120.0
 # Operations after whose success the caller's session may be gone (its user deleted, its
@@ -126,21 +124,13 @@ class _StackThread:
 
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    embedded = EmbeddedStack(
-        data_dir=tmp_path_factory.mktemp("pinstack-property"),
-        http_port=free_port(),
-        console=Console(stderr=True, quiet=True),
-    )
-    embedded.prepare()
-    try:
+    with prepared_stack(tmp_path_factory.mktemp("pinstack-property")) as embedded:
         runner = _StackThread(components=embedded.build())
         runner.start()
         try:
             yield LiveStack(url=f"http://127.0.0.1:{embedded.http_port}")
         finally:
             runner.stop()
-    finally:
-        embedded.shutdown()
 
 
 _CALLERS: list[Caller] = []
