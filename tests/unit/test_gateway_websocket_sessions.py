@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import grpc
 import pytest
 import structlog
 import uvicorn
@@ -43,7 +44,13 @@ def make_token(user_id: int, session_id: str, *, lifetime: float = 600) -> str:
 
 
 class FakeVerifier:
+    auth_down = False  # its keys cannot be fetched: what the channel raises
+
     async def verify_header(self, authorization: str | None) -> Identity:
+        if self.auth_down:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "down"
+            )
         token = bearer_token(authorization)
         try:
             payload = token.split(".")[1]
@@ -270,3 +277,14 @@ async def test_an_unknowable_session_is_closed_with_1013_not_left_open(
         assert await closed_with(open_socket) == (1013, "session check unavailable")
     async with websockets.connect(gateway.url, additional_headers=headers) as refused:
         assert await closed_with(refused) == (1013, "session check unavailable")
+
+
+async def test_auth_unreachable_at_the_handshake_is_a_1013_close_not_an_http_error(
+    start_gateway: Callable[..., Awaitable[Gateway]],
+) -> None:
+    """Right after an install the keys may not be fetchable yet: a readable, retryable close."""
+    gateway = await start_gateway()
+    gateway.app.state.verifier.auth_down = True
+    headers = {"Authorization": f"Bearer {make_token(1, 's1')}"}
+    async with websockets.connect(gateway.url, additional_headers=headers) as socket:
+        assert await closed_with(socket) == (1013, "session check unavailable")

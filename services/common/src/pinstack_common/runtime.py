@@ -81,7 +81,10 @@ class ServiceRuntime:
         )
 
         async def jwks() -> str:
-            return str((await auth.GetJwks(auth_pb2.GetJwksRequest())).jwks_json)
+            # Wait (within the deadline) for a channel still in its reconnect backoff after
+            # auth (re)started, rather than refusing the first caller with UNAVAILABLE.
+            reply = await auth.GetJwks(auth_pb2.GetJwksRequest(), wait_for_ready=True)
+            return str(reply.jwks_json)
 
         return AccessTokenVerifier(jwks_source=jwks)
 

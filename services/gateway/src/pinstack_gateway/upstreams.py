@@ -60,7 +60,11 @@ class Upstreams:
         )
 
     async def jwks(self) -> str:
-        return str((await self.auth.GetJwks(auth_pb2.GetJwksRequest())).jwks_json)
+        # wait_for_ready: right after an install or an auth restart the channel may still be in
+        # its reconnect backoff; the first bearer should wait for auth (within the deadline)
+        # rather than fail fast with UNAVAILABLE.
+        reply = await self.auth.GetJwks(auth_pb2.GetJwksRequest(), wait_for_ready=True)
+        return str(reply.jwks_json)
 
     async def health(self, *, deadline_seconds: float = 1.0) -> dict[str, str]:
         """Each service's gRPC health answer (``serving``, ``not_serving``, ...), or the code the

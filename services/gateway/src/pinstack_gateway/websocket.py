@@ -139,7 +139,10 @@ async def notifications_socket(socket: WebSocket) -> None:
     except UnauthenticatedError as error:
         await _refuse(socket, POLICY_VIOLATION, error.message)
         return
-    except UnavailableError:
+    except (UnavailableError, grpc.aio.AioRpcError) as error:
+        # Auth unreachable (its keys or the revocation check): a retryable close, not the
+        # HTTP error the handler would make of it, which a browser cannot read.
+        log.warning("socket refused: session check unavailable", error=str(error))
         await _refuse(socket, TRY_AGAIN_LATER, SESSION_CHECK_UNAVAILABLE)
         return
     session = _Session(identity=identity, revocations=state.revocations)
