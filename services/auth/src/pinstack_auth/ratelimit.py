@@ -16,8 +16,8 @@ Two kinds of counting:
   Parallel requests can pass that coarse brake by the number in flight; the account limits above
   are what bound guesses at any one password.
 
-Redis trouble fails open (logged): a lost counter store must not lock every user out, and
-Argon2 already makes each guess expensive.
+Redis trouble fails open, counted and logged once per outage (``pinstack_common.failopen``): a
+lost counter store must not lock every user out, and Argon2 already makes each guess expensive.
 """
 
 from __future__ import annotations
@@ -27,17 +27,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from redis.exceptions import RedisError
 
 from pinstack_common.errors import RateLimitedError
+from pinstack_common.failopen import FailOpen
 
 __all__ = ["DisabledLoginLimiter", "LoginLimiter", "RedisLoginLimiter", "redis_login_limiter"]
-
-log = structlog.get_logger(__name__)
 
 _NAMESPACE = "login-failures"
 
@@ -88,6 +85,7 @@ class RedisLoginLimiter:
         self._per_account_address = list(per_account_address)
         self._per_address = list(per_address)
         self._wall_clock = wall_clock
+        self._store = FailOpen(component="auth", consequence="logins not limited")
 
     def _account_items(self, *, address: str, account: str) -> list[tuple[RateLimitItem, str]]:
         # The pair first: a refusal there must not consume the owner's account ceiling.
@@ -101,35 +99,27 @@ class RedisLoginLimiter:
         return RateLimitedError(retry_after=math.ceil(stats.reset_time - self._wall_clock()))
 
     async def check_address(self, *, address: str) -> None:
-        try:
+        with self._store.guard():
             for item in self._per_address:
                 key = f"address:{address}"
                 if not await self._limiter.test(item, _NAMESPACE, key):
                     raise await self._refuse(item, key)
-        except (RedisError, OSError) as error:
-            log.warning("rate-limit store unavailable, not limiting", error=str(error))
 
     async def attempt(self, *, address: str, account: str) -> None:
-        try:
+        with self._store.guard():
             for item, key in self._account_items(address=address, account=account):
                 if not await self._limiter.hit(item, _NAMESPACE, key):
                     raise await self._refuse(item, key)
-        except (RedisError, OSError) as error:
-            log.warning("rate-limit store unavailable, not limiting", error=str(error))
 
     async def failed(self, *, address: str) -> None:
-        try:
+        with self._store.guard():
             for item in self._per_address:
                 await self._limiter.hit(item, _NAMESPACE, f"address:{address}")
-        except (RedisError, OSError) as error:
-            log.warning("rate-limit store unavailable, failure not counted", error=str(error))
 
     async def succeeded(self, *, address: str, account: str) -> None:
-        try:
+        with self._store.guard():
             for item, key in self._account_items(address=address, account=account):
                 await self._limiter.clear(item, _NAMESPACE, key)
-        except (RedisError, OSError) as error:
-            log.warning("rate-limit store unavailable, attempts not cleared", error=str(error))
 
 
 def redis_login_limiter(

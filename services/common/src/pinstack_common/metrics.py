@@ -34,6 +34,7 @@ __all__ = [
     "POSTS_CREATED",
     "PROXY_ERRORS",
     "PROXY_REQUESTS",
+    "RATE_LIMIT_STORE_ERRORS",
     "REGISTRATIONS",
     "UPSTREAM_SERVING",
     "WEBSOCKET_CONNECTIONS",
@@ -95,6 +96,11 @@ DB_POOL_CONNECTIONS = Gauge(
 )
 CACHE_REQUESTS = Counter(
     "pinstack_cache_requests_total", "Cache lookups by result.", ["component", "result"]
+)
+RATE_LIMIT_STORE_ERRORS = Counter(
+    "pinstack_rate_limit_store_errors_total",
+    "Rate-limit checks that failed open: the counter store (Redis) was unreachable.",
+    ["component"],
 )
 OUTBOX_BACKLOG = Gauge("pinstack_outbox_backlog", "Unpublished outbox events.", ["component"])
 OUTBOX_OLDEST_AGE = Gauge(

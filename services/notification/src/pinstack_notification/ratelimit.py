@@ -1,6 +1,7 @@
 """Per-caller limits on ``send`` (moving window, counters in Redis through ``limits``).
 
-Redis trouble fails open (logged): losing the counter store must not stop notifications.
+Redis trouble fails open, counted and logged once per outage (``pinstack_common.failopen``):
+losing the counter store must not stop notifications.
 """
 
 from __future__ import annotations
@@ -10,17 +11,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from redis.exceptions import RedisError
 
 from pinstack_common.errors import RateLimitedError
+from pinstack_common.failopen import FailOpen
 
 __all__ = ["DisabledSendLimiter", "RedisSendLimiter", "SendLimiter", "redis_send_limiter"]
-
-log = structlog.get_logger(__name__)
 
 _NAMESPACE = "notification-send"
 
@@ -48,18 +46,17 @@ class RedisSendLimiter:
         self._limiter = limiter
         self._limits = list(limits)
         self._wall_clock = wall_clock
+        self._store = FailOpen(component="notification", consequence="sends not limited")
 
     async def hit(self, *, caller_id: int) -> None:
         key = str(caller_id)
-        try:
+        with self._store.guard():
             for item in self._limits:
                 if not await self._limiter.hit(item, _NAMESPACE, key):
                     stats = await self._limiter.get_window_stats(item, _NAMESPACE, key)
                     raise RateLimitedError(
                         retry_after=math.ceil(stats.reset_time - self._wall_clock())
                     )
-        except (RedisError, OSError) as error:
-            log.warning("rate-limit store unavailable, not limiting", error=str(error))
 
 
 def redis_send_limiter(*, redis_url: str, connection_pool: Any, limits: str) -> RedisSendLimiter:
