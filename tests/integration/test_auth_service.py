@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +36,11 @@ from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, ForbiddenError, NotFoundError
 from pinstack_common.events import InProcessTransport
 from pinstack_common.grpc_client import open_channel
-from pinstack_common.grpc_server import GrpcServer
 from pinstack_common.migrations import upgrade
 from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer
+from tests.integration.fake_users import start_user_server
 
 TOKEN = "integration-internal-token"
 PASSWORD = "correct-horse-1"
@@ -123,15 +122,7 @@ def auth_database(postgres_server: PostgresServer) -> Iterator[str]:
 @pytest.fixture(scope="module")
 async def fake_users() -> AsyncIterator[tuple[FakeUsers, str]]:
     fake = FakeUsers()
-    server = GrpcServer(
-        component="fake-user",
-        service_names=["pinstack.user.v1.UserService"],
-        registrations=[partial(user_pb2_grpc.add_UserServiceServicer_to_server, fake)],
-        host="127.0.0.1",
-        port=0,
-        internal_token=TOKEN,
-    )
-    await server.start()
+    server = await start_user_server(fake, internal_token=TOKEN)
     yield fake, server.address
     await server.stop(grace=0)
 

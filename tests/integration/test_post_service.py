@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from pinstack_post.repository import MediaInput, PostFilter
 from pinstack_post.settings import PostSettings
 from pinstack_post.usecases import PostChanges, PostUseCases
 from tests.conftest import new_database
+from tests.integration.fake_users import start_user_server
 
 TOKEN = "test-internal-token"
 
@@ -97,15 +97,7 @@ class Harness:
 async def start_harness(database_url: str, redis_url: str) -> tuple[Harness, GrpcServer]:
     await asyncio.to_thread(migrations.upgrade, package="pinstack_post", url=database_url)
     users = FakeUsers()
-    user_server = GrpcServer(
-        component="fake-user",
-        service_names=["pinstack.user.v1.UserService"],
-        registrations=[partial(user_pb2_grpc.add_UserServiceServicer_to_server, users)],
-        host="127.0.0.1",
-        port=0,
-        internal_token=TOKEN,
-    )
-    await user_server.start()
+    user_server = await start_user_server(users, internal_token=TOKEN)
     settings = PostSettings(
         database_url=database_url,
         redis_url=redis_url,

@@ -28,7 +28,6 @@ from pinstack_auth.app import MIGRATIONS_PACKAGE, AuthComponent, create_componen
 from pinstack_auth.settings import AuthSettings
 from pinstack_common.errors import AlreadyExistsError, NotFoundError
 from pinstack_common.events import InProcessTransport
-from pinstack_common.grpc_server import GrpcServer
 from pinstack_common.metrics import CACHE_REQUESTS
 from pinstack_common.migrations import upgrade
 from pinstack_devinfra.postgres import PostgresServer
@@ -36,6 +35,7 @@ from pinstack_devinfra.redis import RedisServer, free_port
 from pinstack_gateway.app import GatewayComponent
 from pinstack_gateway.app import create_component as create_gateway
 from pinstack_gateway.settings import GatewaySettings
+from tests.integration.fake_users import start_user_server
 
 TOKEN = "revocation-outage-internal-token"
 PASSWORD = "correct horse battery"
@@ -153,15 +153,7 @@ def outage(tmp_path: Path) -> Iterator[Outage]:
 @pytest.fixture
 async def stack(auth_database: str, outage: Outage) -> AsyncIterator[Stack]:
     users = FakeUsers()  # type: ignore[abstract]  # only the RPCs auth and the probe use
-    user_server = GrpcServer(
-        component="fake-user",
-        service_names=["pinstack.user.v1.UserService"],
-        registrations=[partial(user_pb2_grpc.add_UserServiceServicer_to_server, users)],
-        host="127.0.0.1",
-        port=0,
-        internal_token=TOKEN,
-    )
-    await user_server.start()
+    user_server = await start_user_server(users, internal_token=TOKEN)
     auth = create_component(
         AuthSettings(
             database_url=auth_database,
