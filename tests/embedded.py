@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from pinstack_cli.embedded import EmbeddedStack
-from pinstack_devinfra.redis import free_port
+from pinstack_devinfra.ports import free_port
 
 __all__ = ["prepared_stack"]
 

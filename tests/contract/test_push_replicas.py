@@ -26,7 +26,7 @@ import websockets
 
 from pinstack_common.events import InProcessTransport
 from pinstack_common.settings import ServiceSettings
-from pinstack_devinfra.redis import free_port
+from pinstack_devinfra.ports import free_port
 from pinstack_gateway.app import GatewayComponent
 from pinstack_gateway.app import create_component as create_gateway
 from pinstack_gateway.settings import GatewaySettings

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from pinstack_devinfra.redis import free_port
+from pinstack_devinfra.ports import free_port
 
 
 def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from pinstack_devinfra.ports import free_port
 from pinstack_devinfra.procs import alive
-from pinstack_devinfra.redis import free_port
 
 __all__ = ["STOP_TIMEOUT", "Up", "assert_infra_gone", "data_dir", "infra_pids"]
 

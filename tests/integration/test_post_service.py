@@ -25,8 +25,9 @@ from pinstack_common.events import InProcessTransport
 from pinstack_common.grpc_server import GrpcServer
 from pinstack_common.metrics import CACHE_REQUESTS
 from pinstack_common.tokens import Identity
+from pinstack_devinfra.ports import free_port
 from pinstack_devinfra.postgres import PostgresServer
-from pinstack_devinfra.redis import RedisServer, free_port
+from pinstack_devinfra.redis import RedisServer
 from pinstack_post.app import PostComponent
 from pinstack_post.repository import MediaInput, PostFilter
 from pinstack_post.settings import PostSettings

@@ -30,8 +30,9 @@ from pinstack_common.errors import AlreadyExistsError, NotFoundError
 from pinstack_common.events import InProcessTransport
 from pinstack_common.metrics import CACHE_REQUESTS
 from pinstack_common.migrations import upgrade
+from pinstack_devinfra.ports import free_port
 from pinstack_devinfra.postgres import PostgresServer
-from pinstack_devinfra.redis import RedisServer, free_port
+from pinstack_devinfra.redis import RedisServer
 from pinstack_gateway.app import GatewayComponent
 from pinstack_gateway.app import create_component as create_gateway
 from pinstack_gateway.settings import GatewaySettings

@@ -27,7 +27,7 @@ import yaml
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import utils as k8s_utils
 
-from pinstack_devinfra import tools
+from pinstack_devinfra.helm import helm_template_objects
 from pinstack_devinfra.kube import KubeApiServer, etcd_binary, kube_apiserver_binary
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.kubeapi import KubeApi, NotFoundError, connect, load_configuration
@@ -183,7 +183,7 @@ async def install_operator_identity(
     admin, and return the ServiceAccount's user name and a token for it (TokenRequest API)."""
     objects = [
         o
-        for o in tools.helm_template_objects(
+        for o in helm_template_objects(
             OPERATOR_CHART, release=release, namespace=namespace, set_values=set_values or {}
         )
         if o["kind"] in _RBAC_KINDS

@@ -1,7 +1,8 @@
 """The Helm charts: lint, render with every CI values file, validate offline, unit-test templates.
 
 helm and helm-unittest are built from the Go module proxy and promtool is extracted from
-Debian's package by ``pinstack_devinfra.tools`` on first use (cached outside the checkout).
+Debian's package by ``pinstack_devinfra.helm`` and ``.promtool`` on first use (cached outside
+the checkout).
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from pinstack_devinfra import tools
+from pinstack_devinfra.chart_copies import stale_chart_copies
+from pinstack_devinfra.commands import ToolError
+from pinstack_devinfra.helm import helm_lint, helm_template, helm_template_objects, helm_unittest
+from pinstack_devinfra.manifests import render_operator_manifest
+from pinstack_devinfra.promtool import promtool_check_rules
+from pinstack_devinfra.validation import validate_custom_resource, validate_objects
 
 REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "charts"
@@ -41,7 +47,7 @@ def _crds() -> tuple[dict[str, Any], ...]:
 
 @cache
 def _render(chart: Path, values: Path | None, monitoring_api: bool = False) -> list[dict[str, Any]]:
-    return tools.helm_template_objects(
+    return helm_template_objects(
         chart,
         values=[values] if values else [],
         api_versions=[MONITORING_API] if monitoring_api else [],
@@ -61,7 +67,7 @@ def _pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, A
 
 @pytest.mark.parametrize(("chart", "values"), CASES)
 def test_helm_lint(chart: Path, values: Path) -> None:
-    output = tools.helm_lint(chart, values=[values])
+    output = helm_lint(chart, values=[values])
     assert "0 chart(s) failed" in output
 
 
@@ -69,7 +75,7 @@ def test_helm_lint(chart: Path, values: Path) -> None:
 def test_rendered_objects_are_valid_kubernetes(chart: Path, values: Path) -> None:
     objects = _render(chart, values)
     assert objects, "nothing rendered"
-    problems = tools.validate_objects(objects, crds=_crds())
+    problems = validate_objects(objects, crds=_crds())
     assert not problems, "\n".join(problems)
     names = [(o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
              for o in objects]  # fmt: skip
@@ -81,7 +87,7 @@ def test_default_values_render_valid_objects() -> None:
     for chart in (APP_CHART, OPERATOR_CHART):
         for with_monitoring in (False, True):
             objects = _render(chart, None, with_monitoring)
-            assert not tools.validate_objects(objects, crds=_crds())
+            assert not validate_objects(objects, crds=_crds())
 
 
 def test_validation_catches_mistakes() -> None:
@@ -94,21 +100,21 @@ def test_validation_catches_mistakes() -> None:
         {"apiVersion": "pinstack.io/v1alpha1", "kind": "PinstackStack", "metadata": {"name": "z"},
          "spec": {"image": {"repository": "r"}}},
     ]  # fmt: skip
-    problems = tools.validate_objects(bad, crds=_crds())
+    problems = validate_objects(bad, crds=_crds())
     assert len(problems) == 3, problems
 
 
 def test_values_schema_rejects_bad_values() -> None:
-    with pytest.raises(tools.ToolError, match="kind"):
-        tools.helm_template(APP_CHART, set_values={"components.auth.kind": "udp"})
-    with pytest.raises(tools.ToolError, match=r"unknownKey|additional"):
-        tools.helm_template(APP_CHART, set_values={"defaults.unknownKey": "1"})
-    with pytest.raises(tools.ToolError, match="watchNamespaces"):
-        tools.helm_template(OPERATOR_CHART, set_values={"watchNamespaces": "Not_A_Name"})
-    with pytest.raises(tools.ToolError, match="preStopSleepSeconds"):
-        tools.helm_template(APP_CHART, set_values={"defaults.preStopSleepSeconds": "-1"})
-    with pytest.raises(tools.ToolError, match="must exceed preStopSleepSeconds"):
-        tools.helm_template(APP_CHART, set_values={"defaults.terminationGracePeriodSeconds": "15"})
+    with pytest.raises(ToolError, match="kind"):
+        helm_template(APP_CHART, set_values={"components.auth.kind": "udp"})
+    with pytest.raises(ToolError, match=r"unknownKey|additional"):
+        helm_template(APP_CHART, set_values={"defaults.unknownKey": "1"})
+    with pytest.raises(ToolError, match="watchNamespaces"):
+        helm_template(OPERATOR_CHART, set_values={"watchNamespaces": "Not_A_Name"})
+    with pytest.raises(ToolError, match="preStopSleepSeconds"):
+        helm_template(APP_CHART, set_values={"defaults.preStopSleepSeconds": "-1"})
+    with pytest.raises(ToolError, match="must exceed preStopSleepSeconds"):
+        helm_template(APP_CHART, set_values={"defaults.terminationGracePeriodSeconds": "15"})
 
 
 # --------------------------------------------------------------------------- hardened defaults
@@ -211,7 +217,7 @@ def test_prometheus_rule_spec_passes_promtool(tmp_path: Path) -> None:
     assert rules[0]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     unwrapped = tmp_path / "rules.yaml"
     unwrapped.write_text(yaml.safe_dump(rules[0]["spec"]))
-    output = tools.promtool_check_rules(unwrapped)
+    output = promtool_check_rules(unwrapped)
     assert "SUCCESS" in output
     source = yaml.safe_load((REPO / "alerts" / "pinstack.rules.yaml").read_text())
     assert rules[0]["spec"] == source
@@ -233,7 +239,7 @@ def test_dashboards_ship_as_sidecar_configmaps() -> None:
 
 def test_chart_copies_are_fresh() -> None:
     """The CRD, dashboards and alert rules in the charts equal their sources."""
-    problems = tools.stale_chart_copies(REPO)
+    problems = stale_chart_copies(REPO)
     assert not problems, (
         "\n".join(problems) + "\nrun: uv run python -m pinstack_devinfra.tools sync"
     )
@@ -247,23 +253,23 @@ def test_crd_in_operator_chart_is_identical() -> None:
 
 def test_rendered_operator_manifest_is_fresh() -> None:
     manifest = REPO / "manifests" / "operator.yaml"
-    assert manifest.read_text() == tools.render_operator_manifest(REPO), (
+    assert manifest.read_text() == render_operator_manifest(REPO), (
         "manifests/operator.yaml is stale: uv run python -m pinstack_devinfra.tools render"
     )
     objects = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
-    assert not tools.validate_objects(objects, crds=_crds())
+    assert not validate_objects(objects, crds=_crds())
     assert objects[0]["kind"] == "Namespace"
     assert objects[1]["kind"] == "CustomResourceDefinition"
 
 
 def test_example_stack_matches_the_crd() -> None:
     example = yaml.safe_load((REPO / "manifests" / "examples" / "pinstackstack.yaml").read_text())
-    tools.validate_custom_resource(example, _crds())
+    validate_custom_resource(example, _crds())
 
 
 def test_kind_manifests_are_valid() -> None:
     infra = [d for d in yaml.safe_load_all((REPO / "manifests/kind/infra.yaml").read_text()) if d]
-    assert not tools.validate_objects(infra)
+    assert not validate_objects(infra)
     cluster = yaml.safe_load((REPO / "manifests/kind/cluster.yaml").read_text())
     assert cluster["kind"] == "Cluster"
     assert cluster["apiVersion"] == "kind.x-k8s.io/v1alpha4"
@@ -284,7 +290,7 @@ def test_kind_manifests_are_valid() -> None:
 def test_kind_values_render_valid_objects() -> None:
     values = REPO / "manifests" / "kind" / "pinstack-values.yaml"
     objects = _render(APP_CHART, values)
-    assert not tools.validate_objects(objects)
+    assert not validate_objects(objects)
     env = {e["name"]: e.get("value") for o in objects if o["kind"] == "Deployment"
            and o["metadata"]["name"] == "pinstack-post"
            for e in o["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
@@ -300,7 +306,7 @@ def test_kind_values_render_valid_objects() -> None:
 def test_helm_unittest(chart: Path) -> None:
     assert list((chart / "tests").glob("*_test.yaml")), "no template tests"
     result = subprocess.run(
-        [str(tools.helm_unittest()), "--color=false", str(chart)],
+        [str(helm_unittest()), "--color=false", str(chart)],
         capture_output=True,
         text=True,
         check=False,

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from pinstack_devinfra import tools
+from pinstack_devinfra.helm import helm_template_objects
 from pinstack_operator import resources
 from pinstack_operator.migrations import (
     DEPLOYMENT_WATCH_SELECTOR,
@@ -34,7 +34,7 @@ def _stack() -> tuple[resources.StackRef, StackSpec]:
 
 def _deployments() -> dict[str, dict[str, Any]]:
     ref, _ = _stack()
-    objects = tools.helm_template_objects(
+    objects = helm_template_objects(
         REPO / "charts" / "pinstack",
         namespace=ref.namespace,
         set_values={"stackName": ref.name},
@@ -91,7 +91,7 @@ def test_operator_service_monitors_select_the_chart_services_and_their_ports() -
     ref, spec = _stack()
     services = [
         o
-        for o in tools.helm_template_objects(
+        for o in helm_template_objects(
             REPO / "charts" / "pinstack",
             namespace=ref.namespace,
             set_values={"stackName": ref.name},
@@ -125,7 +125,7 @@ def test_operator_finds_each_service_image_in_the_chart_deployments() -> None:
     """``helm upgrade --set image.tag=X`` is what moves migrations: the operator's (server-side)
     Deployment selectors must select the chart's Deployments, and read X from them."""
     ref, spec = _stack()
-    objects = tools.helm_template_objects(
+    objects = helm_template_objects(
         REPO / "charts" / "pinstack",
         namespace=ref.namespace,
         set_values={"stackName": ref.name, "image.tag": "9.9.9"},

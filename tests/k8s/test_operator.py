@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from pinstack_devinfra import tools
+from pinstack_devinfra.helm import helm_template_objects
 from pinstack_operator.kubeapi import KubeApi
 from pinstack_operator.models import StackSpec
 from pinstack_operator.resources import StackRef, migration_job_name
@@ -243,7 +243,7 @@ async def test_new_image_runs_new_migration_jobs(stacks: StackFactory) -> None:
 def _chart_deployments(namespace: str, tag: str) -> list[dict[str, Any]]:
     """The Deployments ``helm upgrade pinstack charts/pinstack --set image.tag=<tag>`` writes
     (the components of the test stack)."""
-    objects = tools.helm_template_objects(
+    objects = helm_template_objects(
         REPO / "charts" / "pinstack",
         namespace=namespace,
         set_values={

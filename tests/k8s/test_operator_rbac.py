@@ -17,7 +17,7 @@ import pytest
 from kopf._cogs.structs.references import Resource  # the key type kopf's selectors match on
 from kubernetes_asyncio import client as k8s
 
-from pinstack_devinfra import tools
+from pinstack_devinfra.helm import helm_template_objects
 from pinstack_devinfra.kube import KubeApiServer
 from pinstack_operator import rbac
 from pinstack_operator.config import OperatorConfig
@@ -33,7 +33,7 @@ Grant = tuple[str, str, str]
 
 
 def _render(**set_values: str) -> list[dict[str, Any]]:
-    return tools.helm_template_objects(
+    return helm_template_objects(
         OPERATOR_CHART, release="pinstack-operator", namespace="pinstack-system",
         set_values=set_values,
     )  # fmt: skip

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pinstack_devinfra.redis import free_port
+from pinstack_devinfra.ports import free_port
 
 __all__ = ["DevStack", "dev_stack"]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from pinstack_devinfra.ports import free_port
 from pinstack_devinfra.procs import alive
-from pinstack_devinfra.redis import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pinstack_common import metrics
-from pinstack_devinfra import tools
+from pinstack_devinfra.promtool import promtool_check_rules, promtool_test_rules
 from tests.unit.test_dashboards import exported_series
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,13 +26,13 @@ def _rules() -> list[dict[str, Any]]:
 
 
 def test_promtool_check_rules() -> None:
-    assert "SUCCESS" in tools.promtool_check_rules(RULES)
+    assert "SUCCESS" in promtool_check_rules(RULES)
 
 
 def test_promtool_unit_tests() -> None:
     tests = sorted((ALERTS / "tests").glob("*.test.yaml"))
     assert tests
-    output = tools.promtool_test_rules(*tests, cwd=ALERTS / "tests")
+    output = promtool_test_rules(*tests, cwd=ALERTS / "tests")
     assert "SUCCESS" in output
 
 

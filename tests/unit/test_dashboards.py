@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pinstack_common import metrics
-from pinstack_devinfra import tools
+from pinstack_devinfra.promtool import promtool_check_rules
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO / "dashboards"
@@ -163,4 +163,4 @@ def test_every_query_is_valid_promql(tmp_path: Path) -> None:
             rules.append({"record": f"check:{name.removesuffix('.json')}:{i}", "expr": concrete})
     path = tmp_path / "dashboards.rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    assert "SUCCESS" in tools.promtool_check_rules(path)
+    assert "SUCCESS" in promtool_check_rules(path)

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pinstack_cli.dev import _http_ready, _listens, _ready
-from pinstack_devinfra.redis import free_port
+from pinstack_cli.devstack import _http_ready, _ready
+from pinstack_devinfra.ports import free_port
+from pinstack_devinfra.procs import listens
 
 # Answers 200 to everything, like another stack's gateway would on /readyz.
 DUMMY = """
@@ -48,15 +49,15 @@ def occupied_port() -> Iterator[tuple[int, int]]:
 
 def test_listens_sees_only_the_process_holding_the_socket(occupied_port: tuple[int, int]) -> None:
     port, dummy_pid = occupied_port
-    assert _listens(dummy_pid, port)
-    assert not _listens(os.getpid(), port)
+    assert listens(dummy_pid, port)
+    assert not listens(os.getpid(), port)
     with socket.socket() as own:
         own.bind(("127.0.0.1", 0))
         own.listen()
         own_port = own.getsockname()[1]
-        assert _listens(os.getpid(), own_port)
-        assert not _listens(dummy_pid, own_port)
-    assert not _listens(os.getpid(), own_port)  # closed
+        assert listens(os.getpid(), own_port)
+        assert not listens(dummy_pid, own_port)
+    assert not listens(os.getpid(), own_port)  # closed
 
 
 def test_an_answer_from_another_process_on_the_port_is_not_ready(

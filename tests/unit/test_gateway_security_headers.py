@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from pinstack_devinfra.redis import free_port
+from pinstack_devinfra.ports import free_port
 from pinstack_gateway.app import create_app
 from pinstack_gateway.middleware import STRICT_CSP
 from pinstack_gateway.settings import GatewaySettings

@@ -25,12 +25,19 @@ from pinstack_common import migrations
 from pinstack_common.events import InProcessTransport
 from pinstack_common.lifecycle import Component, start_all, stop_all
 from pinstack_common.telemetry import traced_transport
+from pinstack_devinfra.ports import free_port
 from pinstack_devinfra.postgres import PostgresServer
-from pinstack_devinfra.redis import RedisServer, free_port
+from pinstack_devinfra.redis import RedisServer
 from pinstack_gateway.app import create_component as create_gateway
 from pinstack_gateway.settings import GatewaySettings
 
-__all__ = ["INTERNAL_TOKEN_FILE", "EmbeddedStack", "internal_token", "run_embedded"]
+__all__ = [
+    "INTERNAL_TOKEN_FILE",
+    "EmbeddedStack",
+    "internal_token",
+    "prefer_console_logs",
+    "run_embedded",
+]
 
 INTERNAL_TOKEN_FILE = "internal-token"  # noqa: S105 - a file name, not a secret
 
@@ -66,6 +73,11 @@ def internal_token(data_dir: Path) -> str:
         finally:
             tmp.unlink()
     raise RuntimeError(f"cannot create the internal token in {path}")
+
+
+def prefer_console_logs() -> None:
+    """``up`` runs in a terminal: readable log lines unless the environment asks for JSON."""
+    os.environ.setdefault("PINSTACK_LOG_FORMAT", "console")
 
 
 class _DeliveryGate:

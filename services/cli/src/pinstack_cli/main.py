@@ -72,9 +72,9 @@ def up(
     http_port: Annotated[int, typer.Option(envvar="PINSTACK_HTTP_PORT")] = 8080,
 ) -> None:
     """Start every component in one process on embedded PostgreSQL and Redis."""
-    from pinstack_cli.embedded import run_embedded
+    from pinstack_cli.embedded import prefer_console_logs, run_embedded
 
-    os.environ.setdefault("PINSTACK_LOG_FORMAT", "console")
+    prefer_console_logs()
     _log_setup("pinstack")
     _tracing_setup("pinstack")
     try:

@@ -15,22 +15,19 @@ to stderr because the first build takes minutes.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pinstack_devinfra.cache import cache_dir
+from pinstack_devinfra.cache import cache_dir, locked
+from pinstack_devinfra.commands import ToolError, log
 
 __all__ = [
     "HELM_VERSION",
-    "GoToolError",
     "build_wrapper_binaries",
     "build_wrapper_binary",
     "go_executable",
@@ -48,41 +45,21 @@ _INSTALL_HINT = (
 )
 
 
-class GoToolError(RuntimeError):
-    """A Go build or install failed, or Go itself is missing."""
-
-
-def _log(message: str) -> None:
-    sys.stderr.write(f"[pinstack-devinfra] {message}\n")
-    sys.stderr.flush()
-
-
 def go_executable() -> str:
-    """Path of the ``go`` command, or :class:`GoToolError` saying what to install."""
+    """Path of the ``go`` command, or :class:`ToolError` saying what to install."""
     found = shutil.which("go") or (
         "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
     )
     if found is None:
-        raise GoToolError(_INSTALL_HINT)
+        raise ToolError(_INSTALL_HINT)
     return found
-
-
-@contextmanager
-def _build_lock(directory: Path) -> Iterator[None]:
-    """Serialise builds of one binary across processes (parallel test sessions)."""
-    with (directory / ".lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run_go(args: Sequence[str], *, cwd: Path, env: Mapping[str, str], what: str) -> str:
     """Run one go command, echoing a heartbeat so a long first build is visibly alive."""
-    _log(f"{what}: go {' '.join(args)}")
+    log(f"{what}: go {' '.join(args)}")
     started = time.monotonic()
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(  # noqa: S603 - the go binary and our own arguments, no shell
         [go_executable(), *args],
         cwd=cwd,
         env={**os.environ, **env},
@@ -95,10 +72,10 @@ def _run_go(args: Sequence[str], *, cwd: Path, env: Mapping[str, str], what: str
             stdout, stderr = process.communicate(timeout=30)
             break
         except subprocess.TimeoutExpired:
-            _log(f"{what}: still running ({time.monotonic() - started:.0f}s)")
+            log(f"{what}: still running ({time.monotonic() - started:.0f}s)")
     if process.returncode != 0:
-        raise GoToolError(f"{what} failed (go {' '.join(args)}):\n{stderr[-4000:]}")
-    _log(f"{what}: done in {time.monotonic() - started:.0f}s")
+        raise ToolError(f"{what} failed (go {' '.join(args)}):\n{stderr[-4000:]}")
+    log(f"{what}: done in {time.monotonic() - started:.0f}s")
     return stdout
 
 
@@ -111,7 +88,7 @@ def go_install_binary(module_path: str, version: str, name: str) -> Path:
     binary = target_dir / name
     if binary.exists():
         return binary
-    with _build_lock(target_dir):
+    with locked(target_dir):
         if binary.exists():
             return binary
         staging = target_dir / ".gobin"
@@ -165,9 +142,10 @@ def build_wrapper_binary(
 ) -> Path:
     """Build ``package`` inside a wrapper module and cache the binary as ``name``.
 
-    ``requires`` maps module → version; ``replaces`` maps module → published version it is
-    replaced with. With ``main_go`` the wrapper's own ``main.go`` is the program (``package`` is
-    then imported by it); otherwise ``package`` is a ``main`` package built directly.
+    ``requires`` maps module → version; ``replaces`` maps module → the published version it is
+    replaced with, or → ``"other/module version"`` for a fork. With ``main_go`` the wrapper's own
+    ``main.go`` is the program (``package`` is then imported by it); otherwise ``package`` is a
+    ``main`` package built directly.
     """
     built = build_wrapper_binaries(
         group=f"{name}-{version}",
@@ -179,6 +157,11 @@ def build_wrapper_binary(
         go_directive=go_directive,
     )
     return built[name]
+
+
+def _target(module: str, replacement: str) -> str:
+    """``v0.34.4`` means the same module at that version; ``fork/module v0.4.0`` a fork."""
+    return replacement if " " in replacement else f"{module} {replacement}"
 
 
 def build_wrapper_binaries(
@@ -202,17 +185,17 @@ def build_wrapper_binaries(
     binaries = {name: target_dir / name for name in packages}
     if all(binary.exists() for binary in binaries.values()):
         return binaries
-    with _build_lock(target_dir):
+    with locked(target_dir):
         if all(binary.exists() for binary in binaries.values()):
             return binaries
-        _log(f"building {', '.join(packages)} ({group}) from the Go module proxy (minutes)")
+        log(f"building {', '.join(packages)} ({group}) from the Go module proxy (minutes)")
         work = cache_dir("go-wrappers", group)
         lines = ["module pinstack.local/wrapper", "", f"go {go_directive}", "", "require ("]
         lines += [f"\t{module} {ver}" for module, ver in sorted(requires.items())]
         lines.append(")")
         if replaces:
             lines += ["", "replace ("]
-            lines += [f"\t{module} => {module} {ver}" for module, ver in sorted(replaces.items())]
+            lines += [f"\t{mod} => {_target(mod, to)}" for mod, to in sorted(replaces.items())]
             lines.append(")")
         (work / "go.mod").write_text("\n".join(lines) + "\n")
         (work / "go.sum").unlink(missing_ok=True)

@@ -15,20 +15,20 @@ across ``dev-down``/``dev-up``.
 from __future__ import annotations
 
 import base64
-import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
-from pinstack_devinfra.cache import cache_dir
+from pinstack_devinfra.cache import cache_dir, locked
+from pinstack_devinfra.commands import log
+from pinstack_devinfra.ports import free_port, port_open
+from pinstack_devinfra.procs import alive, ours, stop_processes
 
 __all__ = ["KAFKA_VERSION", "KafkaBroker", "KafkaError", "kafka_libs"]
 
@@ -41,21 +41,6 @@ _READY_TIMEOUT = 90.0
 
 class KafkaError(RuntimeError):
     """The broker could not be installed or started; the message says what to do."""
-
-
-def _log(message: str) -> None:
-    print(f"[pinstack-devinfra] {message}", file=sys.stderr, flush=True)  # noqa: T201
-
-
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """Serialise one install across processes (several test sessions start at once)."""
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _pom(version: str) -> str:
@@ -86,7 +71,7 @@ def kafka_libs(version: str = KAFKA_VERSION) -> Path:
     marker = root / "libs.complete"
     if marker.exists():
         return libs
-    with _lock(root / ".lock"):
+    with locked(root):
         if marker.exists():
             return libs
         mvn = shutil.which("mvn")
@@ -95,7 +80,7 @@ def kafka_libs(version: str = KAFKA_VERSION) -> Path:
                 "Apache Maven is needed once to fetch the Kafka broker jars from Maven Central: "
                 "install it (Debian: `apt-get install -y maven`) and retry"
             )
-        _log(f"downloading Apache Kafka {version} jars from Maven Central (once, ~40 MB)")
+        log(f"downloading Apache Kafka {version} jars from Maven Central (once, ~40 MB)")
         (root / "pom.xml").write_text(_pom(version))
         partial = root / "libs.partial"
         shutil.rmtree(partial, ignore_errors=True)
@@ -109,7 +94,7 @@ def kafka_libs(version: str = KAFKA_VERSION) -> Path:
         shutil.rmtree(libs, ignore_errors=True)
         os.replace(partial, libs)
         marker.write_text(f"{len(list(libs.glob('*.jar')))} jars\n")
-        _log(f"cached {len(list(libs.glob('*.jar')))} jars in {libs}")
+        log(f"cached {len(list(libs.glob('*.jar')))} jars in {libs}")
     return libs
 
 
@@ -125,7 +110,7 @@ def _run_maven(args: list[str]) -> None:
             # "Downloaded from central: https://.../kafka-clients-4.1.1.jar (17 MB at 9 MB/s)"
             if line.startswith("Downloaded from") and ".jar " in line:
                 name = line.split("/")[-1].strip()
-                _log(f"  downloaded {name}")
+                log(f"  downloaded {name}")
         code = process.wait()
     if code != 0:
         raise KafkaError(f"mvn failed ({code}):\n{''.join(lines[-60:])}")
@@ -141,21 +126,6 @@ def _java() -> str:
             "(Debian: `apt-get install -y openjdk-17-jre-headless`)"
         )
     return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 _LOG4J2 = """\
@@ -231,9 +201,9 @@ class KafkaBroker:
             self._wait_ready(timeout, pid=running)
             return
         self._format(libs)
-        _log(f"starting Kafka {self.version} on {self.bootstrap_servers} ({self.data_dir})")
+        log(f"starting Kafka {self.version} on {self.bootstrap_servers} ({self.data_dir})")
         with self.log_file.open("ab") as out:
-            self._process = subprocess.Popen(  # noqa: S603 - fixed argv
+            self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 [_java(), "-Xms128m", "-Xmx512m", "-XX:+UseG1GC",
                  f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
                  "-cp", f"{libs}/*", "kafka.Kafka", str(self.data_dir / "server.properties")],
@@ -248,15 +218,9 @@ class KafkaBroker:
         pid = self._process.pid if self._process is not None else self._running_pid()
         if pid is None:
             return
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self._alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if self._alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            while self._alive(pid):
-                time.sleep(0.05)
+        stop_processes([pid], timeout=timeout)
+        if self._process is not None:
+            self._process.wait()  # reap our child: it exited, only its status is left
         self._process = None
         self._pid_file.unlink(missing_ok=True)
 
@@ -274,34 +238,13 @@ class KafkaBroker:
 
     # ------------------------------------------------------------------ internals
 
-    def _alive(self, pid: int) -> bool:
-        if self._process is not None and self._process.pid == pid:
-            return self._process.poll() is None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        # A zombie of someone else's child still answers kill(0); /proc says the truth.
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-        except (OSError, IndexError):
-            return True
-
     def _running_pid(self) -> int | None:
         try:
             pid = int(self._pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
         # The pid might have been reused by an unrelated process since the broker died.
-        if b"kafka.Kafka" in cmdline and str(self.data_dir).encode() in cmdline:
-            return pid if self._alive(pid) else None
-        return None
+        return pid if ours(pid, "kafka.Kafka", str(self.data_dir)) else None
 
     def _configure(self) -> None:
         """Write server.properties once; reuse its ports on every later start."""
@@ -315,8 +258,8 @@ class KafkaBroker:
             self.port = int(props["pinstack.broker.port"])
             self.controller_port = int(props["pinstack.controller.port"])
             return
-        self.port = self._requested_port or _free_port()
-        self.controller_port = _free_port()
+        self.port = self._requested_port or free_port()
+        self.controller_port = free_port()
         logs = self.data_dir / "logs"
         lines = {
             # Kafka ignores unknown keys (it logs them); we keep our ports next to their users.
@@ -358,7 +301,7 @@ class KafkaBroker:
         # Kafka cluster ids are 16 random bytes, base64url without padding (22 chars). One in 64
         # starts with "-"; only the "--cluster-id=" form keeps the parser from taking it for a flag.
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        result = subprocess.run(  # noqa: S603 - fixed argv
+        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
             [_java(), f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
              "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format", f"--cluster-id={cid}",
              "-c", str(self.data_dir / "server.properties"), "--ignore-formatted"],
@@ -371,10 +314,10 @@ class KafkaBroker:
         """Ready means: the process lives and the broker answers a metadata request."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self._alive(pid):
+            if not alive(pid):
                 raise KafkaError(f"the Kafka broker exited during startup; see {self.log_file}:\n"
                                  f"{self._log_tail()}")  # fmt: skip
-            if _port_open(self.port) and self._metadata_ok():
+            if port_open(self.port) and self._metadata_ok():
                 return
             time.sleep(0.2)
         raise KafkaError(f"the Kafka broker was not ready within {timeout:.0f}s; see "
@@ -404,7 +347,7 @@ def main() -> int:
     """``python -m pinstack_devinfra.kafka [DATA_DIR]``: run a broker until Ctrl-C."""
     data_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else cache_dir("kafka-scratch")
     with KafkaBroker(data_dir=data_dir) as broker:
-        _log(f"Kafka ready at {broker.bootstrap_servers}; Ctrl-C stops it")
+        log(f"Kafka ready at {broker.bootstrap_servers}; Ctrl-C stops it")
         with suppress(KeyboardInterrupt):
             signal.pause()
     return 0

@@ -12,7 +12,6 @@ finalisation. Tests patch child status themselves.
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -21,13 +20,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import yaml
 
 from pinstack_devinfra.cache import cache_dir
 from pinstack_devinfra.gotools import build_wrapper_binaries, build_wrapper_binary, go_mod_replaces
 from pinstack_devinfra.pki import CertificateAuthority, write_rsa_key_pair
+from pinstack_devinfra.ports import free_port
 
 __all__ = [
     "ETCD_VERSION",
@@ -159,12 +158,6 @@ def generate_cert_bundle(directory: Path) -> CertBundle:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class KubeApiServer:
     """etcd + kube-apiserver in ``workdir``; ``kubeconfig_path`` once started."""
@@ -190,9 +183,9 @@ class KubeApiServer:
         etcd = etcd_binary()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._certs = certs = generate_cert_bundle(self.workdir / "pki")
-        self.etcd_port = _free_port()
-        peer_port = _free_port()
-        self.secure_port = _free_port()
+        self.etcd_port = free_port()
+        peer_port = free_port()
+        self.secure_port = free_port()
         etcd_url = f"http://127.0.0.1:{self.etcd_port}"
         self._spawn(
             "etcd",
@@ -239,7 +232,7 @@ class KubeApiServer:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = (self.workdir / f"{name}.log").open("wb")
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(  # noqa: S603 - a cached binary and our own flags, no shell
             args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         self._processes.append(process)
@@ -256,7 +249,9 @@ class KubeApiServer:
                         + self._log_tail(what)
                     )
             try:
-                with urllib.request.urlopen(url, timeout=5, context=ssl_context) as response:  # noqa: S310
+                with urllib.request.urlopen(  # noqa: S310 - our own loopback URL, never file:
+                    url, timeout=5, context=ssl_context
+                ) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError) as error:
@@ -314,12 +309,7 @@ class KubeApiServer:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

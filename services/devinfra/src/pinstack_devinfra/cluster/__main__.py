@@ -21,8 +21,8 @@ from pinstack_devinfra.cluster.config import ClusterLayout
 from pinstack_devinfra.cluster.machine import machine_lock
 from pinstack_devinfra.cluster.node import Cluster, unwind_on_signals
 from pinstack_devinfra.cluster.prepare import prepare
+from pinstack_devinfra.commands import repo_root
 from pinstack_devinfra.gotools import helm_binary
-from pinstack_devinfra.tools import repo_root
 
 DEFAULT_TAG = "0.1.0"
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from pinstack_devinfra import commands
 
 __all__ = ["log", "step"]
 
 
 def log(message: str) -> None:
-    sys.stderr.write(f"[pinstack-cluster] {message}\n")
-    sys.stderr.flush()
+    commands.log(message, prefix="pinstack-cluster")
 
 
 @contextmanager

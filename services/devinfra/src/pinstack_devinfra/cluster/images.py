@@ -76,7 +76,8 @@ def _dockerfile_args(dockerfile: Path) -> dict[str, str]:
 
 
 def _download(url: str, *, accept: str | None = None) -> bytes:
-    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})  # noqa: S310
+    headers = {"Accept": accept} if accept else {}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - our own https URLs
     with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - PyPI's https
         return bytes(response.read())
 

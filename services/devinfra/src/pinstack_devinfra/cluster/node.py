@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -59,6 +59,16 @@ def unwind_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+_Part = TypeVar("_Part")
+
+
+def _running(part: _Part | None) -> _Part:
+    """A part that exists only while the cluster runs."""
+    if part is None:
+        raise ClusterError("the cluster is not running")
+    return part
 
 
 def wait_for(
@@ -183,21 +193,15 @@ class Cluster:
 
     @property
     def netns_thread(self) -> NetnsThread:
-        if self._netns_thread is None:
-            raise ClusterError("the cluster is not running")
-        return self._netns_thread
+        return _running(self._netns_thread)
 
     @property
     def kubectl_path(self) -> Path:
-        if self._binaries is None:
-            raise ClusterError("the cluster is not running")
-        return self._binaries["kubectl"]
+        return _running(self._binaries)["kubectl"]
 
     @property
     def helm_path(self) -> Path:
-        if self._helm is None:
-            raise ClusterError("the cluster is not running")
-        return self._helm
+        return _running(self._helm)
 
     @property
     def helm_env(self) -> dict[str, str]:

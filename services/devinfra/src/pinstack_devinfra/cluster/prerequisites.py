@@ -50,8 +50,10 @@ def ensure_prerequisites() -> None:
         raise PrerequisiteError(f"install these packages first: {' '.join(missing)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     with step(f"installing {', '.join(missing)} from Debian"):
-        subprocess.run([apt, "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)  # noqa: S603
-        subprocess.run(  # noqa: S603
+        subprocess.run(  # noqa: S603 - apt-get from PATH and fixed arguments, no shell
+            [apt, "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL
+        )
+        subprocess.run(  # noqa: S603 - apt-get and our own package names, no shell
             [apt, "install", "-y", "-q", "--no-install-recommends", *missing],
             check=True, env=env, stdout=subprocess.DEVNULL,
         )  # fmt: skip

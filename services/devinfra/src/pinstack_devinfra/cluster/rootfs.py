@@ -57,7 +57,7 @@ def base_rootfs_tarball() -> Path:
     work = images / f".rootfs-{DEBIAN_SUITE}"
     shutil.rmtree(work, ignore_errors=True)
     with step(f"debootstrap {DEBIAN_SUITE} (minbase, {', '.join(_PACKAGES)})"):
-        subprocess.run(  # noqa: S603
+        subprocess.run(  # noqa: S603 - debootstrap and our own arguments, no shell
             [
                 debootstrap,
                 "--variant=minbase",

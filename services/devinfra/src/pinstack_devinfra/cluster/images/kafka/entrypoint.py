@@ -1,6 +1,5 @@
-# Runs inside the Kafka image as its entrypoint: fixed programs from the image's PATH, and /tmp
-# is the container's own.
-# ruff: noqa: S108, S603, S606, S607
+# Runs inside the Kafka image as its entrypoint.
+# ruff: noqa: S108, S603, S606, S607 - fixed programs from the image's PATH; /tmp is the container's
 """KAFKA_FOO_BAR=x -> foo.bar=x (``__`` -> ``_``, ``___`` -> ``-``), format KRaft storage once,
 then exec the broker: the environment interface of the apache/kafka image."""
 
