@@ -40,12 +40,17 @@ lint: install ## ruff, mypy strict, import-linter, generated-code freshness
 	$(RUN) mypy $(foreach p,common auth user post relation notification gateway cli devinfra operator,-p pinstack_$(p))
 	$(RUN) lint-imports
 	$(RUN) python scripts/gen_proto.py --check
+	$(RUN) python scripts/gen_config_docs.py --check
 	$(RUN) python scripts/check_proto.py
 
 .PHONY: fmt
 fmt: install ## format and autofix
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
+
+.PHONY: config-docs
+config-docs: install ## regenerate docs/configuration.md from the settings classes
+	$(RUN) python scripts/gen_config_docs.py
 
 .PHONY: proto
 proto: install ## regenerate the committed protobuf/gRPC code
