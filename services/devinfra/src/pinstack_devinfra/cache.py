@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["cache_dir", "locked"]
+__all__ = ["build_once", "cache_dir"]
 
 
 def cache_dir(*parts: str) -> Path:
@@ -21,13 +20,16 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
-@contextmanager
-def locked(directory: Path) -> Iterator[None]:
-    """Hold ``directory/.lock`` exclusively: one process installs a cached tool, the others wait
-    (several test sessions start at once), then find it there."""
+def build_once(directory: Path, *, done: Callable[[], bool], build: Callable[[], object]) -> None:
+    """Run ``build`` unless ``done()``, holding ``directory/.lock``: one process installs a
+    cached tool while the others (several test sessions start at once) wait, then find it done.
+    ``build`` must finish with an atomic step (a rename), so ``done()`` never sees half of it."""
+    if done():
+        return
     with (directory / ".lock").open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            if not done():
+                build()
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

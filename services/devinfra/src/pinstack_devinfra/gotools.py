@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pinstack_devinfra.cache import cache_dir, locked
+from pinstack_devinfra.cache import build_once, cache_dir
 from pinstack_devinfra.commands import ToolError, log
 
 __all__ = [
@@ -86,11 +86,8 @@ def go_install_binary(module_path: str, version: str, name: str) -> Path:
     """
     target_dir = cache_dir("bin", f"{name}-{version}")
     binary = target_dir / name
-    if binary.exists():
-        return binary
-    with locked(target_dir):
-        if binary.exists():
-            return binary
+
+    def install() -> None:
         staging = target_dir / ".gobin"
         staging.mkdir(exist_ok=True)
         _run_go(
@@ -100,6 +97,8 @@ def go_install_binary(module_path: str, version: str, name: str) -> Path:
             what=f"installing {name} {version}",
         )
         os.replace(staging / name, binary)
+
+    build_once(target_dir, done=binary.exists, build=install)
     return binary
 
 
@@ -183,11 +182,8 @@ def build_wrapper_binaries(
     """
     target_dir = cache_dir("bin", group)
     binaries = {name: target_dir / name for name in packages}
-    if all(binary.exists() for binary in binaries.values()):
-        return binaries
-    with locked(target_dir):
-        if all(binary.exists() for binary in binaries.values()):
-            return binaries
+
+    def build() -> None:
         log(f"building {', '.join(packages)} ({group}) from the Go module proxy (minutes)")
         work = cache_dir("go-wrappers", group)
         lines = ["module pinstack.local/wrapper", "", f"go {go_directive}", "", "require ("]
@@ -223,4 +219,6 @@ def build_wrapper_binaries(
                 what=f"compiling {name} ({group})",
             )
             os.replace(partial, binaries[name])
+
+    build_once(target_dir, done=lambda: all(b.exists() for b in binaries.values()), build=build)
     return binaries

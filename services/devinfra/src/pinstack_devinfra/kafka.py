@@ -25,7 +25,7 @@ import uuid
 from contextlib import suppress
 from pathlib import Path
 
-from pinstack_devinfra.cache import cache_dir, locked
+from pinstack_devinfra.cache import build_once, cache_dir
 from pinstack_devinfra.commands import log
 from pinstack_devinfra.ports import free_port, port_open
 from pinstack_devinfra.procs import alive, ours, stop_processes
@@ -67,35 +67,35 @@ def _pom(version: str) -> str:
 def kafka_libs(version: str = KAFKA_VERSION) -> Path:
     """The directory of broker jars (resolved from Maven Central once, then cached)."""
     root = cache_dir("kafka", version)
+    marker = root / "libs.complete"
+    build_once(root, done=marker.exists, build=lambda: _fetch_libs(root, version))
+    return root / "libs"
+
+
+def _fetch_libs(root: Path, version: str) -> None:
     libs = root / "libs"
     marker = root / "libs.complete"
-    if marker.exists():
-        return libs
-    with locked(root):
-        if marker.exists():
-            return libs
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise KafkaError(
-                "Apache Maven is needed once to fetch the Kafka broker jars from Maven Central: "
-                "install it (Debian: `apt-get install -y maven`) and retry"
-            )
-        log(f"downloading Apache Kafka {version} jars from Maven Central (once, ~40 MB)")
-        (root / "pom.xml").write_text(_pom(version))
-        partial = root / "libs.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        _run_maven(
-            [mvn, "-B", "-f", str(root / "pom.xml"), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={partial}"]
-        )  # fmt: skip
-        # Drop the stale slf4j 1.7 api if Maven still copied it next to 2.x.
-        for stale in partial.glob("slf4j-api-1.*.jar"):
-            stale.unlink()
-        shutil.rmtree(libs, ignore_errors=True)
-        os.replace(partial, libs)
-        marker.write_text(f"{len(list(libs.glob('*.jar')))} jars\n")
-        log(f"cached {len(list(libs.glob('*.jar')))} jars in {libs}")
-    return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise KafkaError(
+            "Apache Maven is needed once to fetch the Kafka broker jars from Maven Central: "
+            "install it (Debian: `apt-get install -y maven`) and retry"
+        )
+    log(f"downloading Apache Kafka {version} jars from Maven Central (once, ~40 MB)")
+    (root / "pom.xml").write_text(_pom(version))
+    partial = root / "libs.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    _run_maven(
+        [mvn, "-B", "-f", str(root / "pom.xml"), "dependency:copy-dependencies",
+         "-DincludeScope=runtime", f"-DoutputDirectory={partial}"]
+    )  # fmt: skip
+    # Drop the stale slf4j 1.7 api if Maven still copied it next to 2.x.
+    for stale in partial.glob("slf4j-api-1.*.jar"):
+        stale.unlink()
+    shutil.rmtree(libs, ignore_errors=True)
+    os.replace(partial, libs)
+    marker.write_text(f"{len(list(libs.glob('*.jar')))} jars\n")
+    log(f"cached {len(list(libs.glob('*.jar')))} jars in {libs}")
 
 
 def _run_maven(args: list[str]) -> None:
