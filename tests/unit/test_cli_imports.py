@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from pinstack_devinfra.ports import free_port
 
 DEV_ONLY = (
     "pinstack_devinfra",
@@ -50,14 +51,8 @@ print(json.dumps({"results": results, "loaded": loaded}))
 """
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_serve_and_migrate_import_no_dev_only_module() -> None:
-    url = f"postgresql+asyncpg://nobody:secret@127.0.0.1:{_closed_port()}/nothing"
+    url = f"postgresql+asyncpg://nobody:secret@127.0.0.1:{free_port()}/nothing"
     # Settings refuse to load without an internal token (serve needs one in every mode).
     env = {**os.environ, "PINSTACK_INTERNAL_TOKEN": secrets.token_hex(32)}
     probe = subprocess.run(
