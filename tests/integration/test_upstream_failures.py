@@ -43,7 +43,8 @@ GATEWAY_DEADLINE_SECONDS = 30.0
 
 @dataclass
 class FlakyUsers(user_pb2_grpc.UserServiceServicer):
-    """Answers until told how to fail: ``hang`` (past any deadline) or ``unavailable``."""
+    """Answers until told how to fail: ``hang`` (past any deadline), ``unavailable`` or
+    ``bug`` (an unexpected exception: INTERNAL)."""
 
     failure: str | None = None
     released: asyncio.Event = field(default_factory=asyncio.Event)
@@ -58,6 +59,8 @@ class FlakyUsers(user_pb2_grpc.UserServiceServicer):
             await self.released.wait()  # set at teardown: until then, past every deadline
         if self.failure == "unavailable":
             raise UnavailableError("database unavailable")
+        if self.failure == "bug":
+            raise RuntimeError("a bug in the user service")
 
     async def CreateUser(  # noqa: N802 - fixed by the proto
         self, request: user_pb2.CreateUserRequest, context: object
@@ -162,6 +165,7 @@ async def stack(postgres_server: PostgresServer, redis_server: RedisServer) -> A
     [
         ("hang", 504, "external service timeout"),
         ("unavailable", 503, "external service unavailable"),
+        ("bug", 500, "internal server error"),
     ],
 )
 async def test_the_same_user_service_failure_answers_the_same_through_auth_and_post(
