@@ -1,24 +1,13 @@
-"""Rotation decisions, the gRPC error adapter, and Argon2id hashing."""
+"""Rotation decisions and Argon2id hashing."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import grpc
-import pytest
-
-from pinstack_auth.clients import domain_error
-from pinstack_auth.errors import UpstreamTimeoutError
 from pinstack_auth.passwords import PasswordHasher
 from pinstack_auth.repository import StoredRefreshToken
 from pinstack_auth.usecases import RefreshDecision, decide_refresh
-from pinstack_common.errors import (
-    AlreadyExistsError,
-    InvalidArgumentError,
-    NotFoundError,
-    UnavailableError,
-)
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -52,41 +41,6 @@ def test_unknown_revoked_and_expired_are_rejected() -> None:
     assert decide_refresh(None, now=NOW) is RefreshDecision.REJECT
     assert decide_refresh(_stored(revoked=True), now=NOW) is RefreshDecision.REJECT
     assert decide_refresh(_stored(expires_in=timedelta(0)), now=NOW) is RefreshDecision.REJECT
-
-
-def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
-
-
-@pytest.mark.parametrize(
-    ("code", "details", "kind"),
-    [
-        (grpc.StatusCode.ALREADY_EXISTS, "username already exists", AlreadyExistsError),
-        (grpc.StatusCode.ALREADY_EXISTS, "email already exists", AlreadyExistsError),
-        (grpc.StatusCode.NOT_FOUND, "user not found", NotFoundError),
-        (grpc.StatusCode.INVALID_ARGUMENT, "validation failed", InvalidArgumentError),
-    ],
-)
-def test_domain_errors_keep_the_contract_message(
-    code: grpc.StatusCode, details: str, kind: type[Exception]
-) -> None:
-    error = domain_error(_rpc_error(code, details))
-    assert isinstance(error, kind)
-    assert str(error) == details
-
-
-def test_outages_become_outage_errors() -> None:
-    unavailable = domain_error(_rpc_error(grpc.StatusCode.UNAVAILABLE, "connect failed"))
-    assert isinstance(unavailable, UnavailableError)
-    assert str(unavailable) == "external service unavailable"
-    timeout = domain_error(_rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline"))
-    assert isinstance(timeout, UpstreamTimeoutError)
-    assert str(timeout) == "external service timeout"
-
-
-def test_bugs_stay_rpc_errors() -> None:
-    original = _rpc_error(grpc.StatusCode.INTERNAL, "internal error")
-    assert domain_error(original) is original
 
 
 async def test_argon2id_hash_and_verify() -> None:

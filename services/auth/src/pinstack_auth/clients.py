@@ -5,49 +5,10 @@ from __future__ import annotations
 import grpc
 
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
-from pinstack_auth.errors import UpstreamTimeoutError
 from pinstack_common.context import caller_authorization
-from pinstack_common.errors import (
-    AlreadyExistsError,
-    ForbiddenError,
-    InvalidArgumentError,
-    NotFoundError,
-    PinstackError,
-    RateLimitedError,
-    UnauthenticatedError,
-    UnavailableError,
-)
+from pinstack_common.grpc_client import domain_error
 
-__all__ = ["GrpcUserDirectory", "domain_error"]
-
-_BY_CODE: dict[grpc.StatusCode, type[PinstackError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
-    grpc.StatusCode.NOT_FOUND: NotFoundError,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
-    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
-    grpc.StatusCode.PERMISSION_DENIED: ForbiddenError,
-}
-
-
-def domain_error(error: grpc.aio.AioRpcError) -> Exception:
-    """The one translation of a failed call back into the domain error the callee raised.
-
-    The callee's interceptor put the contract's message in ``details``; passing it on unchanged
-    keeps e.g. ``username already exists`` exact all the way to the HTTP answer. Codes that are
-    not a client's mistake become outage errors, or stay the RPC error (a 500: a bug).
-    """
-    code: grpc.StatusCode = error.code()
-    details = str(error.details() or "")
-    if code in _BY_CODE:
-        return _BY_CODE[code](details)
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return RateLimitedError()
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return UnavailableError("external service unavailable")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return UpstreamTimeoutError()
-    unexpected: Exception = error
-    return unexpected
+__all__ = ["GrpcUserDirectory"]
 
 
 class GrpcUserDirectory:

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import grpc
+from pinstack_common.errors import UnauthenticatedError
 
-from pinstack_common.errors import PinstackError, UnauthenticatedError
-
-__all__ = ["UpstreamTimeoutError", "invalid_credentials", "invalid_refresh_token"]
-
-
-class UpstreamTimeoutError(PinstackError):
-    """A service this one depends on did not answer before the deadline (504)."""
-
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
-
-    def __init__(self, message: str = "external service timeout") -> None:
-        super().__init__(message)
+__all__ = ["invalid_credentials", "invalid_refresh_token"]
 
 
 def invalid_refresh_token() -> UnauthenticatedError:

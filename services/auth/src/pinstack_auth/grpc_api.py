@@ -5,8 +5,6 @@ Errors are not handled here: the platform interceptor maps domain errors to stat
 
 from __future__ import annotations
 
-import grpc
-
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.user.v1 import user_pb2
 from pinstack_auth.usecases import AuthUseCases, NewAccount, TokenPair
@@ -36,36 +34,34 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._usecases = usecases
 
     async def Register(
-        self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.RegisterRequest, context: object
     ) -> auth_pb2.TokenPair:
         return _pair(await self._usecases.register(_account(request)))
 
     async def CreateAccount(
-        self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.RegisterRequest, context: object
     ) -> user_pb2.User:
         return await self._usecases.create_account(_account(request))
 
-    async def Login(
-        self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
-    ) -> auth_pb2.TokenPair:
+    async def Login(self, request: auth_pb2.LoginRequest, context: object) -> auth_pb2.TokenPair:
         pair = await self._usecases.login(
             login=request.login, password=request.password, client_address=request.client_address
         )
         return _pair(pair)
 
     async def Refresh(
-        self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.RefreshRequest, context: object
     ) -> auth_pb2.TokenPair:
         return _pair(await self._usecases.refresh(request.refresh_token))
 
     async def Logout(
-        self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.LogoutRequest, context: object
     ) -> auth_pb2.LogoutResponse:
         await self._usecases.logout(request.refresh_token)
         return auth_pb2.LogoutResponse()
 
     async def UpdatePassword(
-        self, request: auth_pb2.UpdatePasswordRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.UpdatePasswordRequest, context: object
     ) -> auth_pb2.UpdatePasswordResponse:
         await self._usecases.update_password(
             old_password=request.old_password, new_password=request.new_password
@@ -73,12 +69,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.UpdatePasswordResponse()
 
     async def GetJwks(
-        self, request: auth_pb2.GetJwksRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.GetJwksRequest, context: object
     ) -> auth_pb2.GetJwksResponse:
         return auth_pb2.GetJwksResponse(jwks_json=self._usecases.jwks())
 
     async def CheckSession(
-        self, request: auth_pb2.CheckSessionRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.CheckSessionRequest, context: object
     ) -> auth_pb2.CheckSessionResponse:
         answer = await self._usecases.check_session(
             session_id=request.session_id, user_id=request.user_id, issued_at=request.issued_at

@@ -186,13 +186,13 @@ def _spawn(name: str, env: dict[str, str], log: Path) -> int:
 
 def _grpc_serving(port: int) -> bool:
     import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_health.v1 import health_pb2
+
+    from pinstack_common.grpc_client import health_check
 
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=1.0
-            )
+            reply = health_check(channel)(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
         except grpc.RpcError:
             return False
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

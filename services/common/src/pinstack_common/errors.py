@@ -1,8 +1,9 @@
 """The one exception hierarchy of Pinstack's domain code.
 
 Use cases raise these; the gRPC error interceptor (:mod:`pinstack_common.grpc_server`) turns
-them into status codes carrying the contract's exact message, and the gateway turns status codes
-into HTTP answers. Nothing else translates errors.
+them into status codes carrying the contract's exact message, the gateway turns status codes
+into HTTP answers, and a service that calls another turns them back into these with
+:func:`pinstack_common.grpc_client.domain_error`. Nothing else translates errors.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ __all__ = [
     "RateLimitedError",
     "UnauthenticatedError",
     "UnavailableError",
+    "UpstreamFailedError",
+    "UpstreamTimeoutError",
 ]
 
 
@@ -71,3 +74,21 @@ class UnavailableError(PinstackError):
     """A dependency is down (503)."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class UpstreamTimeoutError(PinstackError):
+    """A service this one depends on did not answer before the deadline (504)."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def __init__(self, message: str = "external service timeout") -> None:
+        super().__init__(message)
+
+
+class UpstreamFailedError(PinstackError):
+    """A service this one called failed with a bug's status (500); the gRPC server logs it."""
+
+    code = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str = "internal error") -> None:
+        super().__init__(message)

@@ -1,23 +1,41 @@
-"""gRPC channels to other services: deadlines, metadata propagation, client metrics."""
+"""gRPC channels to other services: deadlines, metadata propagation, client metrics, and the
+one translation of a failed call back into a domain error."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar, overload
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 from pinstack_common.context import AUTHORIZATION_KEY, INTERNAL_TOKEN_KEY, caller_authorization
+from pinstack_common.errors import (
+    AlreadyExistsError,
+    ForbiddenError,
+    InvalidArgumentError,
+    NotFoundError,
+    PinstackError,
+    RateLimitedError,
+    UnauthenticatedError,
+    UnavailableError,
+    UpstreamFailedError,
+    UpstreamTimeoutError,
+)
 from pinstack_common.logging import REQUEST_ID_HEADER, current_request_id
 from pinstack_common.metrics import GRPC_CLIENT_DURATION, GRPC_CLIENT_REQUESTS
 
-__all__ = ["StreamPropagatingInterceptor", "UnaryPropagatingInterceptor", "open_channel"]
+__all__ = [
+    "StreamPropagatingInterceptor",
+    "UnaryPropagatingInterceptor",
+    "domain_error",
+    "health_check",
+    "open_channel",
+]
 
-
-# grpc ships no type information, so its base classes are Any to mypy.
-_UnaryUnary: Any = grpc.aio.UnaryUnaryClientInterceptor
-_UnaryStream: Any = grpc.aio.UnaryStreamClientInterceptor
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
 
 
 class _Propagation:
@@ -49,15 +67,21 @@ class _Propagation:
         )
 
 
-class UnaryPropagatingInterceptor(_Propagation, _UnaryUnary):  # type: ignore[misc]
+class UnaryPropagatingInterceptor(_Propagation, grpc.aio.UnaryUnaryClientInterceptor):
     """Propagation plus client metrics for unary calls."""
 
     async def intercept_unary_unary(
-        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
-        method = _method_name(details.method)
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, _Request],
+            Awaitable[grpc.aio.UnaryUnaryCall[_Request, _Response]],
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: _Request,
+    ) -> grpc.aio.UnaryUnaryCall[_Request, _Response]:
+        method = _method_name(client_call_details.method)
         started = time.perf_counter()
-        call = await continuation(self._details(details, streaming=False), request)
+        call = await continuation(self._details(client_call_details, streaming=False), request)
         try:
             code = await call.code()
         finally:
@@ -68,14 +92,21 @@ class UnaryPropagatingInterceptor(_Propagation, _UnaryUnary):  # type: ignore[mi
         return call
 
 
-class StreamPropagatingInterceptor(_Propagation, _UnaryStream):  # type: ignore[misc]
+class StreamPropagatingInterceptor(_Propagation, grpc.aio.UnaryStreamClientInterceptor):
     """Propagation for server-streaming calls (no default deadline: streams are long-lived)."""
 
     async def intercept_unary_stream(
-        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
-        GRPC_CLIENT_REQUESTS.labels(self._service, _method_name(details.method), "STREAM").inc()
-        return await continuation(self._details(details, streaming=True), request)
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, _Request],
+            Awaitable[grpc.aio.UnaryStreamCall[_Request, _Response]],
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: _Request,
+    ) -> grpc.aio.UnaryStreamCall[_Request, _Response]:
+        method = _method_name(client_call_details.method)
+        GRPC_CLIENT_REQUESTS.labels(self._service, method, "STREAM").inc()
+        return await continuation(self._details(client_call_details, streaming=True), request)
 
 
 def _method_name(method: str | bytes) -> str:
@@ -110,3 +141,96 @@ def open_channel(
             ("grpc.max_reconnect_backoff_ms", 2_000),
         ],
     )
+
+
+_Ask = health_pb2.HealthCheckRequest
+_Answer = health_pb2.HealthCheckResponse
+
+
+@overload
+def health_check(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable[_Ask, _Answer]: ...
+@overload
+def health_check(channel: grpc.Channel) -> grpc.UnaryUnaryMultiCallable[_Ask, _Answer]: ...
+def health_check(
+    channel: grpc.aio.Channel | grpc.Channel,
+) -> grpc.aio.UnaryUnaryMultiCallable[_Ask, _Answer] | grpc.UnaryUnaryMultiCallable[_Ask, _Answer]:
+    """The standard ``grpc.health.v1.Health/Check`` method on ``channel``, typed.
+
+    ``grpc_health``'s own ``HealthStub`` declares no methods to a type checker, so calling
+    through it would be ``Any``; this is the same method with its messages spelled out.
+    """
+    return channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=_Ask.SerializeToString,
+        response_deserializer=_Answer.FromString,
+    )
+
+
+# The answer a caller gives is the answer the callee would have given the gateway directly:
+# a hop is transparent. The callee's interceptor put the contract's message in ``details``, so
+# client mistakes pass it on unchanged (``username already exists`` stays exact to the HTTP
+# answer). The gateway reads OUT_OF_RANGE and FAILED_PRECONDITION as 400 too.
+_CLIENT_MISTAKES: dict[grpc.StatusCode, type[PinstackError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.OUT_OF_RANGE: InvalidArgumentError,
+    grpc.StatusCode.FAILED_PRECONDITION: InvalidArgumentError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: ForbiddenError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+}
+
+
+def domain_error(failure: grpc.aio.AioRpcError) -> PinstackError:
+    """The domain error for a failed call to another service: raise it ``from failure``.
+
+    One policy for every service-to-service call, so one upstream failure gives one HTTP
+    answer whichever service met it (the gateway maps the resulting status codes in
+    ``pinstack_gateway.errors``):
+
+    =====================================================  ===========================  ====
+    upstream status                                        domain error (message)       HTTP
+    =====================================================  ===========================  ====
+    INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION    InvalidArgumentError (same)  400
+    UNAUTHENTICATED                                        UnauthenticatedError (same)  401
+    PERMISSION_DENIED                                      ForbiddenError (same)        403
+    NOT_FOUND                                              NotFoundError (same)         404
+    ALREADY_EXISTS                                         AlreadyExistsError (same)    409
+    RESOURCE_EXHAUSTED                                     RateLimitedError (same,      429
+                                                           its ``retry-after``)
+    UNAVAILABLE                                            UnavailableError             503
+                                                           (external service
+                                                           unavailable)
+    DEADLINE_EXCEEDED                                      UpstreamTimeoutError         504
+                                                           (external service timeout)
+    anything else (CANCELLED, UNKNOWN, ABORTED,            UpstreamFailedError          500
+    UNIMPLEMENTED, INTERNAL, DATA_LOSS, OK)                (internal error, logged)
+    =====================================================  ===========================  ====
+
+    Why: the HTTP answer must not depend on the path a request took. A timeout is the
+    contract's 504 and an outage its 503 whether the gateway met them or a service behind it
+    did; a status that is nobody's mistake and no outage is a bug, which the contract answers
+    500 and the calling service's interceptor logs.
+    """
+    code = failure.code()
+    details = failure.details() or "internal server error"
+    if code in _CLIENT_MISTAKES:
+        return _CLIENT_MISTAKES[code](details)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return RateLimitedError(details, retry_after=_retry_after(failure))
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return UnavailableError("external service unavailable")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return UpstreamTimeoutError()
+    return UpstreamFailedError()
+
+
+class _Trailers(Protocol):
+    def trailing_metadata(self) -> grpc.aio.Metadata | None: ...
+
+
+def _retry_after(failure: _Trailers) -> int:
+    # Read through a Protocol: the stubs type ``AioRpcError.trailing_metadata`` as possibly Any.
+    value = dict(failure.trailing_metadata() or ()).get("retry-after", "1")
+    text = value.decode() if isinstance(value, bytes) else value
+    return int(text) if text.isdigit() else 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Never, TypeAlias, TypeVar, cast
 
 import grpc
 import structlog
@@ -33,7 +33,20 @@ Registration = Callable[[grpc.aio.Server], None]
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
 
 
-class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+if TYPE_CHECKING:  # grpc's classes are generic in its stubs only
+    _Context: TypeAlias = grpc.aio.ServicerContext[_Request, _Response]
+    # What a ``grpc.aio`` server keeps in a method handler. The stubs describe the handler of
+    # the synchronous server (plain functions of a ``grpc.ServicerContext``); under
+    # ``grpc.aio`` the same fields hold coroutine and async-generator functions.
+    _Unary: TypeAlias = Callable[[_Request, _Context[_Request, _Response]], Awaitable[_Response]]
+    _Stream: TypeAlias = Callable[
+        [_Request, _Context[_Request, _Response]], AsyncIterator[_Response]
+    ]
+
+
+class PlatformInterceptor(grpc.aio.ServerInterceptor):
     """Request id, internal authentication, metrics and error mapping for every RPC."""
 
     def __init__(self, *, component: str, internal_token: str) -> None:
@@ -42,28 +55,33 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or details.method.startswith(_HEALTH_PREFIX):
+        continuation: Callable[
+            [grpc.HandlerCallDetails],
+            Awaitable[grpc.RpcMethodHandler[_Request, _Response] | None],
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[_Request, _Response] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(_HEALTH_PREFIX):
             return handler
-        method = details.method.rsplit("/", 1)[-1]
+        method = handler_call_details.method.rsplit("/", 1)[-1]
         if handler.unary_unary is not None:
+            unary = cast("_Unary[_Request, _Response]", handler.unary_unary)
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method),
+                self._wrap_unary(unary, method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
+            stream = cast("_Stream[_Request, _Response]", handler.unary_stream)
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method),
+                self._wrap_stream(stream, method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _enter(self, context: grpc.aio.ServicerContext) -> str | None:
+    def _enter(self, context: _Context[_Request, _Response]) -> str | None:
         """Restore context from metadata; return a rejection reason, if any."""
         metadata = dict(context.invocation_metadata() or ())
         bind_request_id(str(metadata.get(REQUEST_ID_HEADER) or ""))
@@ -75,12 +93,15 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return "internal call not authenticated"
         return None
 
-    async def _fail(self, context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
-        if isinstance(error, PinstackError):
+    async def _fail(
+        self, context: _Context[_Request, _Response], method: str, error: Exception
+    ) -> Never:
+        if isinstance(error, PinstackError) and error.code != grpc.StatusCode.INTERNAL:
             if isinstance(error, RateLimitedError):
                 context.set_trailing_metadata((("retry-after", str(error.retry_after)),))
             self._count(method, error.code)
             await context.abort(error.code, error.message)
+        # Anything else is a bug here or upstream (see ``grpc_client.domain_error``): logged.
         log.error("rpc failed", method=method, exc_info=error)
         self._count(method, grpc.StatusCode.INTERNAL)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
@@ -89,9 +110,9 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         GRPC_SERVER_REQUESTS.labels(self._component, method, code.name).inc()
 
     def _wrap_unary(
-        self, behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], method: str
-    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        self, behaviour: _Unary[_Request, _Response], method: str
+    ) -> _Unary[_Request, _Response]:
+        async def unary(request: _Request, context: _Context[_Request, _Response]) -> _Response:
             if (reason := self._enter(context)) is not None:
                 self._count(method, grpc.StatusCode.UNAUTHENTICATED)
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
@@ -100,9 +121,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 response = await behaviour(request, context)
             except grpc.aio.AbortError:
                 raise
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - every failure is mapped to a status here
                 await self._fail(context, method, error)
-                raise  # unreachable: abort raises
             finally:
                 GRPC_SERVER_DURATION.labels(self._component, method).observe(
                     time.perf_counter() - started
@@ -113,9 +133,11 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return unary
 
     def _wrap_stream(
-        self, behaviour: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]], method: str
-    ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        self, behaviour: _Stream[_Request, _Response], method: str
+    ) -> _Stream[_Request, _Response]:
+        async def stream(
+            request: _Request, context: _Context[_Request, _Response]
+        ) -> AsyncIterator[_Response]:
             if (reason := self._enter(context)) is not None:
                 self._count(method, grpc.StatusCode.UNAUTHENTICATED)
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)

@@ -16,7 +16,7 @@ from pinstack_common.tokens import AccessTokenVerifier, Identity
 __all__ = ["Caller", "auth_revocation_authority", "authenticate", "require_caller"]
 
 
-def auth_revocation_authority(auth: auth_pb2_grpc.AuthServiceStub) -> RevocationAuthority:
+def auth_revocation_authority(auth: auth_pb2_grpc.AuthServiceAsyncStub) -> RevocationAuthority:
     """Ask the auth service (its database) whether a session ended: the check behind Redis.
 
     Any failure propagates: :class:`SessionRevocations` turns it into a 503, never an accept.

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 
 import grpc
 from fastapi import Request
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.notification.v1 import notification_pb2_grpc
 from pinstack.post.v1 import post_pb2_grpc
 from pinstack.relation.v1 import relation_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
-from pinstack_common.grpc_client import open_channel
+from pinstack_common.grpc_client import health_check, open_channel
 from pinstack_common.metrics import PROXY_REQUESTS, UPSTREAM_SERVING
 from pinstack_gateway.settings import GatewaySettings
 
@@ -25,11 +25,11 @@ SERVING = "serving"
 
 @dataclass
 class Upstreams:
-    auth: auth_pb2_grpc.AuthServiceStub
-    user: user_pb2_grpc.UserServiceStub
-    post: post_pb2_grpc.PostServiceStub
-    relation: relation_pb2_grpc.RelationServiceStub
-    notification: notification_pb2_grpc.NotificationServiceStub
+    auth: auth_pb2_grpc.AuthServiceAsyncStub
+    user: user_pb2_grpc.UserServiceAsyncStub
+    post: post_pb2_grpc.PostServiceAsyncStub
+    relation: relation_pb2_grpc.RelationServiceAsyncStub
+    notification: notification_pb2_grpc.NotificationServiceAsyncStub
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     @classmethod
@@ -72,7 +72,7 @@ class Upstreams:
 
         async def check(channel: grpc.aio.Channel) -> str:
             try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                reply = await health_check(channel)(
                     health_pb2.HealthCheckRequest(), timeout=deadline_seconds
                 )
             except grpc.aio.AioRpcError as failure:
@@ -97,5 +97,6 @@ def proxy(request: Request, service: str) -> Upstreams:
     """
     request.scope["pinstack.upstream"] = service
     PROXY_REQUESTS.labels(service).inc()
-    upstreams: Upstreams = request.app.state.upstreams
+    # Starlette types ``request.app`` as Any: the one Any this module admits (app.py stores it).
+    upstreams: Upstreams = request.app.state.upstreams  # type: ignore[misc]
     return upstreams

@@ -7,7 +7,7 @@ from typing import Protocol
 import grpc
 
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
-from pinstack_common.errors import UnavailableError
+from pinstack_common.grpc_client import domain_error
 
 __all__ = ["GrpcUserDirectory", "UserDirectory"]
 
@@ -17,7 +17,7 @@ class UserDirectory(Protocol):
 
 
 class GrpcUserDirectory:
-    def __init__(self, *, stub: user_pb2_grpc.UserServiceStub) -> None:
+    def __init__(self, *, stub: user_pb2_grpc.UserServiceAsyncStub) -> None:
         self._stub = stub
 
     async def exists(self, user_id: int) -> bool:
@@ -26,6 +26,5 @@ class GrpcUserDirectory:
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return False
-            # The user service failing is an outage for our caller (503), not a bug of ours.
-            raise UnavailableError("external service unavailable") from error
+            raise domain_error(error) from error
         return True

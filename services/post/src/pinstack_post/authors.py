@@ -7,15 +7,15 @@ page does not grow with its size. An id missing from the answer is an author who
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import grpc
+from pydantic import TypeAdapter
 
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
 from pinstack_common.cache import Cache
-from pinstack_common.errors import UnavailableError
+from pinstack_common.grpc_client import domain_error
 
 __all__ = ["AuthorDirectory", "AuthorRecord"]
 
@@ -30,12 +30,16 @@ class AuthorRecord:
     avatar_url: str
 
 
+# Typed both ways (``json.loads`` answers Any), and a cached entry is checked when read.
+_RECORD = TypeAdapter(AuthorRecord)
+
+
 def _key(author_id: int) -> str:
     return f"author:{author_id}"
 
 
 class AuthorDirectory:
-    def __init__(self, *, users: user_pb2_grpc.UserServiceStub, cache: Cache) -> None:
+    def __init__(self, *, users: user_pb2_grpc.UserServiceAsyncStub, cache: Cache) -> None:
         self._users = users
         self._cache = cache
 
@@ -46,15 +50,15 @@ class AuthorDirectory:
             wanted, await self._cache.get_many([_key(i) for i in wanted]), strict=True
         ):
             if raw is not None:
-                found[author_id] = AuthorRecord(**json.loads(raw))
+                found[author_id] = _RECORD.validate_json(raw)
         missing = [author_id for author_id in wanted if author_id not in found]
         if not missing:
             return found
         try:
             answer = await self._users.GetUsers(user_pb2.GetUsersRequest(ids=missing))
         except grpc.aio.AioRpcError as error:
-            # Posts are useless without their authors; an outage is a 503, not a 500.
-            raise UnavailableError("external service unavailable") from error
+            # Posts are useless without their authors: the user service's failure is ours.
+            raise domain_error(error) from error
         fetched = {
             user.id: AuthorRecord(
                 id=user.id,
@@ -67,7 +71,7 @@ class AuthorDirectory:
             for user in answer.users
         }
         await self._cache.set_many(
-            {_key(i): json.dumps(asdict(author)).encode() for i, author in fetched.items()}
+            {_key(i): _RECORD.dump_json(author) for i, author in fetched.items()}
         )
         return found | fetched
 

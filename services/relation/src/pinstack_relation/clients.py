@@ -9,7 +9,7 @@ from typing import Protocol
 import grpc
 
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
-from pinstack_common.errors import UnavailableError
+from pinstack_common.grpc_client import domain_error
 
 __all__ = ["GrpcUserDirectory", "RelatedUser", "UserDirectory"]
 
@@ -29,7 +29,7 @@ class UserDirectory(Protocol):
 
 
 class GrpcUserDirectory:
-    def __init__(self, *, stub: user_pb2_grpc.UserServiceStub) -> None:
+    def __init__(self, *, stub: user_pb2_grpc.UserServiceAsyncStub) -> None:
         self._stub = stub
 
     async def exists(self, user_id: int) -> bool:
@@ -38,7 +38,7 @@ class GrpcUserDirectory:
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return False
-            raise _outage(error) from error
+            raise domain_error(error) from error
         return True
 
     async def get_many(self, ids: Sequence[int]) -> list[RelatedUser]:
@@ -47,13 +47,8 @@ class GrpcUserDirectory:
         try:
             found = await self._stub.GetUsers(user_pb2.GetUsersRequest(ids=list(ids)))
         except grpc.aio.AioRpcError as error:
-            raise _outage(error) from error
+            raise domain_error(error) from error
         return [
             RelatedUser(id=user.id, username=user.username, avatar_url=user.avatar_url)
             for user in found.users
         ]
-
-
-def _outage(error: grpc.aio.AioRpcError) -> UnavailableError:
-    # The user service failing is an outage for our caller, not a bug of ours (503, not 500).
-    return UnavailableError(f"external service unavailable ({error.code().name})")
