@@ -27,7 +27,7 @@ from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
 from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_auth.app import MIGRATIONS_PACKAGE, AuthComponent, create_component
-from pinstack_auth.events import user_deleted_handler
+from pinstack_auth.events import handlers
 from pinstack_auth.keys import SigningKey
 from pinstack_auth.repository import AuthRepository
 from pinstack_auth.settings import AuthSettings
@@ -453,7 +453,7 @@ async def test_user_deleted_event_runs_in_the_consumer_transaction(
 ) -> None:
     name, pair = await _register(auth)
     assert auth.component.usecases is not None
-    handle = user_deleted_handler(auth.component.usecases)
+    handle = handlers(forget_user=auth.component.usecases.forget_user)[UserDeleted]
     database = Database(url=auth_database, component="test")
     try:
         with pytest.raises(RuntimeError, match="rolled back"):  # noqa: PT012

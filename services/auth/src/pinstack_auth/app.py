@@ -15,9 +15,8 @@ import structlog
 from redis.asyncio import Redis
 
 from pinstack.auth.v1 import auth_pb2_grpc
-from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_auth.clients import GrpcUserDirectory
-from pinstack_auth.events import user_deleted_handler
+from pinstack_auth.events import CONSUMED_TOPICS, handlers
 from pinstack_auth.grpc_api import AuthServicer
 from pinstack_auth.keys import KeyRing, load_key_file, load_or_create_db_key
 from pinstack_auth.models import processed_events
@@ -29,7 +28,7 @@ from pinstack_auth.settings import AuthSettings
 from pinstack_auth.tokens import TokenService
 from pinstack_auth.usecases import AuthUseCases
 from pinstack_common.db import Database
-from pinstack_common.events import EventTransport, topic_for
+from pinstack_common.events import EventTransport
 from pinstack_common.revocation import SessionRevocations
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 
@@ -93,8 +92,8 @@ class AuthComponent(ServiceComponent):
         await runtime.consume(
             database=database,
             processed=processed_events,
-            topics=[topic_for("user")],
-            handlers={UserDeleted: user_deleted_handler(self.usecases)},
+            topics=CONSUMED_TOPICS,
+            handlers=handlers(forget_user=self.usecases.forget_user),
         )
         await runtime.serve(
             service_name=SERVICE_NAME,

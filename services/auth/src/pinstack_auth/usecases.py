@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.user.v1 import user_pb2
 from pinstack_auth.errors import invalid_credentials, invalid_refresh_token
+from pinstack_auth.metrics import LOGINS, REGISTRATIONS
 from pinstack_auth.passwords import PasswordHasher
 from pinstack_auth.ratelimit import LoginLimiter
 from pinstack_auth.repository import AuthRepository, StoredRefreshToken
@@ -29,7 +30,6 @@ from pinstack_auth.tokens import TokenService, hash_token
 from pinstack_common.context import caller_authorization
 from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from pinstack_common.metrics import LOGINS, REGISTRATIONS
 from pinstack_common.revocation import AuthorityAnswer
 from pinstack_common.usernames import canonical_username
 from pinstack_common.validation import (
@@ -218,7 +218,7 @@ class AuthUseCases:
         except Exception:
             log.exception("registration rollback failed; orphan profile", user_id=user_id)
 
-    async def forget_user(self, user_id: int, *, session: AsyncSession | None = None) -> None:
+    async def forget_user(self, user_id: int, session: AsyncSession | None = None) -> None:
         """Remove everything auth holds about a deleted user (idempotent: events redeliver).
 
         Pass ``session`` to run inside the event consumer's transaction, so the deletion and the

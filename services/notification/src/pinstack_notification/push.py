@@ -47,8 +47,8 @@ from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from pinstack.notification.v1.notification_pb2 import Notification
-from pinstack_common.metrics import NOTIFICATION_PUSHES
 from pinstack_notification.broadcaster import NotificationBroadcaster
+from pinstack_notification.metrics import NOTIFICATION_PUSHES
 
 __all__ = ["DEFAULT_STREAM", "PushPublisher", "RedisPush", "open_reader"]
 

@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack.relation.v1 import events_pb2 as relation_events
-from pinstack.user.v1 import events_pb2 as user_events
 from pinstack_common import strict_json
 from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
 from pinstack_common.errors import InvalidArgumentError, NotFoundError
-from pinstack_common.events.consumer import current_event
-from pinstack_common.metrics import NOTIFICATIONS_CREATED
 from pinstack_common.tokens import Identity
 from pinstack_notification.clients import UserDirectory
-from pinstack_notification.events import NotificationEvents, to_proto
-from pinstack_notification.push import PushPublisher
+from pinstack_notification.events import NotificationEvents
 from pinstack_notification.ratelimit import SendLimiter
 from pinstack_notification.repository import NotificationRecord, NotificationRepository
 
@@ -61,7 +53,6 @@ class NotificationUseCases:
         events: NotificationEvents,
         users: UserDirectory,
         limiter: SendLimiter,
-        push: PushPublisher,
         max_limit: int = 100,
     ) -> None:
         self._db = database
@@ -69,7 +60,6 @@ class NotificationUseCases:
         self._events = events
         self._users = users
         self._limiter = limiter
-        self._push = push
         self._max_limit = max_limit
 
     async def feed(self, *, caller: Identity, page: int, limit: int) -> Feed:
@@ -124,44 +114,35 @@ class NotificationUseCases:
             raise RuntimeError("notification was not created")
         return record
 
-    async def on_follow_created(
-        self, event: relation_events.FollowCreated, session: AsyncSession | None = None
+    async def notify_follow(
+        self,
+        *,
+        follower_id: int,
+        followee_id: int,
+        event_key: str,
+        session: AsyncSession | None = None,
     ) -> None:
-        """Handler for ``FollowCreated`` (``EventConsumer.on`` signature): tell the followee.
+        """Tell the followee they have a new follower; once per ``event_key`` (the follow event).
 
         Runs in ``session`` when given (the consumer's transaction, which also records the
-        event id). Independently of that dedupe, the notification carries a key made from the
-        event id (or, outside a consumer, from the event itself: a later re-follow has a later
-        ``occurred_at``), so a redelivered event never notifies twice.
+        event id). Independently of that dedupe, the notification carries a key made from
+        ``event_key``, so a redelivered event never notifies twice.
         """
-        envelope = current_event.get()
-        stamp = event.occurred_at
-        key = (
-            str(envelope.event_id)
-            if envelope is not None
-            else f"{event.follower_id}:{event.followee_id}:{stamp.seconds}.{stamp.nanos}"
-        )
-        payload = json.dumps({"follower_id": event.follower_id, "followee_id": event.followee_id})
+        payload = json.dumps({"follower_id": follower_id, "followee_id": followee_id})
         await self._create(
-            user_id=event.followee_id,
+            user_id=followee_id,
             type=FOLLOW_CREATED,
             payload=payload,
-            dedupe_key=f"{FOLLOW_CREATED}:{key}",
+            dedupe_key=f"{FOLLOW_CREATED}:{event_key}",
             session=session,
         )
 
-    async def forget_user(self, user_id: int, *, session: AsyncSession | None = None) -> int:
+    async def forget_user(self, user_id: int, session: AsyncSession | None = None) -> int:
         """Delete every notification of ``user_id`` (user deleted); idempotent."""
         if session is None:
             async with self._db.transaction() as own:
                 return await self._repo.delete_user(own, user_id)
         return await self._repo.delete_user(session, user_id)
-
-    async def on_user_deleted(
-        self, event: user_events.UserDeleted, session: AsyncSession | None = None
-    ) -> None:
-        """Handler for ``pinstack.user.v1.UserDeleted`` (``EventConsumer.on`` signature)."""
-        await self.forget_user(event.user_id, session=session)
 
     async def _create(
         self,
@@ -185,23 +166,7 @@ class NotificationUseCases:
         )  # fmt: skip
         if record is not None:
             await self._events.created(session, record)
-            # Pushed only after the commit: a socket must never show what the feed lacks. The
-            # push goes to every replica's streams through Redis (pinstack_notification.push),
-            # this replica's included: nothing is delivered locally from here.
-            _after_commit(session, partial(self._announce, record))
         return record
-
-    def _announce(self, record: NotificationRecord) -> None:
-        NOTIFICATIONS_CREATED.inc()
-        self._push.publish(to_proto(record))
-
-
-def _after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
-    def fire(_session: object) -> None:
-        callback()
-
-    # Fires for the real COMMIT of the outermost transaction only; never after a rollback.
-    event.listen(session.sync_session, "after_commit", fire, once=True)
 
 
 def _normalised_payload(payload_json: str) -> str | None:

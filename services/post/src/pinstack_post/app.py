@@ -6,14 +6,13 @@ from functools import partial
 
 from pinstack.post.v1 import post_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
-from pinstack.user.v1.events_pb2 import UserDeleted, UserUpdated
 from pinstack_common.cache import Cache
 from pinstack_common.db import Database
-from pinstack_common.events import EventTransport, Outbox, topic_for
+from pinstack_common.events import EventTransport, Outbox
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 from pinstack_post.authors import AuthorDirectory
 from pinstack_post.caching import PostCache
-from pinstack_post.events import PostEvents, user_event_handlers
+from pinstack_post.events import CONSUMED_TOPICS, PostEvents, handlers
 from pinstack_post.grpc_api import PostServicer
 from pinstack_post.models import outbox, processed_events
 from pinstack_post.repository import PostRepository
@@ -61,12 +60,14 @@ class PostComponent(ServiceComponent):
             max_limit=settings.list_max_limit,
         )
         await runtime.relay(database=self.database, outbox=self.outbox)
-        on_deleted, on_updated = user_event_handlers(self.use_cases)
         await runtime.consume(
             database=self.database,
             processed=processed_events,
-            topics=[topic_for("user")],
-            handlers={UserDeleted: on_deleted, UserUpdated: on_updated},
+            topics=CONSUMED_TOPICS,
+            handlers=handlers(
+                delete_posts_of_author=self.use_cases.delete_posts_of_author,
+                refresh_author=self.use_cases.refresh_author,
+            ),
         )
         servicer = PostServicer(posts=self.use_cases, verifier=runtime.token_verifier())
         await runtime.serve(

@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
 from pinstack_common.errors import NotFoundError
-from pinstack_common.metrics import POSTS_CREATED
 from pinstack_common.tokens import Identity
 from pinstack_post.authors import AuthorDirectory, AuthorRecord
 from pinstack_post.caching import PostCache
 from pinstack_post.events import PostEvents
+from pinstack_post.metrics import POSTS_CREATED
 from pinstack_post.repository import MediaInput, PostFilter, PostRecord, PostRepository
 from pinstack_post.validation import (
     validate_content,
@@ -177,7 +177,7 @@ class PostUseCases:
         await self._cache.forget(post_id)
 
     async def delete_posts_of_author(
-        self, user_id: int, *, session: AsyncSession | None = None
+        self, user_id: int, session: AsyncSession | None = None
     ) -> int:
         """Remove every post of a deleted user; idempotent. Wired to ``UserDeleted``.
 

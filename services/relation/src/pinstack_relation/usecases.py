@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack.user.v1 import events_pb2 as user_events
 from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from pinstack_common.metrics import FOLLOWS
 from pinstack_common.tokens import Identity
 from pinstack_relation.clients import RelatedUser, UserDirectory
 from pinstack_relation.events import RelationEvents
+from pinstack_relation.metrics import FOLLOWS
 from pinstack_relation.repository import RelationRepository
 
 __all__ = ["RelationUseCases"]
@@ -70,7 +69,7 @@ class RelationUseCases:
     ) -> tuple[list[RelatedUser], int]:
         return await self._list(user_id=user_id, page=page, limit=limit, followers=False)
 
-    async def forget_user(self, user_id: int, *, session: AsyncSession | None = None) -> int:
+    async def forget_user(self, user_id: int, session: AsyncSession | None = None) -> int:
         """Remove every follow from or to ``user_id`` (user deleted); idempotent.
 
         Runs in ``session`` when given (the event consumer's transaction, which also records
@@ -83,12 +82,6 @@ class RelationUseCases:
         for follower_id, followee_id in removed:
             await self._events.deleted(session, follower_id=follower_id, followee_id=followee_id)
         return len(removed)
-
-    async def on_user_deleted(
-        self, event: user_events.UserDeleted, session: AsyncSession | None = None
-    ) -> None:
-        """Handler for ``pinstack.user.v1.UserDeleted`` (``EventConsumer.on`` signature)."""
-        await self.forget_user(event.user_id, session=session)
 
     async def _list(
         self, *, user_id: int, page: int, limit: int, followers: bool

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -33,7 +34,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_common.events.envelope import capture_context
 
-__all__ = ["Outbox", "outbox_table"]
+__all__ = ["Outbox", "now_timestamp", "outbox_table"]
+
+
+def now_timestamp() -> Timestamp:
+    """The current time as a protobuf ``Timestamp``: an event's ``occurred_at``."""
+    stamp = Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
 
 
 def outbox_table(metadata: MetaData) -> Table:
