@@ -17,6 +17,7 @@ from pinstack_common.errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from pinstack_common.profiles import Profile, profile_from_proto
 
 __all__ = ["GrpcUserDirectory", "domain_error"]
 
@@ -54,14 +55,19 @@ class GrpcUserDirectory:
     def __init__(self, *, channel: grpc.aio.Channel) -> None:
         self._stub = user_pb2_grpc.UserServiceStub(channel)
 
-    async def create_user(self, request: user_pb2.CreateUserRequest) -> user_pb2.User:
+    async def create_user(
+        self, *, username: str, email: str, full_name: str, bio: str, avatar_url: str
+    ) -> Profile:
+        request = user_pb2.CreateUserRequest(
+            username=username, email=email, full_name=full_name, bio=bio, avatar_url=avatar_url
+        )
         try:
             user: user_pb2.User = await self._stub.CreateUser(request)
         except grpc.aio.AioRpcError as error:
             raise domain_error(error) from error
-        return user
+        return profile_from_proto(user)
 
-    async def find_by_login(self, login: str) -> user_pb2.User:
+    async def find_by_login(self, login: str) -> Profile:
         """An email if it contains ``@`` (usernames cannot), else a username."""
         try:
             user: user_pb2.User
@@ -73,7 +79,7 @@ class GrpcUserDirectory:
                 )
         except grpc.aio.AioRpcError as error:
             raise domain_error(error) from error
-        return user
+        return profile_from_proto(user)
 
     async def delete_user(self, user_id: int, *, authorization: str) -> None:
         """Delete as the user themself: the user service only lets the owner delete a profile."""

@@ -10,6 +10,7 @@ import grpc
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.user.v1 import user_pb2
 from pinstack_auth.usecases import AuthUseCases, NewAccount, TokenPair
+from pinstack_common.profiles import profile_to_proto
 
 __all__ = ["AuthServicer"]
 
@@ -43,7 +44,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def CreateAccount(
         self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.User:
-        return await self._usecases.create_account(_account(request))
+        return profile_to_proto(await self._usecases.create_account(_account(request)))
 
     async def Login(
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext

@@ -19,7 +19,6 @@ from typing import Protocol
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack.user.v1 import user_pb2
 from pinstack_auth.errors import invalid_credentials, invalid_refresh_token
 from pinstack_auth.metrics import LOGINS, REGISTRATIONS
 from pinstack_auth.passwords import PasswordHasher
@@ -30,6 +29,7 @@ from pinstack_auth.tokens import TokenService, hash_token
 from pinstack_common.context import caller_authorization
 from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from pinstack_common.profiles import Profile
 from pinstack_common.revocation import AuthorityAnswer
 from pinstack_common.usernames import canonical_username
 from pinstack_common.validation import (
@@ -55,9 +55,11 @@ _LOGIN_MAX = 320  # the longest email the user service accepts; anything longer 
 
 
 class UserDirectory(Protocol):
-    async def create_user(self, request: user_pb2.CreateUserRequest) -> user_pb2.User: ...
+    async def create_user(
+        self, *, username: str, email: str, full_name: str, bio: str, avatar_url: str
+    ) -> Profile: ...
 
-    async def find_by_login(self, login: str) -> user_pb2.User: ...
+    async def find_by_login(self, login: str) -> Profile: ...
 
     async def delete_user(self, user_id: int, *, authorization: str) -> None: ...
 
@@ -135,7 +137,7 @@ class AuthUseCases:
         log.info("user registered", user_id=user.id)
         return pair
 
-    async def create_account(self, account: NewAccount) -> user_pb2.User:
+    async def create_account(self, account: NewAccount) -> Profile:
         """An account that can log in, without a session (``POST /users``)."""
         user, _ = await self._create(account, start_session=False)
         log.info("account created", user_id=user.id)
@@ -143,7 +145,7 @@ class AuthUseCases:
 
     async def _create(
         self, account: NewAccount, *, start_session: bool
-    ) -> tuple[user_pb2.User, TokenPair | None]:
+    ) -> tuple[Profile, TokenPair | None]:
         account.validate()
         async with self._claim(account):
             # Uniqueness before the expensive hash: a burst of duplicates must get its 409s
@@ -185,16 +187,14 @@ class AuthUseCases:
 
     async def _create_claimed(
         self, account: NewAccount, *, start_session: bool
-    ) -> tuple[user_pb2.User, TokenPair | None]:
+    ) -> tuple[Profile, TokenPair | None]:
         password_hash = await self._passwords.hash(account.password)
         user = await self._users.create_user(
-            user_pb2.CreateUserRequest(
-                username=account.username,
-                email=account.email,
-                full_name=account.full_name,
-                bio=account.bio,
-                avatar_url=account.avatar_url,
-            )
+            username=account.username,
+            email=account.email,
+            full_name=account.full_name,
+            bio=account.bio,
+            avatar_url=account.avatar_url,
         )
         try:
             async with self._db.transaction() as session:

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Protocol
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +22,7 @@ from pinstack_common.events.outbox import Outbox
 from pinstack_common.events.topics import NOTIFICATION_EVENTS, RELATION_EVENTS, USER_EVENTS
 from pinstack_common.runtime import EventHandlers
 from pinstack_common.strict_json import sanitised
+from pinstack_common.timestamps import to_timestamp
 from pinstack_notification.metrics import NOTIFICATIONS_CREATED
 from pinstack_notification.push import PushPublisher
 from pinstack_notification.repository import NotificationRecord
@@ -39,14 +39,12 @@ def to_proto(record: NotificationRecord) -> notification_pb2.Notification:
     stored before payloads were read strictly may hold ``NaN`` or ``Infinity``, which are not
     JSON; they go out as ``null``. See docs/input-validation.md.
     """
-    created = Timestamp()
-    created.FromDatetime(record.created_at)
     return notification_pb2.Notification(
         id=record.id,
         user_id=record.user_id,
         type=record.type,
         is_read=record.is_read,
-        created_at=created,
+        created_at=to_timestamp(record.created_at),
         payload_json=(sanitised(record.payload) or "") if record.payload else "",
         sender_id=record.sender_id or 0,
     )

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from pinstack.post.v1 import post_pb2, post_pb2_grpc
 from pinstack_common.context import caller_authorization
+from pinstack_common.timestamps import from_timestamp, to_timestamp
 from pinstack_common.tokens import AccessTokenVerifier, Identity
 from pinstack_post.repository import MediaInput, PostFilter
 from pinstack_post.usecases import AuthoredPost, PostChanges, PostUseCases
 
 __all__ = ["PostServicer", "to_proto"]
-
-
-def _stamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def _moment(stamp: Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=UTC)
 
 
 def _media(items: Iterable[post_pb2.MediaInput]) -> list[MediaInput]:
@@ -44,8 +32,8 @@ def to_proto(authored: AuthoredPost) -> post_pb2.Post:
         ),
         title=post.title,
         content=post.content,
-        created_at=_stamp(post.created_at),
-        updated_at=_stamp(post.updated_at),
+        created_at=to_timestamp(post.created_at),
+        updated_at=to_timestamp(post.updated_at),
         media=[
             post_pb2.MediaItem(id=m.id, url=m.url, type=m.type, position=m.position)
             for m in post.media
@@ -84,10 +72,12 @@ class PostServicer(post_pb2_grpc.PostServiceServicer):
             author_id=request.author_id if request.HasField("author_id") else None,
             tag=request.tag if request.HasField("tag") else None,
             created_after=(
-                _moment(request.created_after) if request.HasField("created_after") else None
+                from_timestamp(request.created_after) if request.HasField("created_after") else None
             ),
             created_before=(
-                _moment(request.created_before) if request.HasField("created_before") else None
+                from_timestamp(request.created_before)
+                if request.HasField("created_before")
+                else None
             ),
         )
         page, total = await self._posts.list_posts(

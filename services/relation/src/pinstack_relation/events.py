@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.relation.v1 import events_pb2
 from pinstack.user.v1.events_pb2 import UserDeleted
-from pinstack_common.events.outbox import Outbox, now_timestamp
+from pinstack_common.events.outbox import Outbox
 from pinstack_common.events.topics import RELATION_EVENTS, USER_EVENTS
 from pinstack_common.runtime import EventHandlers
+from pinstack_common.timestamps import now_timestamp
 
 __all__ = ["CONSUMED_TOPICS", "RelationEvents", "handlers"]
 

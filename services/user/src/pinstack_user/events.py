@@ -6,9 +6,10 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.user.v1 import events_pb2
-from pinstack_common.events.outbox import Outbox, now_timestamp
+from pinstack_common.events.outbox import Outbox
 from pinstack_common.events.topics import USER_EVENTS
-from pinstack_user.repository import UserRecord
+from pinstack_common.profiles import Profile
+from pinstack_common.timestamps import now_timestamp
 
 __all__ = ["UserEvents"]
 
@@ -19,13 +20,13 @@ class UserEvents:
     def __init__(self, *, outbox: Outbox) -> None:
         self._outbox = outbox
 
-    async def created(self, session: AsyncSession, user: UserRecord) -> None:
+    async def created(self, session: AsyncSession, user: Profile) -> None:
         message = events_pb2.UserCreated(
             user_id=user.id, username=user.username, email=user.email, occurred_at=now_timestamp()
         )
         await self._outbox.add(session, topic=USER_EVENTS, key=str(user.id), message=message)
 
-    async def updated(self, session: AsyncSession, user: UserRecord) -> None:
+    async def updated(self, session: AsyncSession, user: Profile) -> None:
         message = events_pb2.UserUpdated(
             user_id=user.id,
             username=user.username,

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
 from pinstack_common.context import caller_authorization
+from pinstack_common.profiles import profile_to_proto
 from pinstack_common.tokens import AccessTokenVerifier, Identity
-from pinstack_user.repository import UserRecord
 from pinstack_user.usecases import UserUseCases
 
-__all__ = ["UserServicer", "to_proto"]
-
-
-def to_proto(user: UserRecord) -> user_pb2.User:
-    created, updated = Timestamp(), Timestamp()
-    created.FromDatetime(user.created_at)
-    updated.FromDatetime(user.updated_at)
-    return user_pb2.User(
-        id=user.id,
-        username=user.username,
-        email=user.email,
-        full_name=user.full_name,
-        bio=user.bio,
-        avatar_url=user.avatar_url,
-        created_at=created,
-        updated_at=updated,
-    )
+__all__ = ["UserServicer"]
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
@@ -47,26 +29,26 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             bio=request.bio,
             avatar_url=request.avatar_url,
         )
-        return to_proto(user)
+        return profile_to_proto(user)
 
     async def GetUser(self, request: user_pb2.GetUserRequest, context: object) -> user_pb2.User:
-        return to_proto(await self._users.get(request.id))
+        return profile_to_proto(await self._users.get(request.id))
 
     async def GetUserByUsername(
         self, request: user_pb2.GetUserByUsernameRequest, context: object
     ) -> user_pb2.User:
-        return to_proto(await self._users.get_by_username(request.username))
+        return profile_to_proto(await self._users.get_by_username(request.username))
 
     async def GetUserByEmail(
         self, request: user_pb2.GetUserByEmailRequest, context: object
     ) -> user_pb2.User:
-        return to_proto(await self._users.get_by_email(request.email))
+        return profile_to_proto(await self._users.get_by_email(request.email))
 
     async def GetUsers(
         self, request: user_pb2.GetUsersRequest, context: object
     ) -> user_pb2.GetUsersResponse:
         users = await self._users.get_many(list(request.ids))
-        return user_pb2.GetUsersResponse(users=[to_proto(user) for user in users])
+        return user_pb2.GetUsersResponse(users=[profile_to_proto(user) for user in users])
 
     async def SearchUsers(
         self, request: user_pb2.SearchUsersRequest, context: object
@@ -74,7 +56,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         users, total = await self._users.search(
             query=request.query, page=request.page or 1, limit=request.limit or 10
         )
-        return user_pb2.SearchUsersResponse(users=[to_proto(user) for user in users], total=total)
+        return user_pb2.SearchUsersResponse(
+            users=[profile_to_proto(user) for user in users], total=total
+        )
 
     async def UpdateUser(
         self, request: user_pb2.UpdateUserRequest, context: object
@@ -87,7 +71,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         user = await self._users.update(
             caller=await self._caller(), user_id=request.id, changes=changes
         )
-        return to_proto(user)
+        return profile_to_proto(user)
 
     async def UpdateAvatar(
         self, request: user_pb2.UpdateAvatarRequest, context: object
@@ -95,7 +79,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         user = await self._users.update_avatar(
             caller=await self._caller(), user_id=request.id, avatar_url=request.avatar_url
         )
-        return to_proto(user)
+        return profile_to_proto(user)
 
     async def DeleteUser(
         self, request: user_pb2.DeleteUserRequest, context: object

@@ -8,6 +8,7 @@ from typing import Any
 from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
 from pinstack_common.errors import InvalidArgumentError, NotFoundError
+from pinstack_common.profiles import Profile
 from pinstack_common.tokens import Identity
 from pinstack_common.validation import (
     USERNAME_MAX,
@@ -16,7 +17,7 @@ from pinstack_common.validation import (
     validate_username,
 )
 from pinstack_user.events import UserEvents
-from pinstack_user.repository import UserRecord, UserRepository
+from pinstack_user.repository import UserRepository
 
 __all__ = ["ProfileChanges", "UserUseCases"]
 
@@ -42,7 +43,7 @@ class UserUseCases:
 
     async def create(
         self, *, username: str, email: str, full_name: str, bio: str, avatar_url: str
-    ) -> UserRecord:
+    ) -> Profile:
         username = validate_username(username)  # stored as typed, in NFC
         validate_email(email)
         require_max_length(full_name, FULL_NAME_MAX)
@@ -61,12 +62,12 @@ class UserUseCases:
             await self._events.created(session, user)
         return user
 
-    async def get(self, user_id: int) -> UserRecord:
+    async def get(self, user_id: int) -> Profile:
         require_positive_id(user_id)
         async with self._db.read() as session:
             return _found(await self._repo.get(session, user_id))
 
-    async def get_by_username(self, username: str) -> UserRecord:
+    async def get_by_username(self, username: str) -> Profile:
         """Found by the canonical form, so any spelling of the name finds it. Only the length is
         checked: a name registered under older rules is still found."""
         if not username or len(username) > USERNAME_MAX:
@@ -74,18 +75,18 @@ class UserUseCases:
         async with self._db.read() as session:
             return _found(await self._repo.get_by_username(session, username))
 
-    async def get_by_email(self, email: str) -> UserRecord:
+    async def get_by_email(self, email: str) -> Profile:
         validate_email(email)
         async with self._db.read() as session:
             return _found(await self._repo.get_by_email(session, email))
 
-    async def get_many(self, ids: Sequence[int]) -> list[UserRecord]:
+    async def get_many(self, ids: Sequence[int]) -> list[Profile]:
         if len(ids) > 1000:
             raise InvalidArgumentError("validation failed")
         async with self._db.read() as session:
             return await self._repo.get_many(session, ids)
 
-    async def search(self, *, query: str, page: int, limit: int) -> tuple[list[UserRecord], int]:
+    async def search(self, *, query: str, page: int, limit: int) -> tuple[list[Profile], int]:
         query = query.strip()
         if not query:
             raise InvalidArgumentError("invalid search query")
@@ -96,9 +97,7 @@ class UserUseCases:
                 session, query=query, offset=(page - 1) * limit, limit=limit
             )
 
-    async def update(
-        self, *, caller: Identity, user_id: int, changes: ProfileChanges
-    ) -> UserRecord:
+    async def update(self, *, caller: Identity, user_id: int, changes: ProfileChanges) -> Profile:
         require_positive_id(user_id)
         changes = dict(changes)
         if "username" in changes:
@@ -109,7 +108,7 @@ class UserUseCases:
         require_max_length(changes.get("bio", ""), BIO_MAX)
         return await self._change(caller=caller, user_id=user_id, values=dict(changes))
 
-    async def update_avatar(self, *, caller: Identity, user_id: int, avatar_url: str) -> UserRecord:
+    async def update_avatar(self, *, caller: Identity, user_id: int, avatar_url: str) -> Profile:
         validate_avatar_url(avatar_url)
         return await self._change(caller=caller, user_id=user_id, values={"avatar_url": avatar_url})
 
@@ -122,9 +121,7 @@ class UserUseCases:
             await self._repo.delete(session, user_id)
             await self._events.deleted(session, user_id)
 
-    async def _change(
-        self, *, caller: Identity, user_id: int, values: dict[str, Any]
-    ) -> UserRecord:
+    async def _change(self, *, caller: Identity, user_id: int, values: dict[str, Any]) -> Profile:
         async with self._db.transaction() as session:
             existing = _found(await self._repo.get(session, user_id))
             require_owner(caller, user_id)
@@ -145,7 +142,7 @@ def require_positive_id(value: int) -> None:
         raise InvalidArgumentError("validation failed")
 
 
-def _found(user: UserRecord | None) -> UserRecord:
+def _found(user: Profile | None) -> Profile:
     if user is None:
         raise NotFoundError("user not found")
     return user

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -34,14 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_common.events.envelope import capture_context
 
-__all__ = ["Outbox", "now_timestamp", "outbox_table"]
-
-
-def now_timestamp() -> Timestamp:
-    """The current time as a protobuf ``Timestamp``: an event's ``occurred_at``."""
-    stamp = Timestamp()
-    stamp.GetCurrentTime()
-    return stamp
+__all__ = ["Outbox", "outbox_table"]
 
 
 def outbox_table(metadata: MetaData) -> Table:
