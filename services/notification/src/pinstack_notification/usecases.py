@@ -44,58 +44,49 @@ class Feed:
         return math.ceil(self.total / self.limit)
 
 
+@dataclass(kw_only=True, eq=False)
 class NotificationUseCases:
-    def __init__(
-        self,
-        *,
-        database: Database,
-        repository: NotificationRepository,
-        events: NotificationEvents,
-        users: UserDirectory,
-        limiter: SendLimiter,
-        max_limit: int = 100,
-    ) -> None:
-        self._db = database
-        self._repo = repository
-        self._events = events
-        self._users = users
-        self._limiter = limiter
-        self._max_limit = max_limit
+    database: Database
+    repository: NotificationRepository
+    events: NotificationEvents
+    users: UserDirectory
+    limiter: SendLimiter
+    max_limit: int = 100
 
     async def feed(self, *, caller: Identity, page: int, limit: int) -> Feed:
-        if page < 1 or not 1 <= limit <= self._max_limit:
+        if page < 1 or not 1 <= limit <= self.max_limit:
             raise InvalidArgumentError("invalid input")
-        async with self._db.read() as session:
-            records, total = await self._repo.feed(
+        async with self.database.read() as session:
+            records, total = await self.repository.feed(
                 session, user_id=caller.user_id, offset=(page - 1) * limit, limit=limit
             )
         return Feed(notifications=records, total=total, page=page, limit=limit)
 
     async def unread_count(self, *, caller: Identity) -> int:
-        async with self._db.read() as session:
-            return await self._repo.unread_count(session, caller.user_id)
+        async with self.database.read() as session:
+            return await self.repository.unread_count(session, caller.user_id)
 
     async def get(self, *, caller: Identity, notification_id: int) -> NotificationRecord:
         _require_positive(notification_id)
-        async with self._db.read() as session:
-            return _owned(caller, await self._repo.get(session, notification_id))
+        async with self.database.read() as session:
+            return _owned(caller, await self.repository.get(session, notification_id))
 
     async def mark_read(self, *, caller: Identity, notification_id: int) -> None:
         _require_positive(notification_id)
-        async with self._db.transaction() as session:
-            record = _owned(caller, await self._repo.get(session, notification_id))
+        async with self.database.transaction() as session:
+            record = _owned(caller, await self.repository.get(session, notification_id))
             if not record.is_read:
-                await self._repo.mark_read(session, notification_id)
+                await self.repository.mark_read(session, notification_id)
 
     async def mark_all_read(self, *, caller: Identity) -> int:
-        async with self._db.transaction() as session:
-            return await self._repo.mark_all_read(session, caller.user_id)
+        async with self.database.transaction() as session:
+            return await self.repository.mark_all_read(session, caller.user_id)
 
     async def delete(self, *, caller: Identity, notification_id: int) -> None:
         _require_positive(notification_id)
-        async with self._db.transaction() as session:
-            _owned(caller, await self._repo.get(session, notification_id))
-            await self._repo.delete(session, notification_id)
+        async with self.database.transaction() as session:
+            _owned(caller, await self.repository.get(session, notification_id))
+            await self.repository.delete(session, notification_id)
 
     async def send(
         self, *, caller: Identity, user_id: int, type: str, payload_json: str
@@ -104,8 +95,8 @@ class NotificationUseCases:
         if not type.strip() or len(type) > TYPE_MAX or type.strip().lower() in SYSTEM_TYPES:
             raise InvalidArgumentError("validation failed")
         payload = _normalised_payload(payload_json)
-        await self._limiter.hit(caller_id=caller.user_id)
-        if not await self._users.exists(user_id):
+        await self.limiter.hit(caller_id=caller.user_id)
+        if not await self.users.exists(user_id):
             raise NotFoundError("user not found")
         record = await self._create(
             user_id=user_id, type=type, payload=payload, sender_id=caller.user_id
@@ -140,9 +131,9 @@ class NotificationUseCases:
     async def forget_user(self, user_id: int, session: AsyncSession | None = None) -> int:
         """Delete every notification of ``user_id`` (user deleted); idempotent."""
         if session is None:
-            async with self._db.transaction() as own:
-                return await self._repo.delete_user(own, user_id)
-        return await self._repo.delete_user(session, user_id)
+            async with self.database.transaction() as own:
+                return await self.repository.delete_user(own, user_id)
+        return await self.repository.delete_user(session, user_id)
 
     async def _create(
         self,
@@ -155,17 +146,17 @@ class NotificationUseCases:
         session: AsyncSession | None = None,
     ) -> NotificationRecord | None:
         if session is None:
-            async with self._db.transaction() as own:
+            async with self.database.transaction() as own:
                 return await self._create(
                     user_id=user_id, type=type, payload=payload, dedupe_key=dedupe_key,
                     sender_id=sender_id, session=own,
                 )  # fmt: skip
-        record = await self._repo.insert(
+        record = await self.repository.insert(
             session, user_id=user_id, type=type, payload=payload, dedupe_key=dedupe_key,
             sender_id=sender_id,
         )  # fmt: skip
         if record is not None:
-            await self._events.created(session, record)
+            await self.events.created(session, record)
         return record
 
 
