@@ -46,9 +46,7 @@ class AuthComponent(ServiceComponent):
     name = "auth"
     settings: AuthSettings
 
-    def __init__(self, *, settings: AuthSettings, transport: EventTransport | None = None) -> None:
-        super().__init__(settings=settings, transport=transport)
-        self.usecases: AuthUseCases | None = None
+    use_cases: AuthUseCases | None = None
 
     async def wire(self, runtime: ServiceRuntime) -> None:
         s = self.settings
@@ -67,7 +65,7 @@ class AuthComponent(ServiceComponent):
             lifetime=timedelta(seconds=s.access_token_ttl_seconds),
             clock=tokens.now,
         )
-        self.usecases = AuthUseCases(
+        self.use_cases = AuthUseCases(
             database=database,
             repository=AuthRepository(),
             users=GrpcUserDirectory(channel=channel),
@@ -93,28 +91,28 @@ class AuthComponent(ServiceComponent):
             database=database,
             processed=processed_events,
             topics=CONSUMED_TOPICS,
-            handlers=handlers(forget_user=self.usecases.forget_user),
+            handlers=handlers(forget_user=self.use_cases.forget_user),
         )
         await runtime.serve(
             service_name=SERVICE_NAME,
             registration=partial(
                 auth_pb2_grpc.add_AuthServiceServicer_to_server,
-                AuthServicer(usecases=self.usecases),
+                AuthServicer(usecases=self.use_cases),
             ),
         )
-        purger = asyncio.create_task(self._purge_periodically(self.usecases))
+        purger = asyncio.create_task(self._purge_periodically(self.use_cases))
         runtime.on_close(partial(_cancel, purger))
         log.info("auth started", address=runtime.address, signing_kid=keys.signing.kid)
 
     async def stop(self) -> None:
         await super().stop()
-        self.usecases = None
+        self.use_cases = None
 
-    async def _purge_periodically(self, usecases: AuthUseCases) -> None:
+    async def _purge_periodically(self, use_cases: AuthUseCases) -> None:
         while True:
             await asyncio.sleep(self.settings.session_purge_interval_seconds)
             try:
-                purged = await usecases.purge_sessions()
+                purged = await use_cases.purge_sessions()
             except Exception:
                 # Housekeeping only: a database hiccup must not end the task for good.
                 log.exception("session purge failed")

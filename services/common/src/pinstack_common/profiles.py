@@ -28,14 +28,13 @@ class Profile:
     updated_at: datetime
 
 
+# The fields that are the same on both sides; the timestamps are converted.
+_SCALARS = ("id", "username", "email", "full_name", "bio", "avatar_url")
+
+
 def profile_to_proto(profile: Profile) -> user_pb2.User:
     return user_pb2.User(
-        id=profile.id,
-        username=profile.username,
-        email=profile.email,
-        full_name=profile.full_name,
-        bio=profile.bio,
-        avatar_url=profile.avatar_url,
+        **{name: getattr(profile, name) for name in _SCALARS},
         created_at=to_timestamp(profile.created_at),
         updated_at=to_timestamp(profile.updated_at),
     )
@@ -43,12 +42,7 @@ def profile_to_proto(profile: Profile) -> user_pb2.User:
 
 def profile_from_proto(user: user_pb2.User) -> Profile:
     return Profile(
-        id=user.id,
-        username=user.username,
-        email=user.email,
-        full_name=user.full_name,
-        bio=user.bio,
-        avatar_url=user.avatar_url,
+        **{name: getattr(user, name) for name in _SCALARS},
         created_at=from_timestamp(user.created_at),
         updated_at=from_timestamp(user.updated_at),
     )

@@ -48,7 +48,6 @@ class NotificationComponent(ServiceComponent):
     ) -> None:
         super().__init__(settings=settings, transport=transport)
         self.database: Database | None = None
-        self.outbox = Outbox(table=outbox_table)
         self.broadcaster = NotificationBroadcaster(queue_size=settings.stream_queue_size)
         self.use_cases: NotificationUseCases | None = None
 
@@ -80,18 +79,19 @@ class NotificationComponent(ServiceComponent):
         settings = self.settings
         self.database = runtime.database()
         redis = runtime.redis()
+        outbox = Outbox(table=outbox_table)
         users = user_pb2_grpc.UserServiceStub(
             runtime.channel(address=settings.user_addr, service="user")
         )
         self.use_cases = NotificationUseCases(
             database=self.database,
             repository=NotificationRepository(),
-            events=NotificationEvents(outbox=self.outbox, push=await self._push(runtime, redis)),
+            events=NotificationEvents(outbox=outbox, push=await self._push(runtime, redis)),
             users=GrpcUserDirectory(stub=users),
             limiter=self._limiter(redis),
             max_limit=settings.feed_max_limit,
         )
-        await runtime.relay(database=self.database, outbox=self.outbox)
+        await runtime.relay(database=self.database, outbox=outbox)
         await runtime.consume(
             database=self.database,
             processed=processed_events,

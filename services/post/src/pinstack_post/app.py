@@ -28,23 +28,21 @@ class PostComponent(ServiceComponent):
     name = "post"
     settings: PostSettings
 
-    def __init__(self, *, settings: PostSettings, transport: EventTransport | None = None) -> None:
-        super().__init__(settings=settings, transport=transport)
-        self.database: Database | None = None
-        self.outbox = Outbox(table=outbox)
-        self.use_cases: PostUseCases | None = None
+    database: Database | None = None
+    use_cases: PostUseCases | None = None
 
     async def wire(self, runtime: ServiceRuntime) -> None:
         settings = self.settings
         self.database = runtime.database()
         redis = runtime.redis()
+        post_outbox = Outbox(table=outbox)
         users = user_pb2_grpc.UserServiceStub(
             runtime.channel(address=settings.user_addr, service="user")
         )
         self.use_cases = PostUseCases(
             database=self.database,
             repository=PostRepository(),
-            events=PostEvents(outbox=self.outbox),
+            events=PostEvents(outbox=post_outbox),
             authors=AuthorDirectory(
                 users=users,
                 cache=Cache(
@@ -59,7 +57,7 @@ class PostComponent(ServiceComponent):
             default_limit=settings.list_default_limit,
             max_limit=settings.list_max_limit,
         )
-        await runtime.relay(database=self.database, outbox=self.outbox)
+        await runtime.relay(database=self.database, outbox=post_outbox)
         await runtime.consume(
             database=self.database,
             processed=processed_events,

@@ -32,27 +32,23 @@ class RelationComponent(ServiceComponent):
     name = "relation"
     settings: RelationSettings
 
-    def __init__(
-        self, *, settings: RelationSettings, transport: EventTransport | None = None
-    ) -> None:
-        super().__init__(settings=settings, transport=transport)
-        self.outbox = Outbox(table=outbox_table)
-        self.use_cases: RelationUseCases | None = None
+    use_cases: RelationUseCases | None = None
 
     async def wire(self, runtime: ServiceRuntime) -> None:
         settings = self.settings
         database = runtime.database()
+        outbox = Outbox(table=outbox_table)
         users = user_pb2_grpc.UserServiceStub(
             runtime.channel(address=settings.user_addr, service="user")
         )
         self.use_cases = RelationUseCases(
             database=database,
             repository=RelationRepository(),
-            events=RelationEvents(outbox=self.outbox),
+            events=RelationEvents(outbox=outbox),
             users=GrpcUserDirectory(stub=users),
             max_limit=settings.list_max_limit,
         )
-        await runtime.relay(database=database, outbox=self.outbox)
+        await runtime.relay(database=database, outbox=outbox)
         await runtime.consume(
             database=database,
             processed=processed_events,
