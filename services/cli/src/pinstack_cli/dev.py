@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from pinstack_cli.components import SERVICES
-from pinstack_common.events.envelope import dead_letter_topic, topic_for
+from pinstack_common.events import ALL_TOPICS, dead_letter_topic
 
 # pinstack_devinfra (embedded PostgreSQL and Redis wheels, platformdirs) is imported inside the
 # functions that start or stop infrastructure: ``main`` imports this module for every command,
@@ -44,7 +44,6 @@ dev_app = typer.Typer(help="Distributed mode on one machine (real PostgreSQL, Re
 console = Console(stderr=True)
 
 COMPONENTS = [*SERVICES, "gateway"]
-EVENT_DOMAINS = ("user", "post", "relation", "notification")
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
 
@@ -204,7 +203,7 @@ def _start_infra(dev: Path, state: dict[str, Any], *, ephemeral: bool) -> tuple[
             postgres.ensure_database(spec.database)
             migrations.upgrade(package=spec.package, url=postgres.url(spec.database))
     console.log(f"schemas migrated: {', '.join(SERVICES)}")
-    topics = [t for d in EVENT_DOMAINS for t in (topic_for(d), dead_letter_topic(topic_for(d)))]
+    topics = [t for topic in ALL_TOPICS for t in (topic, dead_letter_topic(topic))]
     with console.status("creating topics"):
         asyncio.run(ensure_topics(broker.bootstrap_servers, topics))
     console.log(f"topics ready: {len(topics)}")
