@@ -8,6 +8,7 @@ its transaction commits. Consumes ``FollowCreated`` (the followee is told) and `
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
@@ -50,16 +51,16 @@ def to_proto(record: NotificationRecord) -> notification_pb2.Notification:
     )
 
 
+@dataclass(kw_only=True, eq=False)
 class NotificationEvents:
     """Announces new notifications through the outbox, inside the caller's transaction."""
 
-    def __init__(self, *, outbox: Outbox, push: PushPublisher) -> None:
-        self._outbox = outbox
-        self._push = push
+    outbox: Outbox
+    push: PushPublisher
 
     async def created(self, session: AsyncSession, record: NotificationRecord) -> None:
         message = events_pb2.NotificationCreated(notification=to_proto(record))
-        await self._outbox.add(
+        await self.outbox.add(
             session, topic=NOTIFICATION_EVENTS, key=str(record.user_id), message=message
         )
         # Pushed only after the commit: a socket must never show what the feed lacks. The push
@@ -69,7 +70,7 @@ class NotificationEvents:
 
     def _announce(self, record: NotificationRecord) -> None:
         NOTIFICATIONS_CREATED.inc()
-        self._push.publish(to_proto(record))
+        self.push.publish(to_proto(record))
 
 
 def _after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:

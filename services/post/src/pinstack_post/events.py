@@ -7,6 +7,7 @@ Announces post changes on ``pinstack.post.events.v1``, keyed by post id; consume
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,29 +24,29 @@ __all__ = ["CONSUMED_TOPICS", "PostEvents", "handlers"]
 CONSUMED_TOPICS = (USER_EVENTS,)
 
 
+@dataclass(kw_only=True, eq=False)
 class PostEvents:
     """Announces post changes through the outbox, inside the caller's transaction."""
 
-    def __init__(self, *, outbox: Outbox) -> None:
-        self._outbox = outbox
+    outbox: Outbox
 
     async def created(self, session: AsyncSession, post: PostRecord) -> None:
         message = events_pb2.PostCreated(
             post_id=post.id, author_id=post.author_id, title=post.title, occurred_at=now_timestamp()
         )
-        await self._outbox.add(session, topic=POST_EVENTS, key=str(post.id), message=message)
+        await self.outbox.add(session, topic=POST_EVENTS, key=str(post.id), message=message)
 
     async def updated(self, session: AsyncSession, post: PostRecord) -> None:
         message = events_pb2.PostUpdated(
             post_id=post.id, author_id=post.author_id, occurred_at=now_timestamp()
         )
-        await self._outbox.add(session, topic=POST_EVENTS, key=str(post.id), message=message)
+        await self.outbox.add(session, topic=POST_EVENTS, key=str(post.id), message=message)
 
     async def deleted(self, session: AsyncSession, *, post_id: int, author_id: int) -> None:
         message = events_pb2.PostDeleted(
             post_id=post_id, author_id=author_id, occurred_at=now_timestamp()
         )
-        await self._outbox.add(session, topic=POST_EVENTS, key=str(post_id), message=message)
+        await self.outbox.add(session, topic=POST_EVENTS, key=str(post_id), message=message)
 
 
 def handlers(

@@ -7,6 +7,7 @@ Announces follows on ``pinstack.relation.events.v1``, keyed by followee; consume
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,11 +23,11 @@ __all__ = ["CONSUMED_TOPICS", "RelationEvents", "handlers"]
 CONSUMED_TOPICS = (USER_EVENTS,)
 
 
+@dataclass(kw_only=True, eq=False)
 class RelationEvents:
     """Announces follow changes through the outbox, inside the caller's transaction."""
 
-    def __init__(self, *, outbox: Outbox) -> None:
-        self._outbox = outbox
+    outbox: Outbox
 
     async def created(self, session: AsyncSession, *, follower_id: int, followee_id: int) -> None:
         await self._add(session, events_pb2.FollowCreated, follower_id, followee_id)
@@ -44,9 +45,7 @@ class RelationEvents:
         message = kind(
             follower_id=follower_id, followee_id=followee_id, occurred_at=now_timestamp()
         )
-        await self._outbox.add(
-            session, topic=RELATION_EVENTS, key=str(followee_id), message=message
-        )
+        await self.outbox.add(session, topic=RELATION_EVENTS, key=str(followee_id), message=message)
 
 
 def handlers(*, forget_user: Callable[[int, AsyncSession], Awaitable[object]]) -> EventHandlers:

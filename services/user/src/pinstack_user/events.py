@@ -3,6 +3,8 @@ by user id, and consumes none."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.user.v1 import events_pb2
@@ -14,17 +16,17 @@ from pinstack_common.timestamps import now_timestamp
 __all__ = ["UserEvents"]
 
 
+@dataclass(kw_only=True, eq=False)
 class UserEvents:
     """Announces profile changes through the outbox, inside the caller's transaction."""
 
-    def __init__(self, *, outbox: Outbox) -> None:
-        self._outbox = outbox
+    outbox: Outbox
 
     async def created(self, session: AsyncSession, user: Profile) -> None:
         message = events_pb2.UserCreated(
             user_id=user.id, username=user.username, email=user.email, occurred_at=now_timestamp()
         )
-        await self._outbox.add(session, topic=USER_EVENTS, key=str(user.id), message=message)
+        await self.outbox.add(session, topic=USER_EVENTS, key=str(user.id), message=message)
 
     async def updated(self, session: AsyncSession, user: Profile) -> None:
         message = events_pb2.UserUpdated(
@@ -35,8 +37,8 @@ class UserEvents:
             avatar_url=user.avatar_url,
             occurred_at=now_timestamp(),
         )
-        await self._outbox.add(session, topic=USER_EVENTS, key=str(user.id), message=message)
+        await self.outbox.add(session, topic=USER_EVENTS, key=str(user.id), message=message)
 
     async def deleted(self, session: AsyncSession, user_id: int) -> None:
         message = events_pb2.UserDeleted(user_id=user_id, occurred_at=now_timestamp())
-        await self._outbox.add(session, topic=USER_EVENTS, key=str(user_id), message=message)
+        await self.outbox.add(session, topic=USER_EVENTS, key=str(user_id), message=message)
