@@ -43,6 +43,7 @@ __all__ = [
     "downgrade",
     "drop_tables",
     "head_revision",
+    "platform_tables_revision",
     "run_env",
     "schema_status",
     "upgrade",
@@ -78,6 +79,19 @@ def drop_tables(*names: str) -> None:
     """In a revision's ``downgrade``: drop ``names`` in the order given."""
     for name in names:
         op.drop_table(name)
+
+
+def platform_tables_revision(*names: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``upgrade`` and ``downgrade`` of a revision that only adds kit tables (e.g. a service
+    that starts consuming events adds ``processed_events``)."""
+
+    def upgrade() -> None:
+        create_platform_tables(*names)
+
+    def downgrade() -> None:
+        drop_tables(*reversed(names))
+
+    return upgrade, downgrade
 
 
 # config.attributes keys: set by upgrade() for run_env, which reports the status back.

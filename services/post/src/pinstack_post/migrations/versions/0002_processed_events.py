@@ -1,14 +1,8 @@
 """The consumer's dedupe table (UserDeleted, UserUpdated)."""
 
-from pinstack_common.migrations import create_platform_tables, drop_tables
+from pinstack_common.migrations import platform_tables_revision
 
 revision = "0002"
 down_revision = "0001"
 
-
-def upgrade() -> None:
-    create_platform_tables("processed_events")
-
-
-def downgrade() -> None:
-    drop_tables("processed_events")
+upgrade, downgrade = platform_tables_revision("processed_events")
