@@ -45,7 +45,6 @@ class AuthComponent(ServiceComponent):
 
     name = "auth"
     settings: AuthSettings
-
     use_cases: AuthUseCases | None = None
 
     async def wire(self, runtime: ServiceRuntime) -> None:

@@ -27,7 +27,6 @@ MIGRATIONS_PACKAGE = "pinstack_post"
 class PostComponent(ServiceComponent):
     name = "post"
     settings: PostSettings
-
     database: Database | None = None
     use_cases: PostUseCases | None = None
 

@@ -31,7 +31,6 @@ MIGRATIONS_PACKAGE = "pinstack_relation"
 class RelationComponent(ServiceComponent):
     name = "relation"
     settings: RelationSettings
-
     use_cases: RelationUseCases | None = None
 
     async def wire(self, runtime: ServiceRuntime) -> None:

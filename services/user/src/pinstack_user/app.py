@@ -22,7 +22,6 @@ MIGRATIONS_PACKAGE = "pinstack_user"
 class UserComponent(ServiceComponent):
     name = "user"
     settings: UserSettings
-
     use_cases: UserUseCases | None = None
 
     async def wire(self, runtime: ServiceRuntime) -> None:
