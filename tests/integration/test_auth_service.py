@@ -27,7 +27,7 @@ from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
 from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_auth.app import MIGRATIONS_PACKAGE, AuthComponent, create_component
-from pinstack_auth.events import user_deleted_handler
+from pinstack_auth.events import handlers
 from pinstack_auth.keys import SigningKey
 from pinstack_auth.repository import AuthRepository
 from pinstack_auth.settings import AuthSettings
@@ -439,9 +439,9 @@ async def test_update_password_errors(auth: Running) -> None:
 
 async def test_forget_user_removes_credentials_and_sessions(auth: Running) -> None:
     name, pair = await _register(auth)
-    assert auth.component.usecases is not None
-    await auth.component.usecases.forget_user(pair.user_id)
-    await auth.component.usecases.forget_user(pair.user_id)  # redelivered event: no error
+    assert auth.component.use_cases is not None
+    await auth.component.use_cases.forget_user(pair.user_id)
+    await auth.component.use_cases.forget_user(pair.user_id)  # redelivered event: no error
     await _fails(auth.stub.Refresh(auth_pb2.RefreshRequest(refresh_token=pair.refresh_token)),
                  UNAUTH, "invalid refresh token")  # fmt: skip
     await _fails(auth.stub.Login(auth_pb2.LoginRequest(login=name, password=PASSWORD)),
@@ -452,8 +452,8 @@ async def test_user_deleted_event_runs_in_the_consumer_transaction(
     auth: Running, auth_database: str
 ) -> None:
     name, pair = await _register(auth)
-    assert auth.component.usecases is not None
-    handle = user_deleted_handler(auth.component.usecases)
+    assert auth.component.use_cases is not None
+    handle = handlers(forget_user=auth.component.use_cases.forget_user)[UserDeleted]
     database = Database(url=auth_database, component="test")
     try:
         with pytest.raises(RuntimeError, match="rolled back"):  # noqa: PT012
@@ -485,8 +485,8 @@ async def test_purge_drops_ended_sessions_only(auth: Running, auth_database: str
     live = await auth.stub.Login(auth_pb2.LoginRequest(login=name, password=PASSWORD))
     await auth.stub.Logout(auth_pb2.LogoutRequest(refresh_token=ended.refresh_token))
     assert await _family_count(auth_database, ended.user_id) == 2
-    assert auth.component.usecases is not None
-    assert await auth.component.usecases.purge_sessions() >= 1
+    assert auth.component.use_cases is not None
+    assert await auth.component.use_cases.purge_sessions() >= 1
     assert await _family_count(auth_database, ended.user_id) == 1
     live = await auth.stub.Refresh(auth_pb2.RefreshRequest(refresh_token=live.refresh_token))
     # Once every token of a session has expired, the session goes too.

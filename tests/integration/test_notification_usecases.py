@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.notification.v1 import events_pb2
 from pinstack.notification.v1.notification_pb2 import Notification
@@ -27,7 +28,7 @@ from pinstack_common.tokens import Identity
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer
 from pinstack_notification.app import MIGRATIONS_PACKAGE
-from pinstack_notification.events import NotificationEvents, to_proto
+from pinstack_notification.events import NotificationEvents, handlers, to_proto
 from pinstack_notification.models import outbox
 from pinstack_notification.ratelimit import DisabledSendLimiter, SendLimiter, redis_send_limiter
 from pinstack_notification.repository import NotificationRepository
@@ -78,12 +79,29 @@ def build(
     use_cases = NotificationUseCases(
         database=database,
         repository=NotificationRepository(),
-        events=NotificationEvents(outbox=Outbox(table=outbox)),
+        events=NotificationEvents(outbox=Outbox(table=outbox), push=push),
         users=KnownUsers(1, 2, 3),
         limiter=limiter or DisabledSendLimiter(),
-        push=push,
     )
     return use_cases, push
+
+
+async def deliver(
+    database: Database,
+    use_cases: NotificationUseCases,
+    event: FollowCreated | UserDeleted,
+    session: AsyncSession | None = None,
+) -> None:
+    """Hand ``event`` to the service's handler as the consumer would, in ``session`` or a new
+    transaction (outside a consumer: no envelope, so the event itself is the dedupe key)."""
+    handle = handlers(notify_follow=use_cases.notify_follow, forget_user=use_cases.forget_user)[
+        type(event)
+    ]
+    if session is not None:
+        await handle(event, session)
+        return
+    async with database.transaction() as own:
+        await handle(event, own)
 
 
 def follow_event(follower: int, followee: int) -> FollowCreated:
@@ -104,8 +122,8 @@ async def test_follow_created_is_idempotent_and_announced(database: Database) ->
     use_cases, push = build(database)
     recipient = 1000 + uuid.uuid4().int % 10**6
     event = follow_event(7, recipient)
-    await use_cases.on_follow_created(event)
-    await use_cases.on_follow_created(event)  # redelivered
+    await deliver(database, use_cases, event)
+    await deliver(database, use_cases, event)  # redelivered
     (pushed,) = push.published
     feed = await use_cases.feed(caller=me(recipient), page=1, limit=10)
     assert feed.total == 1
@@ -116,7 +134,7 @@ async def test_follow_created_is_idempotent_and_announced(database: Database) ->
     (announced,) = await outbox_events(database, recipient)
     assert announced.notification.id == item.id
     # A later follow (after an unfollow) is a new event and notifies again.
-    await use_cases.on_follow_created(follow_event(7, recipient))
+    await deliver(database, use_cases, follow_event(7, recipient))
     assert (await use_cases.unread_count(caller=me(recipient))) == 2
 
 
@@ -126,7 +144,7 @@ async def test_pushed_only_after_commit_never_after_rollback(database: Database)
 
     async def create_then_fail() -> None:
         async with database.transaction() as session:
-            await use_cases.on_follow_created(follow_event(8, recipient), session)
+            await deliver(database, use_cases, follow_event(8, recipient), session)
             assert push.published == []  # not before the commit
             raise RuntimeError("rolled back")
 
@@ -134,7 +152,7 @@ async def test_pushed_only_after_commit_never_after_rollback(database: Database)
         await create_then_fail()
     assert push.published == []
     async with database.transaction() as session:
-        await use_cases.on_follow_created(follow_event(8, recipient), session)
+        await deliver(database, use_cases, follow_event(8, recipient), session)
     assert [n.user_id for n in push.published] == [recipient]
 
 
@@ -171,9 +189,9 @@ async def test_send_validation(database: Database) -> None:
 async def test_forget_user_deletes_only_theirs(database: Database) -> None:
     use_cases, _ = build(database)
     gone, kept = 2000 + uuid.uuid4().int % 10**6, 3
-    await use_cases.on_follow_created(follow_event(1, gone))
-    await use_cases.on_follow_created(follow_event(1, kept))
-    await use_cases.on_user_deleted(UserDeleted(user_id=gone))
+    await deliver(database, use_cases, follow_event(1, gone))
+    await deliver(database, use_cases, follow_event(1, kept))
+    await deliver(database, use_cases, UserDeleted(user_id=gone))
     assert (await use_cases.feed(caller=me(gone), page=1, limit=10)).total == 0
     assert (await use_cases.feed(caller=me(kept), page=1, limit=10)).total >= 1
     assert await use_cases.forget_user(gone) == 0  # idempotent
@@ -203,8 +221,8 @@ async def test_send_is_rate_limited_per_caller(
 async def test_outbox_count_matches_notifications(database: Database) -> None:
     use_cases, _ = build(database)
     user = 4000 + uuid.uuid4().int % 10**6
-    await use_cases.on_follow_created(follow_event(1, user))
-    await use_cases.on_follow_created(follow_event(2, user))
+    await deliver(database, use_cases, follow_event(1, user))
+    await deliver(database, use_cases, follow_event(2, user))
     async with database.read() as session:
         count = (
             await session.execute(
@@ -230,7 +248,7 @@ async def test_sender_is_recorded_and_shown(database: Database) -> None:
     assert (await use_cases.get(caller=me(2), notification_id=sent.id)).sender_id == 3
     assert to_proto(sent).sender_id == 3
     recipient = 5000 + uuid.uuid4().int % 10**6
-    await use_cases.on_follow_created(follow_event(1, recipient))
+    await deliver(database, use_cases, follow_event(1, recipient))
     [followed] = (await use_cases.feed(caller=me(recipient), page=1, limit=10)).notifications
     assert followed.sender_id is None  # the system produced it
     assert to_proto(followed).sender_id == 0

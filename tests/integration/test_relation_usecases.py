@@ -18,7 +18,7 @@ from pinstack_common.tokens import Identity
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_relation.app import MIGRATIONS_PACKAGE
 from pinstack_relation.clients import RelatedUser
-from pinstack_relation.events import RelationEvents
+from pinstack_relation.events import RelationEvents, handlers
 from pinstack_relation.models import outbox
 from pinstack_relation.repository import RelationRepository
 from pinstack_relation.usecases import RelationUseCases
@@ -123,7 +123,9 @@ async def test_forget_user_removes_both_directions(database: Database) -> None:
     await use_cases.follow(caller=me(gone), followee_id=x)
     await use_cases.follow(caller=me(y), followee_id=gone)
     await use_cases.follow(caller=me(y), followee_id=x)
-    await use_cases.on_user_deleted(UserDeleted(user_id=gone))
+    on_user_deleted = handlers(forget_user=use_cases.forget_user)[UserDeleted]
+    async with database.transaction() as session:
+        await on_user_deleted(UserDeleted(user_id=gone), session)
     assert (await use_cases.followees(user_id=y, page=1, limit=20))[1] == 1
     assert (await use_cases.followers(user_id=x, page=1, limit=20))[1] == 1
     assert (await events_for(database, x))[-1] == events_pb2.FollowDeleted.DESCRIPTOR.full_name

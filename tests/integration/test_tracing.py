@@ -35,6 +35,7 @@ from opentelemetry.trace import SpanKind
 
 from pinstack_cli.embedded import EmbeddedStack
 from pinstack_common import telemetry
+from pinstack_common.events import RELATION_EVENTS
 from pinstack_common.lifecycle import start_all, stop_all
 from pinstack_common.logging import configure_logging
 from tests.embedded import prepared_stack
@@ -255,13 +256,13 @@ async def test_follow_is_one_trace_from_the_request_to_the_notification(fresh: T
     assert trace.statements("INSERT INTO outbox", among=in_relation)
 
     # The event: published by the relay, continuing the request that wrote the outbox row.
-    publish = trace.only(SpanKind.PRODUCER, "pinstack.relation.events.v1 publish")
+    publish = trace.only(SpanKind.PRODUCER, f"{RELATION_EVENTS} publish")
     assert publish.parent is not None
     assert publish.parent.span_id == follow_server.context.span_id
     assert (publish.attributes or {}).get("messaging.message.id")
 
     # ... consumed by the notification service, as a child of the publish span ...
-    consume = trace.only(SpanKind.CONSUMER, "pinstack.relation.events.v1 process")
+    consume = trace.only(SpanKind.CONSUMER, f"{RELATION_EVENTS} process")
     assert consume.parent is not None
     assert consume.parent.span_id == publish.context.span_id
     attributes = consume.attributes or {}

@@ -54,7 +54,7 @@ async def create(users: UserUseCases, name: str, **extra: str) -> int:
 
 
 async def outbox_types(users: UserUseCases) -> list[str]:
-    async with users._db.read() as session:
+    async with users.database.read() as session:
         rows = await session.execute(select(outbox.c.event_type).order_by(outbox.c.created_at))
         return list(rows.scalars())
 

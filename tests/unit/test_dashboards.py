@@ -12,8 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
+from pinstack_auth import metrics as auth_metrics
 from pinstack_common import metrics
 from pinstack_devinfra.promtool import promtool_check_rules
+from pinstack_notification import metrics as notification_metrics
+from pinstack_post import metrics as post_metrics
+from pinstack_relation import metrics as relation_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO / "dashboards"
@@ -31,8 +35,9 @@ MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*\"")
 def exported_series() -> dict[str, set[str]]:
     """Every series name the code exports, with its labels (histograms: _bucket/_sum/_count)."""
     series: dict[str, set[str]] = {}
-    for name in metrics.__all__:
-        metric: Any = getattr(metrics, name)
+    modules = (metrics, auth_metrics, post_metrics, relation_metrics, notification_metrics)
+    for owner, name in ((module, name) for module in modules for name in module.__all__):
+        metric: Any = getattr(owner, name)
         (family,) = metric.describe()
         labels = set(getattr(metric, "_labelnames", ()))
         if family.type == "counter":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from pinstack_common.metrics import REGISTRATIONS
+from pinstack_auth.metrics import REGISTRATIONS
 from pinstack_common.metrics_server import MetricsServer, metrics_server
 from pinstack_common.settings import ServiceSettings
 

@@ -9,6 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from pinstack_common.context import caller_authorization
 from pinstack_common.errors import UnauthenticatedError
 from pinstack_common.tokens import (
     ACCESS_AUDIENCE,
@@ -79,3 +80,14 @@ async def test_the_cache_is_bounded() -> None:
         await check.verify(token)
     assert len(check._verified) == 2
     assert tokens[0] not in check._verified
+
+
+async def test_verify_caller_reads_the_forwarded_authorization() -> None:
+    check, _ = verifier(Clock())
+    with pytest.raises(UnauthenticatedError):
+        await check.verify_caller()  # nothing forwarded: no caller
+    previous = caller_authorization.set(f"Bearer {sign()}")
+    try:
+        assert (await check.verify_caller()).user_id == 7
+    finally:
+        caller_authorization.reset(previous)

@@ -15,9 +15,8 @@ import structlog
 from redis.asyncio import Redis
 
 from pinstack.auth.v1 import auth_pb2_grpc
-from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_auth.clients import GrpcUserDirectory
-from pinstack_auth.events import user_deleted_handler
+from pinstack_auth.events import CONSUMED_TOPICS, handlers
 from pinstack_auth.grpc_api import AuthServicer
 from pinstack_auth.keys import KeyRing, load_key_file, load_or_create_db_key
 from pinstack_auth.models import processed_events
@@ -29,7 +28,7 @@ from pinstack_auth.settings import AuthSettings
 from pinstack_auth.tokens import TokenService
 from pinstack_auth.usecases import AuthUseCases
 from pinstack_common.db import Database
-from pinstack_common.events import EventTransport, topic_for
+from pinstack_common.events import EventTransport
 from pinstack_common.revocation import SessionRevocations
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 
@@ -46,10 +45,7 @@ class AuthComponent(ServiceComponent):
 
     name = "auth"
     settings: AuthSettings
-
-    def __init__(self, *, settings: AuthSettings, transport: EventTransport | None = None) -> None:
-        super().__init__(settings=settings, transport=transport)
-        self.usecases: AuthUseCases | None = None
+    use_cases: AuthUseCases | None = None
 
     async def wire(self, runtime: ServiceRuntime) -> None:
         s = self.settings
@@ -68,7 +64,7 @@ class AuthComponent(ServiceComponent):
             lifetime=timedelta(seconds=s.access_token_ttl_seconds),
             clock=tokens.now,
         )
-        self.usecases = AuthUseCases(
+        self.use_cases = AuthUseCases(
             database=database,
             repository=AuthRepository(),
             users=GrpcUserDirectory(channel=channel),
@@ -93,29 +89,29 @@ class AuthComponent(ServiceComponent):
         await runtime.consume(
             database=database,
             processed=processed_events,
-            topics=[topic_for("user")],
-            handlers={UserDeleted: user_deleted_handler(self.usecases)},
+            topics=CONSUMED_TOPICS,
+            handlers=handlers(forget_user=self.use_cases.forget_user),
         )
         await runtime.serve(
             service_name=SERVICE_NAME,
             registration=partial(
                 auth_pb2_grpc.add_AuthServiceServicer_to_server,
-                AuthServicer(usecases=self.usecases),
+                AuthServicer(usecases=self.use_cases),
             ),
         )
-        purger = asyncio.create_task(self._purge_periodically(self.usecases))
+        purger = asyncio.create_task(self._purge_periodically(self.use_cases))
         runtime.on_close(partial(_cancel, purger))
         log.info("auth started", address=runtime.address, signing_kid=keys.signing.kid)
 
     async def stop(self) -> None:
         await super().stop()
-        self.usecases = None
+        self.use_cases = None
 
-    async def _purge_periodically(self, usecases: AuthUseCases) -> None:
+    async def _purge_periodically(self, use_cases: AuthUseCases) -> None:
         while True:
             await asyncio.sleep(self.settings.session_purge_interval_seconds)
             try:
-                purged = await usecases.purge_sessions()
+                purged = await use_cases.purge_sessions()
             except Exception:
                 # Housekeeping only: a database hiccup must not end the task for good.
                 log.exception("session purge failed")

@@ -7,6 +7,7 @@ import grpc
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
 from pinstack_common.context import caller_authorization
 from pinstack_common.grpc_client import domain_error
+from pinstack_common.profiles import Profile, profile_from_proto
 
 __all__ = ["GrpcUserDirectory"]
 
@@ -15,14 +16,19 @@ class GrpcUserDirectory:
     def __init__(self, *, channel: grpc.aio.Channel) -> None:
         self._stub = user_pb2_grpc.UserServiceStub(channel)
 
-    async def create_user(self, request: user_pb2.CreateUserRequest) -> user_pb2.User:
+    async def create_user(
+        self, *, username: str, email: str, full_name: str, bio: str, avatar_url: str
+    ) -> Profile:
+        request = user_pb2.CreateUserRequest(
+            username=username, email=email, full_name=full_name, bio=bio, avatar_url=avatar_url
+        )
         try:
             user: user_pb2.User = await self._stub.CreateUser(request)
         except grpc.aio.AioRpcError as error:
             raise domain_error(error) from error
-        return user
+        return profile_from_proto(user)
 
-    async def find_by_login(self, login: str) -> user_pb2.User:
+    async def find_by_login(self, login: str) -> Profile:
         """An email if it contains ``@`` (usernames cannot), else a username."""
         try:
             user: user_pb2.User
@@ -34,7 +40,7 @@ class GrpcUserDirectory:
                 )
         except grpc.aio.AioRpcError as error:
             raise domain_error(error) from error
-        return user
+        return profile_from_proto(user)
 
     async def delete_user(self, user_id: int, *, authorization: str) -> None:
         """Delete as the user themself: the user service only lets the owner delete a profile."""

@@ -1,8 +1,8 @@
-"""Events the auth service consumes: a deleted user's credentials and sessions go with them.
+"""The auth service's events: it announces none and consumes ``UserDeleted`` (a deleted user's
+credentials and sessions go with them).
 
-Auth publishes nothing. The composition root registers these handlers on an
-``EventConsumer`` (``consumer.on(UserDeleted, handler)``), which runs each in a transaction that
-also records the event id in ``processed_events``.
+The composition root passes :func:`handlers` to ``ServiceRuntime.consume``, which runs each in a
+transaction that also records the event id in ``processed_events``.
 """
 
 from __future__ import annotations
@@ -12,15 +12,18 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.user.v1.events_pb2 import UserDeleted
-from pinstack_auth.usecases import AuthUseCases
+from pinstack_common.events.topics import USER_EVENTS
+from pinstack_common.runtime import EventHandlers
 
-__all__ = ["user_deleted_handler"]
+__all__ = ["CONSUMED_TOPICS", "handlers"]
+
+CONSUMED_TOPICS = (USER_EVENTS,)
 
 
-def user_deleted_handler(
-    usecases: AuthUseCases,
-) -> Callable[[UserDeleted, AsyncSession], Awaitable[None]]:
-    async def handle(event: UserDeleted, session: AsyncSession) -> None:
-        await usecases.forget_user(event.user_id, session=session)
+def handlers(*, forget_user: Callable[[int, AsyncSession], Awaitable[object]]) -> EventHandlers:
+    """The consumed events, each mapped onto the use case it triggers."""
 
-    return handle
+    async def on_user_deleted(event: UserDeleted, session: AsyncSession) -> None:
+        await forget_user(event.user_id, session)
+
+    return {UserDeleted: on_user_deleted}

@@ -5,9 +5,12 @@ Errors are not handled here: the platform interceptor maps domain errors to stat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.user.v1 import user_pb2
 from pinstack_auth.usecases import AuthUseCases, NewAccount, TokenPair
+from pinstack_common.profiles import profile_to_proto
 
 __all__ = ["AuthServicer"]
 
@@ -29,22 +32,22 @@ def _pair(pair: TokenPair) -> auth_pb2.TokenPair:
     )
 
 
+@dataclass(kw_only=True, eq=False)
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, *, usecases: AuthUseCases) -> None:
-        self._usecases = usecases
+    usecases: AuthUseCases
 
     async def Register(
         self, request: auth_pb2.RegisterRequest, context: object
     ) -> auth_pb2.TokenPair:
-        return _pair(await self._usecases.register(_account(request)))
+        return _pair(await self.usecases.register(_account(request)))
 
     async def CreateAccount(
         self, request: auth_pb2.RegisterRequest, context: object
     ) -> user_pb2.User:
-        return await self._usecases.create_account(_account(request))
+        return profile_to_proto(await self.usecases.create_account(_account(request)))
 
     async def Login(self, request: auth_pb2.LoginRequest, context: object) -> auth_pb2.TokenPair:
-        pair = await self._usecases.login(
+        pair = await self.usecases.login(
             login=request.login, password=request.password, client_address=request.client_address
         )
         return _pair(pair)
@@ -52,18 +55,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Refresh(
         self, request: auth_pb2.RefreshRequest, context: object
     ) -> auth_pb2.TokenPair:
-        return _pair(await self._usecases.refresh(request.refresh_token))
+        return _pair(await self.usecases.refresh(request.refresh_token))
 
     async def Logout(
         self, request: auth_pb2.LogoutRequest, context: object
     ) -> auth_pb2.LogoutResponse:
-        await self._usecases.logout(request.refresh_token)
+        await self.usecases.logout(request.refresh_token)
         return auth_pb2.LogoutResponse()
 
     async def UpdatePassword(
         self, request: auth_pb2.UpdatePasswordRequest, context: object
     ) -> auth_pb2.UpdatePasswordResponse:
-        await self._usecases.update_password(
+        await self.usecases.update_password(
             old_password=request.old_password, new_password=request.new_password
         )
         return auth_pb2.UpdatePasswordResponse()
@@ -71,12 +74,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def GetJwks(
         self, request: auth_pb2.GetJwksRequest, context: object
     ) -> auth_pb2.GetJwksResponse:
-        return auth_pb2.GetJwksResponse(jwks_json=self._usecases.jwks())
+        return auth_pb2.GetJwksResponse(jwks_json=self.usecases.jwks())
 
     async def CheckSession(
         self, request: auth_pb2.CheckSessionRequest, context: object
     ) -> auth_pb2.CheckSessionResponse:
-        answer = await self._usecases.check_session(
+        answer = await self.usecases.check_session(
             session_id=request.session_id, user_id=request.user_id, issued_at=request.issued_at
         )
         return auth_pb2.CheckSessionResponse(

@@ -12,15 +12,15 @@ import contextlib
 import enum
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack.user.v1 import user_pb2
 from pinstack_auth.errors import invalid_credentials, invalid_refresh_token
+from pinstack_auth.metrics import LOGINS, REGISTRATIONS
 from pinstack_auth.passwords import PasswordHasher
 from pinstack_auth.ratelimit import LoginLimiter
 from pinstack_auth.repository import AuthRepository, StoredRefreshToken
@@ -29,7 +29,7 @@ from pinstack_auth.tokens import TokenService, hash_token
 from pinstack_common.context import caller_authorization
 from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from pinstack_common.metrics import LOGINS, REGISTRATIONS
+from pinstack_common.profiles import Profile
 from pinstack_common.revocation import AuthorityAnswer
 from pinstack_common.usernames import canonical_username
 from pinstack_common.validation import (
@@ -55,9 +55,11 @@ _LOGIN_MAX = 320  # the longest email the user service accepts; anything longer 
 
 
 class UserDirectory(Protocol):
-    async def create_user(self, request: user_pb2.CreateUserRequest) -> user_pb2.User: ...
+    async def create_user(
+        self, *, username: str, email: str, full_name: str, bio: str, avatar_url: str
+    ) -> Profile: ...
 
-    async def find_by_login(self, login: str) -> user_pb2.User: ...
+    async def find_by_login(self, login: str) -> Profile: ...
 
     async def delete_user(self, user_id: int, *, authorization: str) -> None: ...
 
@@ -105,26 +107,17 @@ def decide_refresh(stored: StoredRefreshToken | None, *, now: datetime) -> Refre
     return RefreshDecision.ROTATE
 
 
+@dataclass(kw_only=True, eq=False)
 class AuthUseCases:
-    def __init__(
-        self,
-        *,
-        database: Database,
-        repository: AuthRepository,
-        users: UserDirectory,
-        passwords: PasswordHasher,
-        tokens: TokenService,
-        limiter: LoginLimiter,
-        revocations: Revoker,
-    ) -> None:
-        self._revocations = revocations
-        self._db = database
-        self._repo = repository
-        self._users = users
-        self._passwords = passwords
-        self._tokens = tokens
-        self._limiter = limiter
-        self._claims: dict[str, asyncio.Event] = {}  # registrations in flight, see _claim
+    database: Database
+    repository: AuthRepository
+    users: UserDirectory
+    passwords: PasswordHasher
+    tokens: TokenService
+    limiter: LoginLimiter
+    revocations: Revoker
+    # Registrations in flight, see _claim.
+    _claims: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
 
     # -- accounts ------------------------------------------------------------------------------
 
@@ -135,7 +128,7 @@ class AuthUseCases:
         log.info("user registered", user_id=user.id)
         return pair
 
-    async def create_account(self, account: NewAccount) -> user_pb2.User:
+    async def create_account(self, account: NewAccount) -> Profile:
         """An account that can log in, without a session (``POST /users``)."""
         user, _ = await self._create(account, start_session=False)
         log.info("account created", user_id=user.id)
@@ -143,7 +136,7 @@ class AuthUseCases:
 
     async def _create(
         self, account: NewAccount, *, start_session: bool
-    ) -> tuple[user_pb2.User, TokenPair | None]:
+    ) -> tuple[Profile, TokenPair | None]:
         account.validate()
         async with self._claim(account):
             # Uniqueness before the expensive hash: a burst of duplicates must get its 409s
@@ -178,27 +171,25 @@ class AuthUseCases:
         )
         for login, message in taken:
             try:
-                await self._users.find_by_login(login)
+                await self.users.find_by_login(login)
             except NotFoundError:
                 continue
             raise AlreadyExistsError(message)
 
     async def _create_claimed(
         self, account: NewAccount, *, start_session: bool
-    ) -> tuple[user_pb2.User, TokenPair | None]:
-        password_hash = await self._passwords.hash(account.password)
-        user = await self._users.create_user(
-            user_pb2.CreateUserRequest(
-                username=account.username,
-                email=account.email,
-                full_name=account.full_name,
-                bio=account.bio,
-                avatar_url=account.avatar_url,
-            )
+    ) -> tuple[Profile, TokenPair | None]:
+        password_hash = await self.passwords.hash(account.password)
+        user = await self.users.create_user(
+            username=account.username,
+            email=account.email,
+            full_name=account.full_name,
+            bio=account.bio,
+            avatar_url=account.avatar_url,
         )
         try:
-            async with self._db.transaction() as session:
-                await self._repo.add_credentials(
+            async with self.database.transaction() as session:
+                await self.repository.add_credentials(
                     session, user_id=user.id, password_hash=password_hash
                 )
                 pair = await self._start_session(session, user.id) if start_session else None
@@ -212,30 +203,30 @@ class AuthUseCases:
     async def _compensate(self, user_id: int) -> None:
         try:
             # Auth is the identity authority: it acts as the new user to delete the profile.
-            bearer = self._tokens.issue_access(user_id=user_id, session_id="compensation")
-            await self._users.delete_user(user_id, authorization=f"Bearer {bearer}")
+            bearer = self.tokens.issue_access(user_id=user_id, session_id="compensation")
+            await self.users.delete_user(user_id, authorization=f"Bearer {bearer}")
             log.warning("registration rolled back", user_id=user_id)
         except Exception:
             log.exception("registration rollback failed; orphan profile", user_id=user_id)
 
-    async def forget_user(self, user_id: int, *, session: AsyncSession | None = None) -> None:
+    async def forget_user(self, user_id: int, session: AsyncSession | None = None) -> None:
         """Remove everything auth holds about a deleted user (idempotent: events redeliver).
 
         Pass ``session`` to run inside the event consumer's transaction, so the deletion and the
         record that the event was handled commit together.
         """
         if session is None:
-            async with self._db.transaction() as own:
+            async with self.database.transaction() as own:
                 await self._forget(own, user_id)
         else:
             await self._forget(session, user_id)
         log.info("auth data of user removed", user_id=user_id)
 
     async def _forget(self, session: AsyncSession, user_id: int) -> None:
-        await self._repo.delete_credentials(session, user_id=user_id)
-        await self._repo.delete_user_families(session, user_id=user_id)
-        at = int(self._tokens.now().timestamp()) + 1
-        await self._revocations.revoke_user(session, user_id, at=at)
+        await self.repository.delete_credentials(session, user_id=user_id)
+        await self.repository.delete_user_families(session, user_id=user_id)
+        at = int(self.tokens.now().timestamp()) + 1
+        await self.revocations.revoke_user(session, user_id, at=at)
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -244,23 +235,23 @@ class AuthUseCases:
             raise InvalidArgumentError("validation failed")
         validate_password(password)
         address = client_address or "unknown"
-        await self._limiter.check_address(address=address)
+        await self.limiter.check_address(address=address)
         try:
-            user = await self._users.find_by_login(login)
+            user = await self.users.find_by_login(login)
         except NotFoundError:
-            await self._passwords.verify_dummy(password)  # as slow as a wrong password
-            await self._limiter.failed(address=address)
+            await self.passwords.verify_dummy(password)  # as slow as a wrong password
+            await self.limiter.failed(address=address)
             LOGINS.labels("unknown_user").inc()
             raise
         account = str(user.id)
         # Counted before the check (atomically): parallel guesses cannot overshoot the limit.
-        await self._limiter.attempt(address=address, account=account)
+        await self.limiter.attempt(address=address, account=account)
         if not await self._password_matches(user.id, password):
-            await self._limiter.failed(address=address)
+            await self.limiter.failed(address=address)
             LOGINS.labels("invalid_credentials").inc()
             raise invalid_credentials()
-        await self._limiter.succeeded(address=address, account=account)
-        async with self._db.transaction() as session:
+        await self.limiter.succeeded(address=address, account=account)
+        async with self.database.transaction() as session:
             pair = await self._start_session(session, user.id)
         LOGINS.labels("success").inc()
         return pair
@@ -269,18 +260,18 @@ class AuthUseCases:
         """Rotate: consume the presented token and issue the next pair of its family."""
         if not refresh_token:
             raise InvalidArgumentError("validation failed")
-        self._tokens.decode_refresh(refresh_token)
-        now = self._tokens.now()
-        async with self._db.transaction() as session:
-            stored = await self._repo.lock_token(session, token_hash=hash_token(refresh_token))
+        self.tokens.decode_refresh(refresh_token)
+        now = self.tokens.now()
+        async with self.database.transaction() as session:
+            stored = await self.repository.lock_token(session, token_hash=hash_token(refresh_token))
             decision = decide_refresh(stored, now=now)
             pair: TokenPair | None = None
             if stored is not None and decision is RefreshDecision.ROTATE:
-                await self._repo.mark_used(session, token_hash=stored.token_hash, now=now)
+                await self.repository.mark_used(session, token_hash=stored.token_hash, now=now)
                 pair = await self._issue_pair(session, stored.user_id, stored.family_id)
             elif stored is not None and decision is RefreshDecision.REUSE:
-                await self._repo.revoke_family(session, family_id=stored.family_id, now=now)
-                await self._revocations.revoke_session(session, str(stored.family_id))
+                await self.repository.revoke_family(session, family_id=stored.family_id, now=now)
+                await self.revocations.revoke_session(session, str(stored.family_id))
         # Raised after the commit: the revocation of a reused family must persist.
         if pair is None:
             if stored is not None and decision is RefreshDecision.REUSE:
@@ -296,96 +287,98 @@ class AuthUseCases:
         """End the session the token belongs to."""
         if not refresh_token:
             raise InvalidArgumentError("validation failed")
-        self._tokens.decode_refresh(refresh_token)
-        now = self._tokens.now()
-        async with self._db.transaction() as session:
-            stored = await self._repo.lock_token(session, token_hash=hash_token(refresh_token))
+        self.tokens.decode_refresh(refresh_token)
+        now = self.tokens.now()
+        async with self.database.transaction() as session:
+            stored = await self.repository.lock_token(session, token_hash=hash_token(refresh_token))
             decision = decide_refresh(stored, now=now)
             if stored is not None and decision is not RefreshDecision.REJECT:
                 # A rotated token ending its session is reuse: revoking is right either way.
-                await self._repo.revoke_family(session, family_id=stored.family_id, now=now)
-                await self._revocations.revoke_session(session, str(stored.family_id))
+                await self.repository.revoke_family(session, family_id=stored.family_id, now=now)
+                await self.revocations.revoke_session(session, str(stored.family_id))
         if decision is not RefreshDecision.ROTATE:
             raise invalid_refresh_token()
 
     async def update_password(self, *, old_password: str, new_password: str) -> None:
         """Change the caller's password and end every session of theirs."""
-        identity = await self._tokens.verify_access(caller_authorization.get())
+        identity = await self.tokens.verify_access(caller_authorization.get())
         if not old_password or len(old_password) > PASSWORD_MAX:
             raise InvalidArgumentError("validation failed")
         validate_password(new_password)
         account = str(identity.user_id)
         # Guessing the old password with a stolen access token is rate-limited like a login.
-        await self._limiter.attempt(address=f"user:{account}", account=account)
+        await self.limiter.attempt(address=f"user:{account}", account=account)
         if not await self._password_matches(identity.user_id, old_password, rehash=False):
             raise invalid_credentials()
-        await self._limiter.succeeded(address=f"user:{account}", account=account)
-        new_hash = await self._passwords.hash(new_password)
-        async with self._db.transaction() as session:
-            if not await self._repo.set_password_hash(
+        await self.limiter.succeeded(address=f"user:{account}", account=account)
+        new_hash = await self.passwords.hash(new_password)
+        async with self.database.transaction() as session:
+            if not await self.repository.set_password_hash(
                 session, user_id=identity.user_id, password_hash=new_hash
             ):
                 raise invalid_credentials()
-            now = self._tokens.now()
-            revoked = await self._repo.revoke_user_families(
+            now = self.tokens.now()
+            revoked = await self.repository.revoke_user_families(
                 session, user_id=identity.user_id, now=now
             )
             # Each session by id: the cut-off alone, in whole seconds, spares a token issued in
             # the second of the change.
-            await self._revocations.revoke_user(
+            await self.revocations.revoke_user(
                 session, identity.user_id, at=int(now.timestamp()), sessions=revoked
             )
         log.info("password updated", user_id=identity.user_id, sessions_revoked=len(revoked))
 
     async def purge_sessions(self) -> int:
         """Housekeeping: drop ended sessions (run periodically by the component)."""
-        async with self._db.transaction() as session:
-            await self._revocations.purge(session)
-            return await self._repo.purge_families(session, now=self._tokens.now())
+        async with self.database.transaction() as session:
+            await self.revocations.purge(session)
+            return await self.repository.purge_families(session, now=self.tokens.now())
 
     async def check_session(
         self, *, session_id: str, user_id: int, issued_at: int
     ) -> AuthorityAnswer:
         """Whether a verified token's session ended, from the database (``CheckSession``)."""
-        return await self._revocations.check(
+        return await self.revocations.check(
             session_id=session_id, user_id=user_id, issued_at=issued_at
         )
 
     def jwks(self) -> str:
-        return self._tokens.keys.jwks_json()
+        return self.tokens.keys.jwks_json()
 
     # -- helpers -------------------------------------------------------------------------------
 
     async def _password_matches(self, user_id: int, password: str, *, rehash: bool = True) -> bool:
-        async with self._db.read() as session:
-            stored = await self._repo.password_hash(session, user_id=user_id)
+        async with self.database.read() as session:
+            stored = await self.repository.password_hash(session, user_id=user_id)
         if stored is None:  # a profile without credentials (e.g. a failed rollback)
-            await self._passwords.verify_dummy(password)
+            await self.passwords.verify_dummy(password)
             return False
-        result = await self._passwords.verify(stored, password)
+        result = await self.passwords.verify(stored, password)
         if result.matches and result.needs_rehash and rehash:
-            upgraded = await self._passwords.hash(password)
-            async with self._db.transaction() as session:
-                await self._repo.set_password_hash(session, user_id=user_id, password_hash=upgraded)
+            upgraded = await self.passwords.hash(password)
+            async with self.database.transaction() as session:
+                await self.repository.set_password_hash(
+                    session, user_id=user_id, password_hash=upgraded
+                )
         return result.matches
 
     async def _start_session(self, session: AsyncSession, user_id: int) -> TokenPair:
         family_id = uuid.uuid4()
-        await self._repo.add_family(
-            session, family_id=family_id, user_id=user_id, now=self._tokens.now()
+        await self.repository.add_family(
+            session, family_id=family_id, user_id=user_id, now=self.tokens.now()
         )
         return await self._issue_pair(session, user_id, family_id)
 
     async def _issue_pair(
         self, session: AsyncSession, user_id: int, family_id: uuid.UUID
     ) -> TokenPair:
-        refresh = self._tokens.issue_refresh(user_id=user_id, family_id=family_id)
-        await self._repo.add_token(
+        refresh = self.tokens.issue_refresh(user_id=user_id, family_id=family_id)
+        await self.repository.add_token(
             session,
             token_hash=refresh.token_hash,
             family_id=family_id,
             issued_at=refresh.issued_at,
             expires_at=refresh.expires_at,
         )
-        access = self._tokens.issue_access(user_id=user_id, session_id=str(family_id))
+        access = self.tokens.issue_access(user_id=user_id, session_id=str(family_id))
         return TokenPair(access_token=access, refresh_token=refresh.token, user_id=user_id)

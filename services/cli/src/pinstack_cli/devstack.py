@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from pinstack_cli.components import SERVICES
-from pinstack_common.events.envelope import dead_letter_topic, topic_for
+from pinstack_common.events import ALL_TOPICS, dead_letter_topic
 from pinstack_devinfra.kafka import KafkaBroker
 from pinstack_devinfra.ports import bindable, free_port
 from pinstack_devinfra.postgres import PostgresServer, postmaster_pid
@@ -45,7 +45,6 @@ __all__ = ["COMPONENTS", "component_env", "dev_down", "dev_status", "dev_up"]
 console = Console(stderr=True)
 
 COMPONENTS = [*SERVICES, "gateway"]
-EVENT_DOMAINS = ("user", "post", "relation", "notification")
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
 
@@ -140,7 +139,7 @@ def _start_infra(dev: Path, state: dict[str, Any], *, ephemeral: bool) -> tuple[
             postgres.ensure_database(spec.database)
             migrations.upgrade(package=spec.package, url=postgres.url(spec.database))
     console.log(f"schemas migrated: {', '.join(SERVICES)}")
-    topics = [t for d in EVENT_DOMAINS for t in (topic_for(d), dead_letter_topic(topic_for(d)))]
+    topics = [t for topic in ALL_TOPICS for t in (topic, dead_letter_topic(topic))]
     with console.status("creating topics"):
         asyncio.run(ensure_topics(broker.bootstrap_servers, topics))
     console.log(f"topics ready: {len(topics)}")

@@ -1,8 +1,9 @@
-"""Every Prometheus metric Pinstack exports, in one place.
+"""The platform's Prometheus metrics: HTTP, gRPC, database, cache, outbox relay and consumers.
 
-Metric objects are process-wide by nature (one registry per process), so they live here as
-module constants; they do no I/O. Labels are bounded: a route template, never a raw path; a
-component or method name, never an id. Dashboards and alerts are checked against this module.
+Each service owns its business counters in its own ``pinstack_<service>.metrics``. Metric
+objects are process-wide by nature (one registry per process), so they live as module
+constants; they do no I/O. Labels are bounded: a route template, never a raw path; a
+component or method name, never an id. Dashboards and alerts are checked against these modules.
 """
 
 from __future__ import annotations
@@ -19,23 +20,17 @@ __all__ = [
     "DEAD_LETTERS",
     "EVENTS_CONSUMED",
     "EVENTS_PUBLISHED",
-    "FOLLOWS",
     "GRPC_CLIENT_DURATION",
     "GRPC_CLIENT_REQUESTS",
     "GRPC_SERVER_DURATION",
     "GRPC_SERVER_REQUESTS",
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
-    "LOGINS",
-    "NOTIFICATIONS_CREATED",
-    "NOTIFICATION_PUSHES",
     "OUTBOX_BACKLOG",
     "OUTBOX_OLDEST_AGE",
-    "POSTS_CREATED",
     "PROXY_ERRORS",
     "PROXY_REQUESTS",
     "RATE_LIMIT_STORE_ERRORS",
-    "REGISTRATIONS",
     "UPSTREAM_SERVING",
     "WEBSOCKET_CONNECTIONS",
 ]
@@ -118,17 +113,4 @@ CONSUMER_LAG = Gauge(
 )
 DEAD_LETTERS = Counter(
     "pinstack_dead_letter_total", "Events parked on a dead-letter topic.", ["component", "topic"]
-)
-
-# Business counters.
-REGISTRATIONS = Counter("pinstack_registrations_total", "Accounts created.")
-LOGINS = Counter("pinstack_logins_total", "Login attempts by result.", ["result"])
-POSTS_CREATED = Counter("pinstack_posts_created_total", "Posts created.")
-FOLLOWS = Counter("pinstack_follows_total", "Follows created.")
-NOTIFICATIONS_CREATED = Counter("pinstack_notifications_created_total", "Notifications created.")
-NOTIFICATION_PUSHES = Counter(
-    "pinstack_notification_pushes_total",
-    "Live pushes through the shared Redis stream: published, dropped (Redis down or stopping), "
-    "delivered (to a local stream), duplicate (a repeated entry skipped).",
-    ["result"],
 )

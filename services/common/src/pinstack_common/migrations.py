@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -30,14 +30,20 @@ from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from pinstack_common.events.consumer import processed_events_table
+from pinstack_common.events.outbox import outbox_table
+
 __all__ = [
     "LINEAGE_TABLE",
     "SchemaMismatchError",
     "SchemaState",
     "SchemaStatus",
+    "create_platform_tables",
     "current_revision",
     "downgrade",
+    "drop_tables",
     "head_revision",
+    "platform_tables_revision",
     "run_env",
     "schema_status",
     "upgrade",
@@ -54,6 +60,39 @@ _lineage = sa.Table(
         "recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
 )
+
+# Tables whose layout belongs to the platform kit: every service that has one creates it alike.
+_PLATFORM_TABLES: dict[str, Callable[[MetaData], sa.Table]] = {
+    "outbox": outbox_table,
+    "processed_events": processed_events_table,
+}
+
+
+def create_platform_tables(*names: str) -> None:
+    """In a revision's ``upgrade``: create the kit's ``outbox`` / ``processed_events`` tables."""
+    metadata = MetaData()
+    for name in names:
+        _PLATFORM_TABLES[name](metadata).create(op.get_bind())
+
+
+def drop_tables(*names: str) -> None:
+    """In a revision's ``downgrade``: drop ``names`` in the order given."""
+    for name in names:
+        op.drop_table(name)
+
+
+def platform_tables_revision(*names: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``upgrade`` and ``downgrade`` of a revision that only adds kit tables (e.g. a service
+    that starts consuming events adds ``processed_events``)."""
+
+    def upgrade() -> None:
+        create_platform_tables(*names)
+
+    def downgrade() -> None:
+        drop_tables(*reversed(names))
+
+    return upgrade, downgrade
+
 
 # config.attributes keys: set by upgrade() for run_env, which reports the status back.
 _GUARD = "pinstack.upgrade_to_head"

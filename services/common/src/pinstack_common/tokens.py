@@ -16,6 +16,7 @@ from typing import Any
 
 import jwt
 
+from pinstack_common.context import caller_authorization
 from pinstack_common.errors import UnauthenticatedError
 
 __all__ = [
@@ -83,6 +84,13 @@ class AccessTokenVerifier:
 
     async def verify_header(self, authorization: str | None) -> Identity:
         return await self.verify(bearer_token(authorization))
+
+    async def verify_caller(self) -> Identity:
+        """Whoever this RPC runs for: the bearer token the gateway forwarded, verified here.
+
+        Servicers decide ownership from this, never from an id in the request.
+        """
+        return await self.verify_header(caller_authorization.get())
 
     async def verify(self, token: str) -> Identity:
         remembered = self._verified.get(token)

@@ -18,15 +18,13 @@ from functools import partial
 from redis.asyncio import Redis
 
 from pinstack.notification.v1 import notification_pb2_grpc
-from pinstack.relation.v1.events_pb2 import FollowCreated
 from pinstack.user.v1 import user_pb2_grpc
-from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_common.db import Database
-from pinstack_common.events import EventTransport, Outbox, topic_for
+from pinstack_common.events import EventTransport, Outbox
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 from pinstack_notification.broadcaster import NotificationBroadcaster
 from pinstack_notification.clients import GrpcUserDirectory
-from pinstack_notification.events import NotificationEvents
+from pinstack_notification.events import CONSUMED_TOPICS, NotificationEvents, handlers
 from pinstack_notification.grpc_api import NotificationServicer
 from pinstack_notification.models import outbox as outbox_table
 from pinstack_notification.models import processed_events
@@ -50,7 +48,6 @@ class NotificationComponent(ServiceComponent):
     ) -> None:
         super().__init__(settings=settings, transport=transport)
         self.database: Database | None = None
-        self.outbox = Outbox(table=outbox_table)
         self.broadcaster = NotificationBroadcaster(queue_size=settings.stream_queue_size)
         self.use_cases: NotificationUseCases | None = None
 
@@ -82,27 +79,26 @@ class NotificationComponent(ServiceComponent):
         settings = self.settings
         self.database = runtime.database()
         redis = runtime.redis()
+        outbox = Outbox(table=outbox_table)
         users = user_pb2_grpc.UserServiceStub(
             runtime.channel(address=settings.user_addr, service="user")
         )
         self.use_cases = NotificationUseCases(
             database=self.database,
             repository=NotificationRepository(),
-            events=NotificationEvents(outbox=self.outbox),
+            events=NotificationEvents(outbox=outbox, push=await self._push(runtime, redis)),
             users=GrpcUserDirectory(stub=users),
             limiter=self._limiter(redis),
-            push=await self._push(runtime, redis),
             max_limit=settings.feed_max_limit,
         )
-        await runtime.relay(database=self.database, outbox=self.outbox)
+        await runtime.relay(database=self.database, outbox=outbox)
         await runtime.consume(
             database=self.database,
             processed=processed_events,
-            topics=[topic_for("relation"), topic_for("user")],
-            handlers={
-                FollowCreated: self.use_cases.on_follow_created,
-                UserDeleted: self.use_cases.on_user_deleted,
-            },
+            topics=CONSUMED_TOPICS,
+            handlers=handlers(
+                notify_follow=self.use_cases.notify_follow, forget_user=self.use_cases.forget_user
+            ),
         )
         servicer = NotificationServicer(
             notifications=self.use_cases,

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -47,8 +48,8 @@ from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from pinstack.notification.v1.notification_pb2 import Notification
-from pinstack_common.metrics import NOTIFICATION_PUSHES
 from pinstack_notification.broadcaster import NotificationBroadcaster
+from pinstack_notification.metrics import NOTIFICATION_PUSHES
 
 __all__ = ["DEFAULT_STREAM", "PushPublisher", "RedisPush", "open_reader"]
 
@@ -79,38 +80,25 @@ def open_reader(
     )
 
 
+@dataclass(kw_only=True, eq=False)
 class RedisPush:
-    def __init__(
-        self,
-        *,
-        redis: Redis,
-        reader: Redis,
-        broadcaster: NotificationBroadcaster,
-        stream: str = DEFAULT_STREAM,
-        maxlen: int = 10_000,
-        block_ms: int = _BLOCK_MS,
-        pending_limit: int = 10_000,
-        publish_attempts: int = 3,
-        flush_timeout: float = 5.0,
-        remember: int = 4_096,
-    ) -> None:
-        self._redis = redis
-        self._reader = reader
-        self._broadcaster = broadcaster
-        self._stream = stream
-        self._maxlen = maxlen
-        self._block_ms = block_ms
-        self._pending_limit = pending_limit
-        self._attempts = max(1, publish_attempts)
-        self._flush_timeout = flush_timeout
-        self._remember = remember
-        self._pending: asyncio.Queue[Notification | None] = asyncio.Queue()
-        self._seen: OrderedDict[int, None] = OrderedDict()
-        self._position: bytes | None = None
-        self._writer_task: asyncio.Task[None] | None = None
-        self._reader_task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._stop_reading = asyncio.Event()
+    redis: Redis
+    reader: Redis
+    broadcaster: NotificationBroadcaster
+    stream: str = DEFAULT_STREAM
+    maxlen: int = 10_000
+    block_ms: int = _BLOCK_MS
+    pending_limit: int = 10_000
+    publish_attempts: int = 3
+    flush_timeout: float = 5.0
+    remember: int = 4_096
+    _pending: asyncio.Queue[Notification | None] = field(default_factory=asyncio.Queue, init=False)
+    _seen: OrderedDict[int, None] = field(default_factory=OrderedDict, init=False)
+    _position: bytes | None = field(default=None, init=False)
+    _writer_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _reader_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _stopping: bool = field(default=False, init=False)
+    _stop_reading: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     async def start(self) -> None:
         """Fix the read position now, before the caller serves streams, then run both tasks."""
@@ -123,7 +111,7 @@ class RedisPush:
         self._writer_task = asyncio.create_task(self._write(), name="notification-push-writer")
 
     def publish(self, notification: Notification) -> None:
-        if self._stopping or self._pending.qsize() >= self._pending_limit:
+        if self._stopping or self._pending.qsize() >= self.pending_limit:
             NOTIFICATION_PUSHES.labels("dropped").inc()
             log.warning("push dropped", notification_id=notification.id, stopping=self._stopping)
             return
@@ -133,13 +121,13 @@ class RedisPush:
         self._stopping = True
         if self._writer_task is not None:
             self._pending.put_nowait(None)
-            done, _ = await asyncio.wait([self._writer_task], timeout=self._flush_timeout)
+            done, _ = await asyncio.wait([self._writer_task], timeout=self.flush_timeout)
             if not done:
                 log.warning("push flush timed out", pending=self._pending.qsize())
             await _end(self._writer_task, grace=1.0)
         self._stop_reading.set()
         if self._reader_task is not None:
-            await _end(self._reader_task, grace=self._block_ms / 1000 + 1)
+            await _end(self._reader_task, grace=self.block_ms / 1000 + 1)
 
     # Writer ----------------------------------------------------------------------------------
 
@@ -158,19 +146,20 @@ class RedisPush:
                 return
 
     async def _append(self, batch: list[Notification]) -> None:
-        for attempt in range(1, self._attempts + 1):
+        attempts = max(1, self.publish_attempts)
+        for attempt in range(1, attempts + 1):
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
+                async with self.redis.pipeline(transaction=False) as pipe:
                     for notification in batch:
                         fields: dict[FieldT, EncodableT] = {
                             "u": notification.user_id,
                             "i": notification.id,
                             "n": notification.SerializeToString(),
                         }
-                        pipe.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)
+                        pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
                     await pipe.execute()
             except (RedisError, OSError) as error:
-                if attempt == self._attempts:
+                if attempt == attempts:
                     NOTIFICATION_PUSHES.labels("dropped").inc(len(batch))
                     log.warning("push publish failed; dropped", count=len(batch), error=str(error))
                     return
@@ -182,7 +171,7 @@ class RedisPush:
     # Reader ----------------------------------------------------------------------------------
 
     async def _tail(self) -> bytes:
-        last: Any = await self._reader.xrevrange(self._stream, count=1)
+        last: Any = await self.reader.xrevrange(self.stream, count=1)
         return bytes(last[0][0]) if last else _START
 
     async def _read(self) -> None:
@@ -191,8 +180,8 @@ class RedisPush:
             try:
                 if self._position is None:
                     self._position = await self._tail()
-                reply: Any = await self._reader.xread(
-                    {self._stream: self._position}, count=_BATCH, block=self._block_ms
+                reply: Any = await self.reader.xread(
+                    {self.stream: self._position}, count=_BATCH, block=self.block_ms
                 )
             except (RedisError, OSError) as error:
                 if self._stop_reading.is_set():
@@ -213,19 +202,19 @@ class RedisPush:
             if self._repeated(notification_id):
                 NOTIFICATION_PUSHES.labels("duplicate").inc()
                 return
-            if not self._broadcaster.has_subscribers(user_id):
+            if not self.broadcaster.has_subscribers(user_id):
                 return
             notification = Notification.FromString(fields[b"n"])
         except (KeyError, ValueError, DecodeError) as error:
             log.warning("malformed push entry skipped", error=repr(error))
             return
-        NOTIFICATION_PUSHES.labels("delivered").inc(self._broadcaster.deliver(notification))
+        NOTIFICATION_PUSHES.labels("delivered").inc(self.broadcaster.deliver(notification))
 
     def _repeated(self, notification_id: int) -> bool:
         if notification_id in self._seen:
             return True
         self._seen[notification_id] = None
-        if len(self._seen) > self._remember:
+        if len(self._seen) > self.remember:
             self._seen.popitem(last=False)
         return False
 

@@ -6,14 +6,13 @@ from functools import partial
 
 from pinstack.post.v1 import post_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
-from pinstack.user.v1.events_pb2 import UserDeleted, UserUpdated
 from pinstack_common.cache import Cache
 from pinstack_common.db import Database
-from pinstack_common.events import EventTransport, Outbox, topic_for
+from pinstack_common.events import EventTransport, Outbox
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 from pinstack_post.authors import AuthorDirectory
 from pinstack_post.caching import PostCache
-from pinstack_post.events import PostEvents, user_event_handlers
+from pinstack_post.events import CONSUMED_TOPICS, PostEvents, handlers
 from pinstack_post.grpc_api import PostServicer
 from pinstack_post.models import outbox, processed_events
 from pinstack_post.repository import PostRepository
@@ -28,24 +27,21 @@ MIGRATIONS_PACKAGE = "pinstack_post"
 class PostComponent(ServiceComponent):
     name = "post"
     settings: PostSettings
-
-    def __init__(self, *, settings: PostSettings, transport: EventTransport | None = None) -> None:
-        super().__init__(settings=settings, transport=transport)
-        self.database: Database | None = None
-        self.outbox = Outbox(table=outbox)
-        self.use_cases: PostUseCases | None = None
+    database: Database | None = None
+    use_cases: PostUseCases | None = None
 
     async def wire(self, runtime: ServiceRuntime) -> None:
         settings = self.settings
         self.database = runtime.database()
         redis = runtime.redis()
+        post_outbox = Outbox(table=outbox)
         users = user_pb2_grpc.UserServiceStub(
             runtime.channel(address=settings.user_addr, service="user")
         )
         self.use_cases = PostUseCases(
             database=self.database,
             repository=PostRepository(),
-            events=PostEvents(outbox=self.outbox),
+            events=PostEvents(outbox=post_outbox),
             authors=AuthorDirectory(
                 users=users,
                 cache=Cache(
@@ -60,13 +56,15 @@ class PostComponent(ServiceComponent):
             default_limit=settings.list_default_limit,
             max_limit=settings.list_max_limit,
         )
-        await runtime.relay(database=self.database, outbox=self.outbox)
-        on_deleted, on_updated = user_event_handlers(self.use_cases)
+        await runtime.relay(database=self.database, outbox=post_outbox)
         await runtime.consume(
             database=self.database,
             processed=processed_events,
-            topics=[topic_for("user")],
-            handlers={UserDeleted: on_deleted, UserUpdated: on_updated},
+            topics=CONSUMED_TOPICS,
+            handlers=handlers(
+                delete_posts_of_author=self.use_cases.delete_posts_of_author,
+                refresh_author=self.use_cases.refresh_author,
+            ),
         )
         servicer = PostServicer(posts=self.use_cases, verifier=runtime.token_verifier())
         await runtime.serve(

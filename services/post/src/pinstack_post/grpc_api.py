@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
+from dataclasses import dataclass
 
 from pinstack.post.v1 import post_pb2, post_pb2_grpc
-from pinstack_common.context import caller_authorization
-from pinstack_common.tokens import AccessTokenVerifier, Identity
+from pinstack_common.timestamps import from_timestamp, to_timestamp
+from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_post.repository import MediaInput, PostFilter
 from pinstack_post.usecases import AuthoredPost, PostChanges, PostUseCases
 
 __all__ = ["PostServicer", "to_proto"]
-
-
-def _stamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def _moment(stamp: Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=UTC)
 
 
 def _media(items: Iterable[post_pb2.MediaInput]) -> list[MediaInput]:
@@ -44,8 +32,8 @@ def to_proto(authored: AuthoredPost) -> post_pb2.Post:
         ),
         title=post.title,
         content=post.content,
-        created_at=_stamp(post.created_at),
-        updated_at=_stamp(post.updated_at),
+        created_at=to_timestamp(post.created_at),
+        updated_at=to_timestamp(post.updated_at),
         media=[
             post_pb2.MediaItem(id=m.id, url=m.url, type=m.type, position=m.position)
             for m in post.media
@@ -54,19 +42,16 @@ def to_proto(authored: AuthoredPost) -> post_pb2.Post:
     )
 
 
+@dataclass(kw_only=True, eq=False)
 class PostServicer(post_pb2_grpc.PostServiceServicer):
-    def __init__(self, *, posts: PostUseCases, verifier: AccessTokenVerifier) -> None:
-        self._posts = posts
-        self._verifier = verifier
-
-    async def _caller(self) -> Identity:
-        return await self._verifier.verify_header(caller_authorization.get())
+    posts: PostUseCases
+    verifier: AccessTokenVerifier
 
     async def CreatePost(
         self, request: post_pb2.CreatePostRequest, context: object
     ) -> post_pb2.Post:
-        created = await self._posts.create(
-            caller=await self._caller(),
+        created = await self.posts.create(
+            caller=await self.verifier.verify_caller(),
             title=request.title,
             content=request.content,
             tags=list(request.tags),
@@ -75,7 +60,7 @@ class PostServicer(post_pb2_grpc.PostServiceServicer):
         return to_proto(created)
 
     async def GetPost(self, request: post_pb2.GetPostRequest, context: object) -> post_pb2.Post:
-        return to_proto(await self._posts.get(request.id))
+        return to_proto(await self.posts.get(request.id))
 
     async def ListPosts(
         self, request: post_pb2.ListPostsRequest, context: object
@@ -84,13 +69,15 @@ class PostServicer(post_pb2_grpc.PostServiceServicer):
             author_id=request.author_id if request.HasField("author_id") else None,
             tag=request.tag if request.HasField("tag") else None,
             created_after=(
-                _moment(request.created_after) if request.HasField("created_after") else None
+                from_timestamp(request.created_after) if request.HasField("created_after") else None
             ),
             created_before=(
-                _moment(request.created_before) if request.HasField("created_before") else None
+                from_timestamp(request.created_before)
+                if request.HasField("created_before")
+                else None
             ),
         )
-        page, total = await self._posts.list_posts(
+        page, total = await self.posts.list_posts(
             where=where, offset=request.offset, limit=request.limit or None
         )
         return post_pb2.ListPostsResponse(posts=[to_proto(item) for item in page], total=total)
@@ -104,13 +91,13 @@ class PostServicer(post_pb2_grpc.PostServiceServicer):
             tags=list(request.tags.values) if request.HasField("tags") else None,
             media=_media(request.media.items) if request.HasField("media") else None,
         )
-        updated = await self._posts.update(
-            caller=await self._caller(), post_id=request.id, changes=changes
+        updated = await self.posts.update(
+            caller=await self.verifier.verify_caller(), post_id=request.id, changes=changes
         )
         return to_proto(updated)
 
     async def DeletePost(
         self, request: post_pb2.DeletePostRequest, context: object
     ) -> post_pb2.DeletePostResponse:
-        await self._posts.delete(caller=await self._caller(), post_id=request.id)
+        await self.posts.delete(caller=await self.verifier.verify_caller(), post_id=request.id)
         return post_pb2.DeletePostResponse()

@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
 from pinstack_common.errors import NotFoundError
-from pinstack_common.metrics import POSTS_CREATED
 from pinstack_common.tokens import Identity
 from pinstack_post.authors import AuthorDirectory, AuthorRecord
 from pinstack_post.caching import PostCache
 from pinstack_post.events import PostEvents
+from pinstack_post.metrics import POSTS_CREATED
 from pinstack_post.repository import MediaInput, PostFilter, PostRecord, PostRepository
 from pinstack_post.validation import (
     validate_content,
@@ -51,25 +51,15 @@ class PostChanges:
     media: Sequence[MediaInput] | None = None
 
 
+@dataclass(kw_only=True, eq=False)
 class PostUseCases:
-    def __init__(
-        self,
-        *,
-        database: Database,
-        repository: PostRepository,
-        events: PostEvents,
-        authors: AuthorDirectory,
-        cache: PostCache,
-        default_limit: int = 20,
-        max_limit: int = 100,
-    ) -> None:
-        self._db = database
-        self._repo = repository
-        self._events = events
-        self._authors = authors
-        self._cache = cache
-        self._default_limit = default_limit
-        self._max_limit = max_limit
+    database: Database
+    repository: PostRepository
+    events: PostEvents
+    authors: AuthorDirectory
+    cache: PostCache
+    default_limit: int = 20
+    max_limit: int = 100
 
     async def create(
         self,
@@ -84,12 +74,12 @@ class PostUseCases:
         validate_content(content)
         tag_names = validate_tags(tags)
         items = validate_media(media)
-        author = await self._authors.get(caller.user_id)
+        author = await self.authors.get(caller.user_id)
         if author is None:
             # A valid token of an account deleted since it was issued.
             raise NotFoundError("user not found")
-        async with self._db.transaction() as session:
-            post = await self._repo.insert(
+        async with self.database.transaction() as session:
+            post = await self.repository.insert(
                 session,
                 author_id=author.id,
                 title=title,
@@ -97,20 +87,20 @@ class PostUseCases:
                 tag_names=tag_names,
                 media_items=items,
             )
-            await self._events.created(session, post)
+            await self.events.created(session, post)
         POSTS_CREATED.inc()
         return AuthoredPost(post=post, author=author)
 
     async def get(self, post_id: int) -> AuthoredPost:
         validate_positive_id(post_id)
-        post = await self._cache.get(post_id)
+        post = await self.cache.get(post_id)
         if post is None:
-            async with self._db.read() as session:
-                post = await self._repo.get(session, post_id)
+            async with self.database.read() as session:
+                post = await self.repository.get(session, post_id)
             if post is None:
                 raise NotFoundError("post not found")
-            await self._cache.put(post)
-        author = await self._authors.get(post.author_id)
+            await self.cache.put(post)
+        author = await self.authors.get(post.author_id)
         if author is None:
             # The author is gone and their posts go with them (the deletion event may lag).
             raise NotFoundError("post not found")
@@ -121,8 +111,8 @@ class PostUseCases:
     ) -> tuple[list[AuthoredPost], int]:
         """A page, newest first, and ``total`` matches: one statement (two for a page past the
         end) and at most one RPC."""
-        limit = self._default_limit if limit is None else limit
-        validate_page(offset=offset, limit=limit, max_limit=self._max_limit)
+        limit = self.default_limit if limit is None else limit
+        validate_page(offset=offset, limit=limit, max_limit=self.max_limit)
         if where.author_id is not None:
             validate_positive_id(where.author_id)
         validate_range(where.created_after, where.created_before)
@@ -133,9 +123,11 @@ class PostUseCases:
                 created_after=where.created_after,
                 created_before=where.created_before,
             )
-        async with self._db.read() as session:
-            page, total = await self._repo.find(session, where=where, offset=offset, limit=limit)
-        authors = await self._authors.get_many(post.author_id for post in page)
+        async with self.database.read() as session:
+            page, total = await self.repository.find(
+                session, where=where, offset=offset, limit=limit
+            )
+        authors = await self.authors.get_many(post.author_id for post in page)
         shown = [
             AuthoredPost(post=post, author=authors[post.author_id])
             for post in page
@@ -154,30 +146,30 @@ class PostUseCases:
             values["content"] = validate_content(changes.content)
         tag_names = None if changes.tags is None else validate_tags(changes.tags)
         items = None if changes.media is None else validate_media(changes.media)
-        async with self._db.transaction() as session:
-            existing = await self._repo.get(session, post_id, for_update=True)
+        async with self.database.transaction() as session:
+            existing = await self.repository.get(session, post_id, for_update=True)
             _require_author(existing, caller)
-            post = await self._repo.update(
+            post = await self.repository.update(
                 session, post_id, values=values, tag_names=tag_names, media_items=items
             )
-            await self._events.updated(session, post)
-        await self._cache.forget(post_id)
-        author = await self._authors.get(post.author_id)
+            await self.events.updated(session, post)
+        await self.cache.forget(post_id)
+        author = await self.authors.get(post.author_id)
         if author is None:
             raise NotFoundError("post not found")
         return AuthoredPost(post=post, author=author)
 
     async def delete(self, *, caller: Identity, post_id: int) -> None:
         validate_positive_id(post_id)
-        async with self._db.transaction() as session:
-            existing = await self._repo.get(session, post_id, for_update=True)
+        async with self.database.transaction() as session:
+            existing = await self.repository.get(session, post_id, for_update=True)
             post = _require_author(existing, caller)
-            await self._repo.delete(session, post_id)
-            await self._events.deleted(session, post_id=post_id, author_id=post.author_id)
-        await self._cache.forget(post_id)
+            await self.repository.delete(session, post_id)
+            await self.events.deleted(session, post_id=post_id, author_id=post.author_id)
+        await self.cache.forget(post_id)
 
     async def delete_posts_of_author(
-        self, user_id: int, *, session: AsyncSession | None = None
+        self, user_id: int, session: AsyncSession | None = None
     ) -> int:
         """Remove every post of a deleted user; idempotent. Wired to ``UserDeleted``.
 
@@ -185,20 +177,20 @@ class PostUseCases:
         event as processed). Returns how many posts went; each is announced as ``PostDeleted``.
         """
         if session is None:
-            async with self._db.transaction() as own:
+            async with self.database.transaction() as own:
                 return await self.delete_posts_of_author(user_id, session=own)
-        post_ids = await self._repo.delete_by_author(session, user_id)
+        post_ids = await self.repository.delete_by_author(session, user_id)
         for post_id in post_ids:
-            await self._events.deleted(session, post_id=post_id, author_id=user_id)
+            await self.events.deleted(session, post_id=post_id, author_id=user_id)
         if post_ids:
-            await self._cache.forget(*post_ids)
-        await self._authors.forget(user_id)
+            await self.cache.forget(*post_ids)
+        await self.authors.forget(user_id)
         return len(post_ids)
 
     async def refresh_author(self, user_id: int) -> None:
         """Forget the cached author summary, so posts show the new profile. Wired to
         ``UserUpdated``; posts are cached without their author, so one key is enough."""
-        await self._authors.forget(user_id)
+        await self.authors.forget(user_id)
 
 
 def _require_author(post: PostRecord | None, caller: Identity) -> PostRecord:

@@ -12,11 +12,10 @@ from functools import partial
 
 from pinstack.relation.v1 import relation_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
-from pinstack.user.v1.events_pb2 import UserDeleted
-from pinstack_common.events import EventTransport, Outbox, topic_for
+from pinstack_common.events import EventTransport, Outbox
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 from pinstack_relation.clients import GrpcUserDirectory
-from pinstack_relation.events import RelationEvents
+from pinstack_relation.events import CONSUMED_TOPICS, RelationEvents, handlers
 from pinstack_relation.grpc_api import RelationServicer
 from pinstack_relation.models import outbox as outbox_table
 from pinstack_relation.models import processed_events
@@ -32,33 +31,28 @@ MIGRATIONS_PACKAGE = "pinstack_relation"
 class RelationComponent(ServiceComponent):
     name = "relation"
     settings: RelationSettings
-
-    def __init__(
-        self, *, settings: RelationSettings, transport: EventTransport | None = None
-    ) -> None:
-        super().__init__(settings=settings, transport=transport)
-        self.outbox = Outbox(table=outbox_table)
-        self.use_cases: RelationUseCases | None = None
+    use_cases: RelationUseCases | None = None
 
     async def wire(self, runtime: ServiceRuntime) -> None:
         settings = self.settings
         database = runtime.database()
+        outbox = Outbox(table=outbox_table)
         users = user_pb2_grpc.UserServiceStub(
             runtime.channel(address=settings.user_addr, service="user")
         )
         self.use_cases = RelationUseCases(
             database=database,
             repository=RelationRepository(),
-            events=RelationEvents(outbox=self.outbox),
+            events=RelationEvents(outbox=outbox),
             users=GrpcUserDirectory(stub=users),
             max_limit=settings.list_max_limit,
         )
-        await runtime.relay(database=database, outbox=self.outbox)
+        await runtime.relay(database=database, outbox=outbox)
         await runtime.consume(
             database=database,
             processed=processed_events,
-            topics=[topic_for("user")],
-            handlers={UserDeleted: self.use_cases.on_user_deleted},
+            topics=CONSUMED_TOPICS,
+            handlers=handlers(forget_user=self.use_cases.forget_user),
         )
         servicer = RelationServicer(relations=self.use_cases, verifier=runtime.token_verifier())
         await runtime.serve(

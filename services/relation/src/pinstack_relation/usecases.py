@@ -2,63 +2,56 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack.user.v1 import events_pb2 as user_events
 from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from pinstack_common.metrics import FOLLOWS
 from pinstack_common.tokens import Identity
 from pinstack_relation.clients import RelatedUser, UserDirectory
 from pinstack_relation.events import RelationEvents
+from pinstack_relation.metrics import FOLLOWS
 from pinstack_relation.repository import RelationRepository
 
 __all__ = ["RelationUseCases"]
 
 
+@dataclass(kw_only=True, eq=False)
 class RelationUseCases:
-    def __init__(
-        self,
-        *,
-        database: Database,
-        repository: RelationRepository,
-        events: RelationEvents,
-        users: UserDirectory,
-        max_limit: int = 100,
-    ) -> None:
-        self._db = database
-        self._repo = repository
-        self._events = events
-        self._users = users
-        self._max_limit = max_limit
+    database: Database
+    repository: RelationRepository
+    events: RelationEvents
+    users: UserDirectory
+    max_limit: int = 100
 
     async def follow(self, *, caller: Identity, followee_id: int) -> None:
         _require_positive(followee_id)
         if followee_id == caller.user_id:
             raise InvalidArgumentError("cannot follow yourself")
         # Checked before the transaction: no connection is held while the user service answers.
-        if not await self._users.exists(followee_id):
+        if not await self.users.exists(followee_id):
             raise NotFoundError("user not found")
-        async with self._db.transaction() as session:
-            created = await self._repo.insert(
+        async with self.database.transaction() as session:
+            created = await self.repository.insert(
                 session, follower_id=caller.user_id, followee_id=followee_id
             )
             if not created:
                 raise AlreadyExistsError("already following this user")
-            await self._events.created(session, follower_id=caller.user_id, followee_id=followee_id)
+            await self.events.created(session, follower_id=caller.user_id, followee_id=followee_id)
         FOLLOWS.inc()
 
     async def unfollow(self, *, caller: Identity, followee_id: int) -> None:
         _require_positive(followee_id)
         if followee_id == caller.user_id:
             raise InvalidArgumentError("cannot unfollow yourself")
-        async with self._db.transaction() as session:
-            removed = await self._repo.delete(
+        async with self.database.transaction() as session:
+            removed = await self.repository.delete(
                 session, follower_id=caller.user_id, followee_id=followee_id
             )
             if not removed:
                 raise NotFoundError("follow relation not found")
-            await self._events.deleted(session, follower_id=caller.user_id, followee_id=followee_id)
+            await self.events.deleted(session, follower_id=caller.user_id, followee_id=followee_id)
 
     async def followers(
         self, *, user_id: int, page: int, limit: int
@@ -70,42 +63,36 @@ class RelationUseCases:
     ) -> tuple[list[RelatedUser], int]:
         return await self._list(user_id=user_id, page=page, limit=limit, followers=False)
 
-    async def forget_user(self, user_id: int, *, session: AsyncSession | None = None) -> int:
+    async def forget_user(self, user_id: int, session: AsyncSession | None = None) -> int:
         """Remove every follow from or to ``user_id`` (user deleted); idempotent.
 
         Runs in ``session`` when given (the event consumer's transaction, which also records
         the event id), else in a transaction of its own.
         """
         if session is None:
-            async with self._db.transaction() as own:
+            async with self.database.transaction() as own:
                 return await self.forget_user(user_id, session=own)
-        removed = await self._repo.delete_user(session, user_id)
+        removed = await self.repository.delete_user(session, user_id)
         for follower_id, followee_id in removed:
-            await self._events.deleted(session, follower_id=follower_id, followee_id=followee_id)
+            await self.events.deleted(session, follower_id=follower_id, followee_id=followee_id)
         return len(removed)
-
-    async def on_user_deleted(
-        self, event: user_events.UserDeleted, session: AsyncSession | None = None
-    ) -> None:
-        """Handler for ``pinstack.user.v1.UserDeleted`` (``EventConsumer.on`` signature)."""
-        await self.forget_user(event.user_id, session=session)
 
     async def _list(
         self, *, user_id: int, page: int, limit: int, followers: bool
     ) -> tuple[list[RelatedUser], int]:
         _require_positive(user_id)
-        if page < 1 or not 1 <= limit <= self._max_limit:
+        if page < 1 or not 1 <= limit <= self.max_limit:
             raise InvalidArgumentError("validation failed")
-        async with self._db.read() as session:
-            query = self._repo.followers if followers else self._repo.followees
+        async with self.database.read() as session:
+            query = self.repository.followers if followers else self.repository.followees
             ids, total = await query(
                 session, user_id=user_id, offset=(page - 1) * limit, limit=limit
             )
         # An unknown user has no follows; only then is the extra lookup needed for the 404.
-        if total == 0 and not await self._users.exists(user_id):
+        if total == 0 and not await self.users.exists(user_id):
             raise NotFoundError("user not found")
         # One batched lookup per page, reassembled in the page's order.
-        by_id = {user.id: user for user in await self._users.get_many(ids)}
+        by_id = {user.id: user for user in await self.users.get_many(ids)}
         return [by_id[i] for i in ids if i in by_id], total
 
 

@@ -22,10 +22,7 @@ MIGRATIONS_PACKAGE = "pinstack_user"
 class UserComponent(ServiceComponent):
     name = "user"
     settings: UserSettings
-
-    def __init__(self, *, settings: UserSettings, transport: EventTransport | None = None) -> None:
-        super().__init__(settings=settings, transport=transport)
-        self.use_cases: UserUseCases | None = None
+    use_cases: UserUseCases | None = None
 
     async def wire(self, runtime: ServiceRuntime) -> None:
         database = runtime.database()

@@ -2,79 +2,61 @@
 
 from __future__ import annotations
 
-from google.protobuf.timestamp_pb2 import Timestamp
+from dataclasses import dataclass
 
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
-from pinstack_common.context import caller_authorization
-from pinstack_common.tokens import AccessTokenVerifier, Identity
-from pinstack_user.repository import UserRecord
+from pinstack_common.profiles import profile_to_proto
+from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_user.usecases import UserUseCases
 
-__all__ = ["UserServicer", "to_proto"]
+__all__ = ["UserServicer"]
 
 
-def to_proto(user: UserRecord) -> user_pb2.User:
-    created, updated = Timestamp(), Timestamp()
-    created.FromDatetime(user.created_at)
-    updated.FromDatetime(user.updated_at)
-    return user_pb2.User(
-        id=user.id,
-        username=user.username,
-        email=user.email,
-        full_name=user.full_name,
-        bio=user.bio,
-        avatar_url=user.avatar_url,
-        created_at=created,
-        updated_at=updated,
-    )
-
-
+@dataclass(kw_only=True, eq=False)
 class UserServicer(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, *, users: UserUseCases, verifier: AccessTokenVerifier) -> None:
-        self._users = users
-        self._verifier = verifier
-
-    async def _caller(self) -> Identity:
-        return await self._verifier.verify_header(caller_authorization.get())
+    users: UserUseCases
+    verifier: AccessTokenVerifier
 
     async def CreateUser(
         self, request: user_pb2.CreateUserRequest, context: object
     ) -> user_pb2.User:
-        user = await self._users.create(
+        user = await self.users.create(
             username=request.username,
             email=request.email,
             full_name=request.full_name,
             bio=request.bio,
             avatar_url=request.avatar_url,
         )
-        return to_proto(user)
+        return profile_to_proto(user)
 
     async def GetUser(self, request: user_pb2.GetUserRequest, context: object) -> user_pb2.User:
-        return to_proto(await self._users.get(request.id))
+        return profile_to_proto(await self.users.get(request.id))
 
     async def GetUserByUsername(
         self, request: user_pb2.GetUserByUsernameRequest, context: object
     ) -> user_pb2.User:
-        return to_proto(await self._users.get_by_username(request.username))
+        return profile_to_proto(await self.users.get_by_username(request.username))
 
     async def GetUserByEmail(
         self, request: user_pb2.GetUserByEmailRequest, context: object
     ) -> user_pb2.User:
-        return to_proto(await self._users.get_by_email(request.email))
+        return profile_to_proto(await self.users.get_by_email(request.email))
 
     async def GetUsers(
         self, request: user_pb2.GetUsersRequest, context: object
     ) -> user_pb2.GetUsersResponse:
-        users = await self._users.get_many(list(request.ids))
-        return user_pb2.GetUsersResponse(users=[to_proto(user) for user in users])
+        users = await self.users.get_many(list(request.ids))
+        return user_pb2.GetUsersResponse(users=[profile_to_proto(user) for user in users])
 
     async def SearchUsers(
         self, request: user_pb2.SearchUsersRequest, context: object
     ) -> user_pb2.SearchUsersResponse:
-        users, total = await self._users.search(
+        users, total = await self.users.search(
             query=request.query, page=request.page or 1, limit=request.limit or 10
         )
-        return user_pb2.SearchUsersResponse(users=[to_proto(user) for user in users], total=total)
+        return user_pb2.SearchUsersResponse(
+            users=[profile_to_proto(user) for user in users], total=total
+        )
 
     async def UpdateUser(
         self, request: user_pb2.UpdateUserRequest, context: object
@@ -84,21 +66,23 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             for field in ("username", "email", "full_name", "bio")
             if request.HasField(field)
         }
-        user = await self._users.update(
-            caller=await self._caller(), user_id=request.id, changes=changes
+        user = await self.users.update(
+            caller=await self.verifier.verify_caller(), user_id=request.id, changes=changes
         )
-        return to_proto(user)
+        return profile_to_proto(user)
 
     async def UpdateAvatar(
         self, request: user_pb2.UpdateAvatarRequest, context: object
     ) -> user_pb2.User:
-        user = await self._users.update_avatar(
-            caller=await self._caller(), user_id=request.id, avatar_url=request.avatar_url
+        user = await self.users.update_avatar(
+            caller=await self.verifier.verify_caller(),
+            user_id=request.id,
+            avatar_url=request.avatar_url,
         )
-        return to_proto(user)
+        return profile_to_proto(user)
 
     async def DeleteUser(
         self, request: user_pb2.DeleteUserRequest, context: object
     ) -> user_pb2.DeleteUserResponse:
-        await self._users.delete(caller=await self._caller(), user_id=request.id)
+        await self.users.delete(caller=await self.verifier.verify_caller(), user_id=request.id)
         return user_pb2.DeleteUserResponse()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -15,26 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from pinstack_common.errors import AlreadyExistsError
+from pinstack_common.profiles import Profile
 from pinstack_common.usernames import canonical_username
 from pinstack_user.models import users
 
-__all__ = ["UserRecord", "UserRepository"]
+__all__ = ["UserRepository"]
 
 
-@dataclass(frozen=True, slots=True)
-class UserRecord:
-    id: int
-    username: str
-    email: str
-    full_name: str
-    bio: str
-    avatar_url: str
-    created_at: datetime
-    updated_at: datetime
-
-
-def _record(row: RowMapping) -> UserRecord:
-    return UserRecord(**{name: row[name] for name in UserRecord.__slots__})
+def _record(row: RowMapping) -> Profile:
+    return Profile(**{name: row[name] for name in Profile.__slots__})
 
 
 def _escape_like(text: str) -> str:
@@ -44,7 +31,7 @@ def _escape_like(text: str) -> str:
 class UserRepository:
     """Queries over ``users`` within the caller's session (the unit of work)."""
 
-    async def insert(self, session: AsyncSession, **values: str) -> UserRecord:
+    async def insert(self, session: AsyncSession, **values: str) -> Profile:
         await self._ensure_unique(session, username=values["username"], email=values["email"])
         values["username_canonical"] = canonical_username(values["username"])
         try:
@@ -59,29 +46,29 @@ class UserRepository:
             raise _conflict(str(error.orig)) from error
         return _record(row)
 
-    async def get(self, session: AsyncSession, user_id: int) -> UserRecord | None:
+    async def get(self, session: AsyncSession, user_id: int) -> Profile | None:
         row = (await session.execute(select(users).where(users.c.id == user_id))).mappings().first()
         return _record(row) if row else None
 
-    async def get_many(self, session: AsyncSession, ids: Sequence[int]) -> list[UserRecord]:
+    async def get_many(self, session: AsyncSession, ids: Sequence[int]) -> list[Profile]:
         if not ids:
             return []
         rows = (await session.execute(select(users).where(users.c.id.in_(set(ids))))).mappings()
         return [_record(row) for row in rows]
 
-    async def get_by_username(self, session: AsyncSession, username: str) -> UserRecord | None:
+    async def get_by_username(self, session: AsyncSession, username: str) -> Profile | None:
         query = select(users).where(users.c.username_canonical == canonical_username(username))
         row = (await session.execute(query)).mappings().first()
         return _record(row) if row else None
 
-    async def get_by_email(self, session: AsyncSession, email: str) -> UserRecord | None:
+    async def get_by_email(self, session: AsyncSession, email: str) -> Profile | None:
         query = select(users).where(func.lower(users.c.email) == email.lower())
         row = (await session.execute(query)).mappings().first()
         return _record(row) if row else None
 
     async def search(
         self, session: AsyncSession, *, query: str, offset: int, limit: int
-    ) -> tuple[list[UserRecord], int]:
+    ) -> tuple[list[Profile], int]:
         pattern = f"%{_escape_like(query)}%"
         canonical = f"%{_escape_like(canonical_username(query))}%"
         match = or_(
@@ -97,7 +84,7 @@ class UserRepository:
         )
         return [_record(row) for row in rows.mappings()], int(total)
 
-    async def update(self, session: AsyncSession, user_id: int, **values: Any) -> UserRecord | None:
+    async def update(self, session: AsyncSession, user_id: int, **values: Any) -> Profile | None:
         await self._ensure_unique(
             session, username=values.get("username"), email=values.get("email"), exclude_id=user_id
         )

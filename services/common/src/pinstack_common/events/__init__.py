@@ -17,6 +17,13 @@ from pinstack_common.events.envelope import (
 )
 from pinstack_common.events.outbox import Outbox, outbox_table
 from pinstack_common.events.relay import OutboxRelay
+from pinstack_common.events.topics import (
+    ALL_TOPICS,
+    NOTIFICATION_EVENTS,
+    POST_EVENTS,
+    RELATION_EVENTS,
+    USER_EVENTS,
+)
 from pinstack_common.events.transport import (
     EventTransport,
     InProcessTransport,
@@ -25,6 +32,11 @@ from pinstack_common.events.transport import (
 )
 
 __all__ = [
+    "ALL_TOPICS",
+    "NOTIFICATION_EVENTS",
+    "POST_EVENTS",
+    "RELATION_EVENTS",
+    "USER_EVENTS",
     "Envelope",
     "EventConsumer",
     "EventTransport",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -98,6 +99,7 @@ class _Poison(Exception):  # noqa: N818 - internal marker, never escapes
     """A record that can never be handled (bad envelope or payload): straight to the DLQ."""
 
 
+@dataclass(kw_only=True, eq=False)
 class EventConsumer:
     """One consumer group of one service: a lifecycle component.
 
@@ -105,31 +107,22 @@ class EventConsumer:
     without a handler are acknowledged and ignored (a topic carries several types).
     """
 
-    def __init__(
-        self,
-        *,
-        transport: EventTransport,
-        database: Database,
-        processed: Table,
-        group: str,
-        topics: Sequence[str],
-        component: str,
-        max_attempts: int = 5,
-        backoff: float = 0.1,
-        max_backoff: float = 5.0,
-    ) -> None:
-        self.name = f"{group}-consumer"
-        self.group = group
-        self.topics = list(topics)
-        self._transport = transport
-        self._database = database
-        self._processed = processed
-        self._component = component
-        self._max_attempts = max_attempts
-        self._backoff = backoff
-        self._max_backoff = max_backoff
-        self._handlers: dict[str, tuple[type[Message], Handler]] = {}
-        self._subscriber: Subscriber | None = None
+    transport: EventTransport
+    database: Database
+    processed: Table
+    group: str
+    topics: Sequence[str]
+    component: str
+    max_attempts: int = 5
+    backoff: float = 0.1
+    max_backoff: float = 5.0
+    name: str = field(init=False)
+    _handlers: dict[str, tuple[type[Message], Handler]] = field(default_factory=dict, init=False)
+    _subscriber: Subscriber | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.name = f"{self.group}-consumer"
+        self.topics = list(self.topics)  # the caller's sequence may change later
 
     def on(
         self, message_type: type[M], handler: Callable[[M, AsyncSession], Awaitable[None]]
@@ -140,8 +133,8 @@ class EventConsumer:
         self._handlers[full_name] = (message_type, handler)
 
     async def start(self) -> None:
-        self._subscriber = self._transport.subscriber(
-            group=self.group, topics=self.topics, handler=self.handle, component=self._component
+        self._subscriber = self.transport.subscriber(
+            group=self.group, topics=self.topics, handler=self.handle, component=self.component
         )
         await self._subscriber.start()
 
@@ -158,7 +151,7 @@ class EventConsumer:
             await self._dead_letter(record, exc.__cause__ or exc, attempts=0)
             return
         if handler is None or message is None:
-            EVENTS_CONSUMED.labels(self._component, record.topic, "ignored").inc()
+            EVENTS_CONSUMED.labels(self.component, record.topic, "ignored").inc()
             return
         parent = propagate.extract(dict(envelope.context))
         request_id = envelope.context.get(REQUEST_ID_HEADER)
@@ -206,8 +199,8 @@ class EventConsumer:
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._max_attempts),
-                wait=wait_exponential(multiplier=self._backoff, max=self._max_backoff),
+                stop=stop_after_attempt(self.max_attempts),
+                wait=wait_exponential(multiplier=self.backoff, max=self.max_backoff),
                 reraise=True,
             ):
                 with attempt:
@@ -216,19 +209,19 @@ class EventConsumer:
         except Exception as exc:
             if _is_transient(exc):
                 # Not the message's fault: let the transport redeliver it once things recover.
-                EVENTS_CONSUMED.labels(self._component, record.topic, "retry").inc()
+                EVENTS_CONSUMED.labels(self.component, record.topic, "retry").inc()
                 raise
             log.warning("handler failed; dead-lettering", attempts=attempts, exc_info=True)
             await self._dead_letter(record, exc, attempts=attempts)
             return
         result = "handled" if handled else "duplicate"
-        EVENTS_CONSUMED.labels(self._component, record.topic, result).inc()
+        EVENTS_CONSUMED.labels(self.component, record.topic, result).inc()
 
     async def _apply(self, envelope: Envelope, message: Message, handler: Handler) -> bool:
         """Run ``handler`` once in a transaction that records the event id; False if seen."""
-        async with self._database.transaction() as session:
+        async with self.database.transaction() as session:
             claimed = await session.execute(
-                insert(self._processed)
+                insert(self.processed)
                 .values(
                     consumer=self.group,
                     event_id=envelope.event_id,
@@ -236,7 +229,7 @@ class EventConsumer:
                     processed_at=datetime.now(UTC),
                 )
                 .on_conflict_do_nothing()
-                .returning(self._processed.c.event_id)
+                .returning(self.processed.c.event_id)
             )
             if claimed.first() is None:
                 return False
@@ -254,10 +247,10 @@ class EventConsumer:
         )
         target = dead_letter_topic(record.topic)
         # If this publish fails, the record is not committed and comes back: nothing is lost.
-        await self._transport.publish(
+        await self.transport.publish(
             [Record(topic=target, key=record.key, value=record.value, headers=headers)]
         )
-        DEAD_LETTERS.labels(self._component, record.topic).inc()
-        EVENTS_CONSUMED.labels(self._component, record.topic, "dead_lettered").inc()
+        DEAD_LETTERS.labels(self.component, record.topic).inc()
+        EVENTS_CONSUMED.labels(self.component, record.topic, "dead_lettered").inc()
         log.error("event parked on the dead-letter topic", topic=target, error=reason,
                   offset=record.offset, partition=record.partition)  # fmt: skip

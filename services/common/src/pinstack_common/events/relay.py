@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,35 +45,27 @@ __all__ = ["OutboxRelay"]
 log = structlog.get_logger(__name__)
 
 
+@dataclass(kw_only=True, eq=False)
 class OutboxRelay:
     """A lifecycle component: ``start()`` runs the publishing task, ``stop()`` drains it."""
 
-    def __init__(
-        self,
-        *,
-        database: Database,
-        outbox: Outbox,
-        transport: EventTransport,
-        component: str,
-        batch_size: int = 200,
-        sweep_interval: float = 5.0,
-        max_backoff: float = 5.0,
-        stop_grace: float = 10.0,
-    ) -> None:
-        self.name = f"{component}-outbox-relay"
-        self._database = database
-        self._table = outbox.table
-        self._transport = transport
-        self._component = component
-        self._batch_size = batch_size
-        self._sweep_interval = sweep_interval
-        self._max_backoff = max_backoff
-        self._stop_grace = stop_grace
-        self._reported_at = -1e9
-        self._wakeup = asyncio.Event()
-        self._stop_requested = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        outbox.on_commit(self.notify)
+    database: Database
+    outbox: Outbox
+    transport: EventTransport
+    component: str
+    batch_size: int = 200
+    sweep_interval: float = 5.0
+    max_backoff: float = 5.0
+    stop_grace: float = 10.0
+    name: str = field(init=False)
+    _reported_at: float = field(default=-1e9, init=False)
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _stop_requested: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.name = f"{self.component}-outbox-relay"
+        self.outbox.on_commit(self.notify)
 
     def notify(self) -> None:
         """Wake the relay: a transaction with events has committed."""
@@ -94,7 +87,7 @@ class OutboxRelay:
         # grace period it is cancelled, its transaction rolls back and its rows stay unpublished
         # for the next run (consumers dedupe whatever did get out).
         try:
-            await asyncio.wait_for(asyncio.shield(task), self._stop_grace)
+            await asyncio.wait_for(asyncio.shield(task), self.stop_grace)
         except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -105,7 +98,7 @@ class OutboxRelay:
         while not self._stop_requested.is_set():
             # A timeout is the periodic sweep; a wakeup is a commit (or stop()).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._sweep_interval)
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.sweep_interval)
             self._wakeup.clear()
             if self._stop_requested.is_set():
                 break
@@ -114,7 +107,7 @@ class OutboxRelay:
                 failures = 0
             except Exception:
                 failures += 1
-                delay = min(self._max_backoff, 0.1 * 2**failures)
+                delay = min(self.max_backoff, 0.1 * 2**failures)
                 log.warning("outbox relay pass failed; retrying", delay=delay, exc_info=True)
                 await asyncio.sleep(delay)
                 self._wakeup.set()
@@ -136,14 +129,14 @@ class OutboxRelay:
 
     async def publish_batch(self) -> tuple[int, bool]:
         """One pass; return (published, whether a full batch was locked)."""
-        table = self._table
-        async with self._database.transaction() as session:
+        table = self.outbox.table
+        async with self.database.transaction() as session:
             rows = (
                 await session.execute(
                     select(table)
                     .where(table.c.published_at.is_(None))
                     .order_by(table.c.seq)
-                    .limit(self._batch_size)
+                    .limit(self.batch_size)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
@@ -162,22 +155,22 @@ class OutboxRelay:
                 pending[key].append(seq)
             ready = _in_order_prefix(rows, pending)
             if ready:
-                await self._transport.publish([_envelope(row).to_record() for row in ready])
+                await self.transport.publish([_envelope(row).to_record() for row in ready])
                 await self._mark_published(session, [row.id for row in ready])
                 for row in ready:
-                    EVENTS_PUBLISHED.labels(self._component, row.topic).inc()
-            return len(ready), len(rows) == self._batch_size and bool(ready)
+                    EVENTS_PUBLISHED.labels(self.component, row.topic).inc()
+            return len(ready), len(rows) == self.batch_size and bool(ready)
 
     async def _mark_published(self, session: AsyncSession, ids: Sequence[uuid.UUID]) -> None:
         await session.execute(
-            update(self._table)
-            .where(self._table.c.id.in_(ids))
+            update(self.outbox.table)
+            .where(self.outbox.table.c.id.in_(ids))
             .values(published_at=datetime.now(UTC))
         )
 
     async def report_backlog(self) -> None:
-        table = self._table
-        async with self._database.read() as session:
+        table = self.outbox.table
+        async with self.database.read() as session:
             count, oldest = (
                 await session.execute(
                     select(func.count(), func.min(table.c.created_at)).where(
@@ -185,9 +178,9 @@ class OutboxRelay:
                     )
                 )
             ).one()
-        OUTBOX_BACKLOG.labels(self._component).set(count)
+        OUTBOX_BACKLOG.labels(self.component).set(count)
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
-        OUTBOX_OLDEST_AGE.labels(self._component).set(max(0.0, age))
+        OUTBOX_OLDEST_AGE.labels(self.component).set(max(0.0, age))
 
 
 def _in_order_prefix(rows: Sequence[Any], pending: dict[str, list[int]]) -> list[Any]:

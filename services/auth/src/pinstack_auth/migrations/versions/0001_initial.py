@@ -1,19 +1,13 @@
-"""Credentials, refresh-token families and tokens, signing keys, consumed-event dedupe.
-
-Revision ID: 0001
-Revises:
-"""
+"""Credentials, refresh-token families and tokens, signing keys, consumed-event dedupe."""
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-from pinstack_common.events.consumer import processed_events_table
+from pinstack_common.migrations import create_platform_tables, drop_tables
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -60,12 +54,10 @@ def upgrade() -> None:
         sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
     )
     # The dedupe table's layout belongs to the platform kit (consumer of user deletions).
-    processed_events_table(sa.MetaData()).create(op.get_bind())
+    create_platform_tables("processed_events")
 
 
 def downgrade() -> None:
-    op.drop_table("processed_events")
-    op.drop_table("signing_keys")
-    op.drop_table("refresh_tokens")
-    op.drop_table("refresh_families")
-    op.drop_table("credentials")
+    drop_tables(
+        "processed_events", "signing_keys", "refresh_tokens", "refresh_families", "credentials"
+    )

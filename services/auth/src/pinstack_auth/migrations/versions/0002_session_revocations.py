@@ -1,16 +1,10 @@
-"""Session revocations: the durable record behind the gateway's Redis revocation cache.
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""Session revocations: the durable record behind the gateway's Redis revocation cache."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,19 +1,12 @@
-"""Notifications, the outbox, and the consumer's dedupe table.
-
-Revision ID: 0001
-Revises:
-"""
+"""Notifications, the outbox, and the consumer's dedupe table."""
 
 import sqlalchemy as sa
 from alembic import op
 
-from pinstack_common.events.consumer import processed_events_table
-from pinstack_common.events.outbox import outbox_table
+from pinstack_common.migrations import create_platform_tables, drop_tables
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -43,12 +36,8 @@ def upgrade() -> None:
         unique=True,
         postgresql_where=sa.text("dedupe_key IS NOT NULL"),
     )
-    # The outbox layout belongs to the platform kit; every producing service creates the same table.
-    outbox_table(sa.MetaData()).create(op.get_bind())
-    processed_events_table(sa.MetaData()).create(op.get_bind())
+    create_platform_tables("outbox", "processed_events")
 
 
 def downgrade() -> None:
-    op.drop_table("processed_events")
-    op.drop_table("outbox")
-    op.drop_table("notifications")
+    drop_tables("processed_events", "outbox", "notifications")

@@ -1,16 +1,10 @@
-"""Record who sent a notification (NULL for those the system produced).
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""Record who sent a notification (NULL for those the system produced)."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

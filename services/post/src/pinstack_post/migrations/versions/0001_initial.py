@@ -1,18 +1,12 @@
-"""Posts, media, tags and the outbox.
-
-Revision ID: 0001
-Revises:
-"""
+"""Posts, media, tags and the outbox."""
 
 import sqlalchemy as sa
 from alembic import op
 
-from pinstack_common.events.outbox import outbox_table
+from pinstack_common.migrations import create_platform_tables, drop_tables
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def _timestamp(name: str) -> sa.Column[object]:
@@ -70,13 +64,8 @@ def upgrade() -> None:
         sa.Column("ordinal", sa.Integer, nullable=False),
     )
     op.create_index("ix_post_tags_tag", "post_tags", ["tag_id", "post_id"])
-    # The outbox layout belongs to the platform kit; every producing service creates the same table.
-    outbox_table(sa.MetaData()).create(op.get_bind())
+    create_platform_tables("outbox")
 
 
 def downgrade() -> None:
-    op.drop_table("outbox")
-    op.drop_table("post_tags")
-    op.drop_table("tags")
-    op.drop_table("post_media")
-    op.drop_table("posts")
+    drop_tables("outbox", "post_tags", "tags", "post_media", "posts")

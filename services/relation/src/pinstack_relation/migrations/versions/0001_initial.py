@@ -1,18 +1,12 @@
-"""Follows and the outbox.
-
-Revision ID: 0001
-Revises:
-"""
+"""Follows and the outbox."""
 
 import sqlalchemy as sa
 from alembic import op
 
-from pinstack_common.events.outbox import outbox_table
+from pinstack_common.migrations import create_platform_tables, drop_tables
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -26,10 +20,8 @@ def upgrade() -> None:
         sa.CheckConstraint("follower_id <> followee_id", name="ck_follows_not_self"),
     )
     op.create_index("ix_follows_followee", "follows", ["followee_id", "created_at"])
-    # The outbox layout belongs to the platform kit; every producing service creates the same table.
-    outbox_table(sa.MetaData()).create(op.get_bind())
+    create_platform_tables("outbox")
 
 
 def downgrade() -> None:
-    op.drop_table("outbox")
-    op.drop_table("follows")
+    drop_tables("outbox", "follows")

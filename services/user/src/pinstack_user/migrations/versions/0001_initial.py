@@ -1,18 +1,12 @@
-"""Profiles and the outbox.
-
-Revision ID: 0001
-Revises:
-"""
+"""Profiles and the outbox."""
 
 import sqlalchemy as sa
 from alembic import op
 
-from pinstack_common.events.outbox import outbox_table
+from pinstack_common.migrations import create_platform_tables, drop_tables
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -33,10 +27,8 @@ def upgrade() -> None:
     )
     op.create_index("uq_users_username_lower", "users", [sa.text("lower(username)")], unique=True)
     op.create_index("uq_users_email_lower", "users", [sa.text("lower(email)")], unique=True)
-    # The outbox layout belongs to the platform kit; every producing service creates the same table.
-    outbox_table(sa.MetaData()).create(op.get_bind())
+    create_platform_tables("outbox")
 
 
 def downgrade() -> None:
-    op.drop_table("outbox")
-    op.drop_table("users")
+    drop_tables("outbox", "users")

@@ -32,8 +32,6 @@ from pinstack_common.usernames import canonical_username
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,9 @@
+"""The post service's business counters (platform metrics live in ``pinstack_common.metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+__all__ = ["POSTS_CREATED"]
+
+POSTS_CREATED = Counter("pinstack_posts_created_total", "Posts created.")
