@@ -456,7 +456,7 @@ async def test_user_deleted_event_runs_in_the_consumer_transaction(
     handle = user_deleted_handler(auth.component.usecases)
     database = Database(url=auth_database, component="test")
     try:
-        with pytest.raises(RuntimeError, match="rolled back"):  # noqa: PT012
+        with pytest.raises(RuntimeError, match="rolled back"):  # noqa: PT012 - the raise must happen inside the transaction
             async with database.transaction() as session:
                 await handle(UserDeleted(user_id=pair.user_id), session)
                 raise RuntimeError("rolled back")

@@ -116,7 +116,7 @@ async def _lineage(url: str) -> set[str] | None:
             if not exists:
                 return None
             rows = await connection.execute(
-                sa.text(f"SELECT revision FROM {migrations.LINEAGE_TABLE}")  # noqa: S608
+                sa.text(f"SELECT revision FROM {migrations.LINEAGE_TABLE}")  # noqa: S608 - a module constant, no input
             )
             return set(rows.scalars())
     finally:

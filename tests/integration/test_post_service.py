@@ -283,7 +283,7 @@ async def test_a_page_costs_constant_statements_and_one_batched_rpc(harness: Har
         assert (len(page), total) == (size, 50)
         assert {len(item.post.media) for item in page} == {2}
         measured[size] = (len(statements), len(harness.users.get_users_calls))
-    print(f"page cost (statements, GetUsers calls): {measured}")  # noqa: T201
+    print(f"page cost (statements, GetUsers calls): {measured}")  # noqa: T201 - the measurement belongs in the run's output
     assert measured[1] == measured[50]
     # Posts, their media and tags and the total come back in one statement.
     assert measured[50] == (1, 1)

@@ -54,7 +54,7 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
                 return user
         raise NotFoundError("user not found")
 
-    async def CreateUser(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802
+    async def CreateUser(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802 - method names are fixed by the proto
         if any(u.username == request.username for u in self.users.values()):
             raise AlreadyExistsError("username already exists")
         user = user_pb2.User(id=len(self.users) + 1, username=request.username,
@@ -62,13 +62,13 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
         self.users[user.id] = user
         return user
 
-    async def GetUserByUsername(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802
+    async def GetUserByUsername(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802 - method names are fixed by the proto
         return self._find(lambda u: u.username == request.username)
 
-    async def GetUserByEmail(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802
+    async def GetUserByEmail(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802 - method names are fixed by the proto
         return self._find(lambda u: u.email == request.email)
 
-    async def UpdateAvatar(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802
+    async def UpdateAvatar(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802 - method names are fixed by the proto
         return self._find(lambda u: u.id == request.id)
 
 

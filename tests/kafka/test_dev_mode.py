@@ -77,4 +77,4 @@ def test_dev_up_smoke_restart_down(dev_stack: DevStack) -> None:
         # The follow survived too (relation's database), and so did bob's notification.
         feed = wait_for_feed(client, login(client, bob.name).headers)
         assert [item["type"] for item in feed] == ["follow_created"]
-    print(f"dev up: cold {dev_stack.durations[0]:.1f}s, warm {dev_stack.durations[1]:.1f}s")  # noqa: T201
+    print(f"dev up: cold {dev_stack.durations[0]:.1f}s, warm {dev_stack.durations[1]:.1f}s")  # noqa: T201 - the timing belongs in the run's output
