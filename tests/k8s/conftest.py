@@ -16,11 +16,10 @@ import itertools
 import shutil
 import tempfile
 import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -32,6 +31,7 @@ from pinstack_devinfra.kube import KubeApiServer, etcd_binary, kube_apiserver_bi
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.kubeapi import KubeApi, NotFoundError, connect, load_configuration
 from pinstack_operator.main import run_operator
+from tests.polling import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "pinstackstack.yaml"
@@ -57,19 +57,17 @@ async def _apply_and_wait_crds(kubeconfig: Path, manifests: list[dict[str, Any]]
     try:
         for manifest in manifests:
             await api.apply(manifest)
-        deadline = time.monotonic() + 60
         for manifest in manifests:
             name = manifest["metadata"]["name"]
-            while True:
+
+            async def established(name: str = name) -> bool:
                 crd = await api.get(
                     "apiextensions.k8s.io/v1", "CustomResourceDefinition", namespace=None, name=name
                 )
                 conditions = (crd.get("status") or {}).get("conditions") or []
-                if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"CRD {name} not established: {conditions}")
-                await asyncio.sleep(0.2)
+                return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+            await eventually(established, within=60, what=f"CRD {name} established")
     finally:
         await api.close()
 
@@ -265,26 +263,6 @@ async def api(kube_apiserver: KubeApiServer) -> AsyncIterator[KubeApi]:
     client = connect(await load_configuration(kubeconfig=str(kube_apiserver.kubeconfig_path)))
     yield client
     await client.close()
-
-
-T = TypeVar("T")
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[T | None]],
-    *,
-    timeout: float = 45.0,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
-    what: str = "condition",
-) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.3)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
 class StackFactory:
