@@ -176,8 +176,9 @@ async def test_a_new_group_starts_from_the_beginning() -> None:
 
     sub = bus.subscriber(group="late", topics=[TOPIC], handler=handle, component="t")
     await sub.start()
-    await eventually(lambda: handled == ["early"])
+    await eventually(lambda: handled, what="the early record")
     await sub.stop()
+    assert handled == ["early"]
 
 
 async def test_stop_lets_the_handler_in_flight_finish_and_commit() -> None:
@@ -264,7 +265,7 @@ async def test_ack_when_handled_holds_publishes_until_the_bus_opens() -> None:
     seen: list[bytes] = []
 
     async def handle(rec: Record) -> None:
-        seen.append(rec.value)
+        seen.append(rec.value or b"")
 
     member = bus.subscriber(group="g", topics=[TOPIC], handler=handle, component="t")
     await member.start()
@@ -284,7 +285,7 @@ async def test_ack_when_handled_returns_only_after_every_group_handled() -> None
         await release.wait()
 
     async def quick(rec: Record) -> None:
-        fast.append(rec.value)
+        fast.append(rec.value or b"")
 
     members = [
         bus.subscriber(group="slow", topics=[TOPIC], handler=slow, component="t"),
