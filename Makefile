@@ -34,10 +34,11 @@ dev-down: install ## stop what dev-up started (data is kept)
 	$(RUN) pinstack dev down
 
 .PHONY: lint
-lint: install ## ruff, mypy strict, import-linter, generated-code freshness
+lint: install ## ruff, mypy strict (tests too), import-linter, generated-code freshness
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy $(foreach p,common auth user post relation notification gateway cli devinfra operator,-p pinstack_$(p))
+	$(RUN) mypy tests
 	$(RUN) lint-imports
 	$(RUN) python scripts/gen_proto.py --check
 	$(RUN) python scripts/check_proto.py

@@ -38,7 +38,7 @@ TOKEN = "test-internal-token"
 
 
 @dataclass
-class FakeUsers(user_pb2_grpc.UserServiceServicer):  # type: ignore[misc]
+class FakeUsers(user_pb2_grpc.UserServiceServicer):
     """Profiles in a dict; counts the batched lookups the post service makes."""
 
     profiles: dict[int, user_pb2.User] = field(default_factory=dict)
@@ -96,7 +96,7 @@ class Harness:
 
 async def start_harness(database_url: str, redis_url: str) -> tuple[Harness, GrpcServer]:
     await asyncio.to_thread(migrations.upgrade, package="pinstack_post", url=database_url)
-    users = FakeUsers()
+    users = FakeUsers()  # type: ignore[abstract]  # only the RPCs the post service uses
     user_server = await start_user_server(users, internal_token=TOKEN)
     settings = PostSettings(
         database_url=database_url,

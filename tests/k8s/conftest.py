@@ -194,13 +194,15 @@ async def install_operator_identity(
         core = k8s.CoreV1Api(client)
         existing = {item.metadata.name for item in (await core.list_namespace()).items}
         for name in sorted(namespaces - existing):
-            await core.create_namespace({"metadata": {"name": name}})
+            await core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
         for obj in objects:
             await k8s_utils.create_from_dict(client, obj)
         token = await core.create_namespaced_service_account_token(
             account["metadata"]["name"],
             namespace,
-            {"spec": {"audiences": [], "expirationSeconds": 86400}},
+            k8s.AuthenticationV1TokenRequest(
+                spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=86400)
+            ),
         )
     user = f"system:serviceaccount:{namespace}:{account['metadata']['name']}"
     return user, str(token.status.token)
