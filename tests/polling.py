@@ -19,8 +19,11 @@ T = TypeVar("T")
 INTERVAL = 0.05
 
 
+Description = str | Callable[[], str]  # a callable describes the state at the deadline
+
+
 class _Deadline:
-    def __init__(self, *, within: float, what: str) -> None:
+    def __init__(self, *, within: float, what: Description) -> None:
         self.within = within
         self.what = what
         self.end = time.monotonic() + within
@@ -29,27 +32,28 @@ class _Deadline:
         return time.monotonic() >= self.end
 
     def fail(self, last: object) -> NoReturn:
+        what = self.what() if callable(self.what) else self.what
         raise AssertionError(
-            f"timed out after {self.within}s waiting for {self.what}; last value: {last!r}"
+            f"timed out after {self.within}s waiting for {what}; last value: {last!r}"
         )
 
 
 @overload
 async def eventually(
-    probe: Callable[[], Awaitable[T]],
+    probe: Callable[[], Awaitable[T | None]],
     *,
     within: float = ...,
-    what: str = ...,
+    what: Description = ...,
     interval: float = ...,
 ) -> T: ...
 
 
 @overload
 async def eventually(
-    probe: Callable[[], T],
+    probe: Callable[[], T | None],
     *,
     within: float = ...,
-    what: str = ...,
+    what: Description = ...,
     interval: float = ...,
 ) -> T: ...
 
@@ -58,10 +62,11 @@ async def eventually(
     probe: Callable[[], object],
     *,
     within: float = 45.0,
-    what: str = "the condition",
+    what: Description = "the condition",
     interval: float = INTERVAL,
 ) -> object:
-    """Call ``probe`` (plain or async) until it returns something truthy, and return that.
+    """Call ``probe`` (plain or async) until it returns something truthy, and return that
+    (typed without the ``None`` a probe returns for "not yet").
 
     An exception from ``probe`` is not "not yet": it fails the wait at once, so a probe can
     assert what must never happen while waiting (a process that exited, a 500).
@@ -79,10 +84,10 @@ async def eventually(
 
 
 def wait_until(
-    probe: Callable[[], T],
+    probe: Callable[[], T | None],
     *,
     within: float = 45.0,
-    what: str = "the condition",
+    what: Description = "the condition",
     interval: float = INTERVAL,
 ) -> T:
     """:func:`eventually` for synchronous code (subprocess and HTTP clients outside a loop)."""

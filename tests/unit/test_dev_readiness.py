@@ -6,13 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from pinstack_cli.dev import _http_ready, _listens, _ready
 from pinstack_devinfra.redis import free_port
+from tests.polling import wait_until
 
 # Answers 200 to everything, like another stack's gateway would on /readyz.
 DUMMY = """
@@ -35,11 +35,12 @@ def occupied_port() -> Iterator[tuple[int, int]]:
     port = free_port()
     dummy = _spawn("-c", DUMMY, str(port))
     try:
-        deadline = time.monotonic() + 30
-        while not _http_ready(port):
+
+        def answering() -> bool:
             assert dummy.poll() is None, "dummy server exited"
-            assert time.monotonic() < deadline, "dummy server did not answer"
-            time.sleep(0.05)
+            return _http_ready(port)
+
+        wait_until(answering, within=30, what="the dummy server to answer")
         yield port, dummy.pid
     finally:
         dummy.kill()
