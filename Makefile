@@ -56,8 +56,8 @@ proto: install ## regenerate the committed protobuf/gRPC code
 test: lint test-py test-k8s test-cluster ## everything CI runs: lint, unit, integration, contract, Kafka, Kubernetes and cluster tiers
 
 .PHONY: test-py
-test-py: install ## unit, integration, contract and Kafka tests
-	$(RUN) pytest tests --ignore=tests/k8s --ignore=tests/cluster $(PYTEST_ARGS)
+test-py: install ## unit, integration, contract and Kafka tests, with coverage and its floor
+	$(RUN) pytest tests --ignore=tests/k8s --ignore=tests/cluster --cov --cov-report=term $(PYTEST_ARGS)
 
 .PHONY: test-k8s
 test-k8s: install ## the Kubernetes tier alone (builds Kubernetes, etcd, helm once, cached; first, outside test timeouts)
