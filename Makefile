@@ -34,10 +34,11 @@ dev-down: install ## stop what dev-up started (data is kept)
 	$(RUN) pinstack dev down
 
 .PHONY: lint
-lint: install ## ruff, mypy strict, import-linter, generated-code freshness
+lint: install ## ruff, mypy strict (tests too), import-linter, generated-code freshness
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy $(foreach p,common auth user post relation notification gateway cli devinfra operator,-p pinstack_$(p))
+	$(RUN) mypy tests
 	$(RUN) lint-imports
 	$(RUN) python scripts/gen_proto.py --check
 	$(RUN) python scripts/gen_config_docs.py --check
@@ -60,8 +61,8 @@ proto: install ## regenerate the committed protobuf/gRPC code
 test: lint test-py test-k8s test-cluster ## everything CI runs: lint, unit, integration, contract, Kafka, Kubernetes and cluster tiers
 
 .PHONY: test-py
-test-py: install ## unit, integration, contract and Kafka tests
-	$(RUN) pytest tests --ignore=tests/k8s --ignore=tests/cluster $(PYTEST_ARGS)
+test-py: install ## unit, integration, contract and Kafka tests, with coverage and its floor
+	$(RUN) pytest tests --ignore=tests/k8s --ignore=tests/cluster --cov --cov-report=term $(PYTEST_ARGS)
 
 .PHONY: test-k8s
 test-k8s: install ## the Kubernetes tier alone (builds Kubernetes, etcd, helm once, cached; first, outside test timeouts)

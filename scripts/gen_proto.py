@@ -70,7 +70,7 @@ def main() -> int:
             or not filecmp.cmp(want[name], have[name], shallow=False)
         )
     if stale:
-        print("generated contracts are stale; run `make proto`:", *stale, sep="\n  ")  # noqa: T201
+        print("generated contracts are stale; run `make proto`:", *stale, sep="\n  ")  # noqa: T201 - a CLI script's message
         return 1
     return 0
 

@@ -1,4 +1,5 @@
-"""Session-wide real servers shared by every tier: PostgreSQL and Redis, started once per run.
+"""Session-wide real servers shared by every tier: PostgreSQL, Redis and Kafka, started once
+per run (Kafka only when a test asks for it).
 
 Tests get their own databases (``fresh_database``) so modules never see each other's rows.
 """
@@ -14,6 +15,7 @@ from typing import Any
 import argon2
 import pytest
 
+from pinstack_devinfra.kafka import KafkaBroker
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer
 
@@ -38,6 +40,14 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with RedisServer(data_dir=tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """The real single-node broker (KRaft). A missing Java or Maven fails the run with what
+    to install (``KafkaError``): never a skip."""
+    with KafkaBroker(data_dir=tmp_path_factory.mktemp("kafka")) as broker:
+        yield broker
 
 
 def new_database(server: PostgresServer, prefix: str) -> str:

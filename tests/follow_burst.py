@@ -9,7 +9,6 @@ dedupe — whichever process was killed, at whatever moment.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -17,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
+
+from tests.polling import wait_until
 
 __all__ = ["Account", "assert_delivered_once", "follow_burst", "register"]
 
@@ -91,17 +92,17 @@ def assert_delivered_once(
 ) -> None:
     """Poll the star's feed until every acknowledged follow's notification is there; no
     follower's may appear twice."""
-    deadline = time.monotonic() + within
     with httpx.Client(base_url=base_url, timeout=30) as client:
         headers = login(client, star.name).headers  # a fresh token: the old run may be gone
-        while True:
+        missing = set(acknowledged)
+
+        def all_notified() -> bool:
             response = client.get(
                 "/api/v1/notification/feed", params={"limit": 100}, headers=headers
             )
-            if response.status_code == 503 and time.monotonic() < deadline:
+            if response.status_code == 503:
                 # A restarted service: the gateway's channel reconnects within its backoff.
-                time.sleep(0.2)
-                continue
+                return False
             assert response.status_code == 200, response.text
             seen = Counter(
                 int(item["payload"]["follower_id"])
@@ -110,11 +111,15 @@ def assert_delivered_once(
             )
             duplicates = {follower for follower, count in seen.items() if count > 1}
             assert not duplicates, f"notified more than once for followers {duplicates}"
-            missing = acknowledged - set(seen)
-            if not missing:
-                return
-            assert time.monotonic() < deadline, (
-                f"{len(missing)} of {len(acknowledged)} acknowledged follows never produced "
-                f"their notification: followers {sorted(missing)}"
-            )
-            time.sleep(0.2)
+            missing.intersection_update(acknowledged - set(seen))
+            return not missing
+
+        wait_until(
+            all_notified,
+            within=within,
+            interval=0.2,
+            what=lambda: (
+                f"the notifications of {len(acknowledged)} acknowledged follows; "
+                f"{len(missing)} never came: followers {sorted(missing)}"
+            ),
+        )

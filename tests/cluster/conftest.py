@@ -79,7 +79,7 @@ class Installed:
     def report(self, line: str) -> None:
         """A measurement line shown in the run's output as it happens (CI logs keep it)."""
         with _uncaptured(self.config):
-            print(f"\n[cluster-tier] {line}")  # noqa: T201
+            print(f"\n[cluster-tier] {line}")  # noqa: T201 - the report is this method's job
 
     def shell(self, script: str, *, env: dict[str, str] | None = None) -> str:
         return run_docs_block(self.cluster, script, env=env)

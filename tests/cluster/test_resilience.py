@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from tests.cluster.api import Account
 from tests.cluster.conftest import COMPONENTS, Fixtures, Installed, rollout_under_load
 
 
-def _pods(installed: Installed, component: str) -> list[dict]:
+def _pods(installed: Installed, component: str) -> list[dict[str, Any]]:
     pods = installed.cluster.kubectl_json(
         "get", "pods", "-n", "default", "-l", f"app.kubernetes.io/component={component}"
     )["items"]
@@ -64,7 +65,7 @@ def test_two_gateways_two_notification_replicas_push_each_notification_once(
         )  # fmt: skip
         assert response.status_code == 200, response.text
 
-    async def scenario() -> tuple[list[list[dict]], list[list[dict]], int]:
+    async def scenario() -> tuple[list[list[dict[str, Any]]], list[list[dict[str, Any]]], int]:
         bob = await api.register()
         followers = [await api.register() for _ in range(followers_count)]
         barrier = await api.register()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
+import httpx
+import jwt
 import pytest
 
 from tests.contract.conftest import RunningStack
+from tests.polling import eventually
 
 
 def unique() -> str:
@@ -451,13 +455,14 @@ async def test_deleting_a_user_ends_their_sessions(stack: RunningStack) -> None:
     response = await stack.client.delete(f"/api/v1/users/{account.id}", headers=account.headers)
     assert response.status_code == 204
     # UserDeleted travels through the outbox, the relay and the bus to the auth service.
-    for _ in range(100):
+
+    async def refused() -> httpx.Response | None:
         refresh = await stack.client.post(
             "/api/v1/auth/refresh", json={"refresh_token": account.refresh_token}
         )
-        if refresh.status_code == 401:
-            break
-        await asyncio.sleep(0.05)
+        return refresh if refresh.status_code == 401 else None
+
+    refresh = await eventually(refused, within=5, what="the refresh token revoked")
     assert_error(refresh, 401, "invalid refresh token")
     login = await stack.client.post(
         "/api/v1/auth/login", json={"login": account.username, "password": account.password}
@@ -513,7 +518,10 @@ async def test_ended_sessions_refuse_their_access_tokens(stack: RunningStack) ->
     assert (
         await stack.client.put("/api/v1/users/avatar", json=avatar, headers=headers)
     ).status_code == 200
-    await asyncio.sleep(1.1)  # revocation is by the second the password changed
+    # Revocation is by the second the password changed: a token issued in that same second
+    # stays valid, so the change must fall in a later second than this token's issue.
+    issued = jwt.decode(login.json()["data"]["access_token"], options={"verify_signature": False})
+    await eventually(lambda: time.time() >= issued["iat"] + 1, within=5, what="the next second")
     change = await stack.client.post(
         "/api/v1/auth/update-password",
         json={"old_password": account.password, "new_password": "new-password-2"},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import httpx
@@ -12,6 +11,7 @@ import pytest
 import websockets
 
 from tests.contract.conftest import Account, RunningStack
+from tests.polling import eventually
 
 BASE = "/api/v1/notification"
 
@@ -29,13 +29,13 @@ async def send(
 
 
 async def wait_for_feed(stack: RunningStack, account: Account, count: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 1.0  # the contract: "well within one second"
-    while True:
+    async def feed() -> dict[str, Any] | None:
         response = await stack.client.get(f"{BASE}/feed", headers=account.headers)
         data: dict[str, Any] = response.json()["data"]
-        if data["total"] >= count or time.monotonic() > deadline:
-            return data
-        await asyncio.sleep(0.02)
+        return data if data["total"] >= count else None
+
+    # The contract: "well within one second".
+    return await eventually(feed, within=1.0, what=f"{count} notifications in the feed")
 
 
 async def test_follow_creates_follow_created_notification(stack: RunningStack) -> None:
@@ -147,7 +147,7 @@ async def test_feed_pagination_and_read_all(stack: RunningStack) -> None:
 @pytest.mark.parametrize(
     "params", [{"page": 0}, {"limit": 0}, {"limit": 101}, {"page": "x"}, {"limit": -1}]
 )
-async def test_feed_rejects_bad_paging(stack: RunningStack, params: dict[str, object]) -> None:
+async def test_feed_rejects_bad_paging(stack: RunningStack, params: dict[str, str | int]) -> None:
     alice = await stack.register()
     response = await stack.client.get(f"{BASE}/feed", params=params, headers=alice.headers)
     assert_error(response, 400, "invalid input")
@@ -177,13 +177,12 @@ async def test_user_deletion_removes_notifications_and_follows(stack: RunningSta
     assert (await wait_for_feed(stack, alice, 1))["total"] == 1
     deleted = await stack.client.delete(f"/api/v1/users/{alice.id}", headers=alice.headers)
     assert deleted.status_code == 204
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
+
+    async def no_followers() -> bool:
         followers = await stack.client.get(f"/api/v1/relation/{carol.id}/followers")
-        if followers.json()["data"]["total"] == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert followers.json()["data"]["total"] == 0
+        return bool(followers.json()["data"]["total"] == 0)
+
+    await eventually(no_followers, within=2, what="carol's followers emptied")
     followees = await stack.client.get(f"/api/v1/relation/{bob.id}/followees")
     assert followees.json()["data"]["total"] == 0
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.contract.conftest import Account, RunningStack
+from tests.polling import eventually
 
 POSTS = "/api/v1/posts"
 
@@ -253,14 +253,17 @@ async def test_list_filters_newest_first_and_total_counts_every_match(stack: Run
 async def test_list_time_range(stack: RunningStack) -> None:
     alice = await stack.register()
     await create(stack, alice)
-    since = {"author_id": alice.id, "created_after": "2000-01-01T00:00:00Z"}
+    since: dict[str, str | int] = {"author_id": alice.id, "created_after": "2000-01-01T00:00:00Z"}
     assert (await stack.client.get(f"{POSTS}/list", params=since)).json()["data"]["total"] == 1
-    later = {"author_id": alice.id, "created_after": "2999-01-01T00:00:00+02:00"}
+    later: dict[str, str | int] = {
+        "author_id": alice.id,
+        "created_after": "2999-01-01T00:00:00+02:00",
+    }
     assert (await stack.client.get(f"{POSTS}/list", params=later)).json()["data"] == {
         "posts": [],
         "total": 0,
     }
-    before = {"author_id": alice.id, "created_before": "2000-01-01T00:00:00Z"}
+    before: dict[str, str | int] = {"author_id": alice.id, "created_before": "2000-01-01T00:00:00Z"}
     assert (await stack.client.get(f"{POSTS}/list", params=before)).json()["data"]["total"] == 0
 
 
@@ -313,12 +316,12 @@ async def test_profile_changes_show_in_posts(stack: RunningStack) -> None:
     )
     assert response.status_code == 200, response.text
     # UserUpdated reaches the post service through the outbox and the bus, and clears the cache.
-    for _ in range(100):
+
+    async def new_avatar() -> bool:
         author = (await stack.client.get(url)).json()["data"]["author"]
-        if author.get("avatar_url") == "https://img.example.com/new.png":
-            break
-        await asyncio.sleep(0.05)
-    assert author.get("avatar_url") == "https://img.example.com/new.png"
+        return bool(author.get("avatar_url") == "https://img.example.com/new.png")
+
+    await eventually(new_avatar, within=5, what="the post's author with the new avatar")
 
 
 async def test_deleted_author_posts_disappear_and_lists_keep_working(stack: RunningStack) -> None:
@@ -329,12 +332,13 @@ async def test_deleted_author_posts_disappear_and_lists_keep_working(stack: Runn
     response = await stack.client.delete(f"/api/v1/users/{bob.id}", headers=bob.headers)
     assert response.status_code == 204, response.text
     # The list never fails while UserDeleted is on its way; then bob's posts are gone for good.
-    for _ in range(100):
+
+    async def one_left() -> httpx.Response | None:
         listed = await stack.client.get(f"{POSTS}/list", params={"tag": tag})
         assert listed.status_code == 200, listed.text
-        if listed.json()["data"]["total"] == 1:
-            break
-        await asyncio.sleep(0.05)
+        return listed if listed.json()["data"]["total"] == 1 else None
+
+    listed = await eventually(one_left, within=5, what="bob's posts gone from the list")
     assert [post["author"]["id"] for post in listed.json()["data"]["posts"]] == [alice.id]
     assert listed.json()["data"]["total"] == 1
     assert_error(await stack.client.get(f"{POSTS}/{bobs['id']}"), 404, "post not found")

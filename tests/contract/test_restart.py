@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 
 from pinstack_devinfra.ports import free_port
+from tests.polling import wait_until
 
 
 def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
@@ -22,16 +22,15 @@ def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         assert process.poll() is None, "pinstack up exited during start-up"
         try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("pinstack up did not become ready")
+            return False
+
+    wait_until(ready, within=timeout, what="pinstack up to become ready")
 
 
 def interrupt(process: subprocess.Popen[bytes]) -> int:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
 import websockets
 
 from tests.contract.conftest import Account, RunningStack
+from tests.polling import eventually
 
 BASE = "/api/v1/notification"
 
@@ -49,13 +51,13 @@ async def test_sender_is_shown_on_sent_notifications_only(stack: RunningStack) -
         "/api/v1/relation/follow", json={"followee_id": bob.id}, headers=alice.headers
     )
     assert followed.status_code == 200, followed.text
-    deadline = asyncio.get_running_loop().time() + 2
-    while True:
+
+    async def by_kind() -> dict[str, dict[str, Any]]:
         feed = (await stack.client.get(f"{BASE}/feed", headers=bob.headers)).json()["data"]
         kinds = {n["type"]: n for n in feed["notifications"]}
-        if "follow_created" in kinds or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.02)
+        return kinds if "follow_created" in kinds else {}
+
+    kinds = await eventually(by_kind, within=2, what="the follow_created notification")
     assert "sender_id" not in kinds["follow_created"]
     assert kinds["mention"]["sender_id"] == alice.id
 

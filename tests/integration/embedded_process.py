@@ -20,6 +20,7 @@ import pytest
 
 from pinstack_devinfra.ports import free_port
 from pinstack_devinfra.procs import alive
+from tests.polling import wait_until
 
 __all__ = ["STOP_TIMEOUT", "Up", "assert_infra_gone", "data_dir", "infra_pids"]
 
@@ -55,11 +56,11 @@ class Up:
         return self.log.read_text(errors="replace")
 
     def wait_until(self, ready: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not ready():
+        def probe() -> bool:
             assert self.process.poll() is None, f"up exited before {what}:\n{self.output()}"
-            assert time.monotonic() < deadline, f"no {what} in {START_TIMEOUT}s:\n{self.output()}"
-            time.sleep(0.1)
+            return ready()
+
+        wait_until(probe, within=START_TIMEOUT, what=what)
 
     def serving(self) -> bool:
         url = f"http://127.0.0.1:{self.port}/readyz"
@@ -113,10 +114,11 @@ def infra_pids(data_dir: Path) -> dict[int, str]:
 
 
 def assert_infra_gone(data_dir: Path, output: str) -> None:
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while (left := infra_pids(data_dir)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not left, f"left running: {left}\n--- up's output:\n{output}"
+    wait_until(
+        lambda: not infra_pids(data_dir),
+        within=STOP_TIMEOUT,
+        what=f"no servers left running\n--- up's output:\n{output}",
+    )
 
 
 @pytest.fixture

@@ -15,10 +15,9 @@ from typing import cast
 
 import pytest
 import sqlalchemy as sa
-from click.testing import Result
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from pinstack_cli.components import SERVICES, ServiceSpec
 from pinstack_common import migrations
@@ -116,7 +115,7 @@ async def _lineage(url: str) -> set[str] | None:
             if not exists:
                 return None
             rows = await connection.execute(
-                sa.text(f"SELECT revision FROM {migrations.LINEAGE_TABLE}")  # noqa: S608
+                sa.text(f"SELECT revision FROM {migrations.LINEAGE_TABLE}")  # noqa: S608 - a module constant, no input
             )
             return set(rows.scalars())
     finally:
@@ -174,9 +173,9 @@ async def test_an_older_image_accepts_a_newer_schema_and_leaves_it_alone(
     assert older.state is migrations.SchemaState.AHEAD
 
     # The operator's migration Job of the rolled-back image: a no-op success.
-    status = migrations.upgrade(package=images.current, url=url)
-    assert status is not None
-    assert status.state is migrations.SchemaState.AHEAD
+    upgraded = migrations.upgrade(package=images.current, url=url)
+    assert upgraded is not None
+    assert upgraded.state is migrations.SchemaState.AHEAD
     assert await migrations.current_revision(url=url) == "0003"
     assert await _lineage(url) == {"0001", "0002", "0003"}
     await _execute(url, "SELECT 1 FROM rollback_probe")  # the newer release's table is kept

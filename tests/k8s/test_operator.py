@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import json
 from typing import Any
 
 import asyncpg
@@ -19,8 +20,9 @@ from pinstack_devinfra.helm import helm_template_objects
 from pinstack_operator.kubeapi import KubeApi
 from pinstack_operator.models import StackSpec
 from pinstack_operator.resources import StackRef, migration_job_name
+from tests.polling import eventually
 
-from .conftest import REPO, RESYNC_SECONDS, StackFactory, wait_for
+from .conftest import REPO, RESYNC_SECONDS, StackFactory
 
 EXAMPLE = REPO / "manifests" / "examples" / "pinstackstack.yaml"
 
@@ -98,7 +100,7 @@ async def _condition_is(stacks: StackFactory, kind: str, status: str, name: str 
         condition = await stacks.condition(kind, name)
         return condition if condition and condition["status"] == status else None
 
-    return await wait_for(probe, what=f"{kind}={status}")
+    return await eventually(probe, what=f"{kind}={status}")
 
 
 async def _ref(stacks: StackFactory, name: str = "stack") -> StackRef:
@@ -115,7 +117,7 @@ async def _complete_all_jobs(stacks: StackFactory, image: str) -> None:
         async def exists(job: str = name) -> dict[str, Any] | None:
             return await stacks.api.find("batch/v1", "Job", namespace=stacks.namespace, name=job)
 
-        await wait_for(exists, what=f"Job {name}")
+        await eventually(exists, what=f"Job {name}")
         await _complete_job(stacks.api, stacks.namespace, name)
 
 
@@ -237,7 +239,7 @@ async def test_new_image_runs_new_migration_jobs(stacks: StackFactory) -> None:
         images = {j["metadata"]["annotations"]["pinstack.io/image"] for j in jobs}
         return images == {"registry.local/pinstack:1.1.0"}
 
-    await wait_for(only_new_jobs, what="superseded Jobs removed")
+    await eventually(only_new_jobs, what="superseded Jobs removed")
 
 
 def _chart_deployments(namespace: str, tag: str) -> list[dict[str, Any]]:
@@ -275,7 +277,7 @@ async def _migrated(stacks: StackFactory, image: str) -> dict[str, Any]:
         done = {e["service"]: e for e in entries if e.get("image") == image}
         return done if set(done) == {"user", "auth"} else None
 
-    return await wait_for(probe, what=f"status.migrations at {image}")
+    return await eventually(probe, what=f"status.migrations at {image}")
 
 
 async def test_helm_upgrade_alone_migrates_with_the_deployments_image_first(
@@ -319,7 +321,7 @@ async def test_helm_upgrade_alone_migrates_with_the_deployments_image_first(
         jobs = await stacks.api.list("batch/v1", "Job", namespace=stacks.namespace)
         return {j["metadata"]["annotations"]["pinstack.io/image"] for j in jobs} == {image}
 
-    await wait_for(lambda: only(new), what="superseded Jobs removed")
+    await eventually(lambda: only(new), what="superseded Jobs removed")
 
     # `helm rollback`: the old image's Job runs again (`migrate up` is a no-op for a schema
     # ahead of the image) and the status says so.
@@ -328,7 +330,7 @@ async def test_helm_upgrade_alone_migrates_with_the_deployments_image_first(
     await _complete_all_jobs(stacks, old)
     await _condition_is(stacks, "MigrationsComplete", "True")
     await _migrated(stacks, old)
-    await wait_for(lambda: only(old), what="Jobs of the rolled-back image only")
+    await eventually(lambda: only(old), what="Jobs of the rolled-back image only")
 
 
 async def test_raising_partitions_grows_the_topic(stacks: StackFactory, kafka: Any) -> None:
@@ -341,7 +343,7 @@ async def test_raising_partitions_grows_the_topic(stacks: StackFactory, kafka: A
     async def grown() -> bool:
         return (await _topics(kafka)).get(stacks.topic("user")) == 5
 
-    await wait_for(grown, what="topic grown to 5 partitions")
+    await eventually(grown, what="topic grown to 5 partitions")
 
     async def observed() -> bool:
         stack = await stacks.get()
@@ -355,7 +357,7 @@ async def test_raising_partitions_grows_the_topic(stacks: StackFactory, kafka: A
             and topics.get("status") == "True"
         )
 
-    await wait_for(observed, what="status observes generation 2")
+    await eventually(observed, what="status observes generation 2")
 
 
 async def test_invalid_specs_are_refused_with_readable_messages(stacks: StackFactory) -> None:
@@ -434,7 +436,7 @@ async def test_delete_with_retain_keeps_databases_topics_and_secrets_for_the_nex
     )
 
     await _delete_stack(stacks)
-    await wait_for(stacks.gone, what="stack deleted (finalizer released)")
+    await eventually(stacks.gone, what="stack deleted (finalizer released)")
     collected = await _collect_garbage(stacks.api, stacks.namespace, first.uid)
     assert not [item for item in collected if item.startswith("Secret/")], collected
     assert stacks.database("user") in await _databases(postgres)
@@ -466,7 +468,7 @@ async def test_delete_with_delete_policy_drops_databases_roles_topics_and_secret
     await _condition_is(stacks, "DatabasesReady", "True")
     await _condition_is(stacks, "TopicsReady", "True")
     await _delete_stack(stacks)
-    await wait_for(stacks.gone, what="stack deleted (finalizer released)")
+    await eventually(stacks.gone, what="stack deleted (finalizer released)")
     databases = await _databases(postgres)
     assert stacks.database("user") not in databases
     assert stacks.database("auth") not in databases
@@ -480,7 +482,18 @@ async def test_delete_with_delete_policy_drops_databases_roles_topics_and_secret
         names = set(await _topics(kafka))
         return not names & {stacks.topic("user"), stacks.topic("post")}
 
-    await wait_for(topics_gone, what="topics deleted")
+    await eventually(topics_gone, what="topics deleted")
+
+
+async def _reclaim_retries(stacks: StackFactory, *, at_least: int = 3) -> bool:
+    """Whether kopf's progress annotation counts ``at_least`` retries of the reclaim handler."""
+    stack = await stacks.get()
+    annotations = ((stack or {}).get("metadata") or {}).get("annotations") or {}
+    return any(
+        "reclaim" in key and (json.loads(value).get("retries") or 0) >= at_least
+        for key, value in annotations.items()
+        if key.startswith("pinstack.io/")
+    )
 
 
 async def test_delete_policy_keeps_the_finalizer_and_reports_until_postgres_is_back(
@@ -498,7 +511,8 @@ async def test_delete_policy_keeps_the_finalizer_and_reports_until_postgres_is_b
     failed = await _condition_is(stacks, "ReclaimFailed", "True")
     assert failed["reason"] == "DatabaseDropFailed"
     assert f"{postgres.socket_dir}:1" in failed["message"]
-    await asyncio.sleep(RESYNC_SECONDS)  # several retries later: still there, nothing leaked
+    await eventually(lambda: _reclaim_retries(stacks), what="several reclaim retries")
+    # Several retries later: still there, nothing leaked.
     stack = await stacks.get()
     assert stack is not None
     assert "pinstack.io/finalizer" in stack["metadata"]["finalizers"]
@@ -509,7 +523,7 @@ async def test_delete_policy_keeps_the_finalizer_and_reports_until_postgres_is_b
     # PostgreSQL is back: the reclaim finishes and the stack goes.
     manifest["spec"]["postgres"]["port"] = 5432
     await stacks.api.apply(manifest)
-    await wait_for(stacks.gone, what="stack deleted once PostgreSQL is reachable")
+    await eventually(stacks.gone, what="stack deleted once PostgreSQL is reachable")
     assert stacks.database("user") not in await _databases(postgres)
     assert await stacks.secret("stack-user-db") is None
 
@@ -543,7 +557,7 @@ async def test_timer_repairs_drift(stacks: StackFactory, postgres: Any, kafka: A
                                       namespace=stacks.namespace, name="stack-auth") is not None
         )  # fmt: skip
 
-    await wait_for(repaired, timeout=RESYNC_SECONDS * 10, what="drift repaired by the timer")
+    await eventually(repaired, within=RESYNC_SECONDS * 10, what="drift repaired by the timer")
     # A lost Secret is re-created with a password (a pass already in flight may re-apply the
     # old one); either way the role's password is set from the Secret on every pass.
     assert _decode(await stacks.secret("stack-user-db") or {})["password"]

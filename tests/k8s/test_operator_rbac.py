@@ -136,17 +136,19 @@ def test_kopf_watches_only_declared_resources_label_selected_on_the_server() -> 
 async def _allowed(admin: k8s.ApiClient, user: str, grant: Grant, namespace: str | None) -> bool:
     group, resource, verb = grant
     plural, _, subresource = resource.partition("/")
-    attributes = {"group": group, "resource": plural, "subresource": subresource, "verb": verb}
-    if namespace is not None:
-        attributes["namespace"] = namespace
-    review = await k8s.AuthorizationV1Api(admin).create_subject_access_review({
-        "spec": {
-            "user": user,
-            "groups": ["system:serviceaccounts", "system:authenticated",
-                       f"system:serviceaccounts:{user.split(':')[2]}"],
-            "resourceAttributes": attributes,
-        }
-    })  # fmt: skip
+    attributes = k8s.V1ResourceAttributes(
+        group=group, resource=plural, subresource=subresource, verb=verb, namespace=namespace
+    )
+    review = await k8s.AuthorizationV1Api(admin).create_subject_access_review(
+        k8s.V1SubjectAccessReview(
+            spec=k8s.V1SubjectAccessReviewSpec(
+                user=user,
+                groups=["system:serviceaccounts", "system:authenticated",
+                        f"system:serviceaccounts:{user.split(':')[2]}"],
+                resource_attributes=attributes,
+            )
+        )
+    )  # fmt: skip
     return bool(review.status.allowed)
 
 
@@ -192,7 +194,9 @@ async def test_the_session_operator_really_acts_as_the_chart_service_account(
     user, kubeconfig = operator_identity
     configuration = await load_configuration(kubeconfig=str(kubeconfig))
     async with k8s.ApiClient(configuration=configuration) as client:
-        review = await k8s.AuthenticationV1Api(client).create_self_subject_review({})
+        review = await k8s.AuthenticationV1Api(client).create_self_subject_review(
+            k8s.V1SelfSubjectReview()
+        )
         assert review.status.user_info.username == user
         with pytest.raises(k8s.ApiException) as refused:
             await k8s.CoreV1Api(client).list_namespaced_secret("default")

@@ -50,3 +50,13 @@ def test_a_cluster_id_starting_with_a_dash_formats(
         assert "cluster.id=-" in meta
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
         assert admin.list_topics(timeout=10).brokers
+
+
+async def test_ensure_topics_is_idempotent(kafka_broker: KafkaBroker) -> None:
+    topic = f"pinstack.t{uuid.uuid4().hex[:8]}.events.v1"
+    await ensure_topics(kafka_broker.bootstrap_servers, [topic], partitions=3)
+    await ensure_topics(kafka_broker.bootstrap_servers, [topic], partitions=5)  # no error...
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
+    described = admin.list_topics(topic=topic, timeout=10).topics[topic]
+    assert described.error is None
+    assert len(described.partitions) == 3  # ...and the existing topic is left as it was

@@ -71,7 +71,13 @@ def test_avatar_urls_rejected(url: str) -> None:
 
 
 def test_new_account_optional_avatar_may_be_empty() -> None:
-    NewAccount(username="jane", email="jane@example.com", password="secret-pw").validate()
+    account = NewAccount(username="jane", email="jane@example.com", password="secret-pw")
+    assert account.avatar_url == ""
+    account.validate()  # the empty avatar is not checked as a URL...
+    with pytest.raises(InvalidArgumentError, match=r"^validation failed$"):  # ...a set one is
+        NewAccount(
+            username="jane", email="jane@example.com", password="secret-pw", avatar_url="x"
+        ).validate()
 
 
 def test_new_account_repr_never_shows_the_password() -> None:

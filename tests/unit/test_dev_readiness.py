@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from pinstack_cli.devstack import _http_ready, _ready
 from pinstack_devinfra.ports import free_port
 from pinstack_devinfra.procs import listens
+from tests.polling import wait_until
 
 # Answers 200 to everything, like another stack's gateway would on /readyz.
 DUMMY = """
@@ -36,11 +36,12 @@ def occupied_port() -> Iterator[tuple[int, int]]:
     port = free_port()
     dummy = _spawn("-c", DUMMY, str(port))
     try:
-        deadline = time.monotonic() + 30
-        while not _http_ready(port):
+
+        def answering() -> bool:
             assert dummy.poll() is None, "dummy server exited"
-            assert time.monotonic() < deadline, "dummy server did not answer"
-            time.sleep(0.05)
+            return _http_ready(port)
+
+        wait_until(answering, within=30, what="the dummy server to answer")
         yield port, dummy.pid
     finally:
         dummy.kill()

@@ -31,6 +31,7 @@ from pinstack_common.tokens import Identity, bearer_token
 from pinstack_gateway.app import create_app
 from pinstack_gateway.settings import GatewaySettings
 from pinstack_gateway.websocket import WS_PATH
+from tests.polling import eventually
 
 
 def make_token(user_id: int, session_id: str, *, lifetime: float = 600) -> str:
@@ -131,11 +132,12 @@ async def start_gateway() -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
         )
         task = asyncio.create_task(server.serve())
         servers.append((server, task))
-        deadline = time.monotonic() + 10
-        while not server.started:
+
+        def started() -> bool:
             assert not task.done(), "gateway stopped during start-up"
-            assert time.monotonic() < deadline, "gateway did not start"
-            await asyncio.sleep(0.01)
+            return bool(server.started)
+
+        await eventually(started, within=10, what="the gateway to start")
         port = server.servers[0].sockets[0].getsockname()[1]
         return Gateway(
             url=f"ws://127.0.0.1:{port}{WS_PATH}", stub=stub, revocations=revocations, app=app
@@ -232,10 +234,9 @@ async def test_connections_per_user_are_capped(
             await asyncio.wait_for(socket.ping(), timeout=10)  # still open
         await first.close()
         # The freed slot is usable again once the gateway has seen the close.
-        deadline = time.monotonic() + 10
-        while gateway.app.state.ws_connections[1] > 1:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: gateway.app.state.ws_connections[1] <= 1, within=10, what="the close seen"
+        )
         async with websockets.connect(url(1)) as again:
             gateway.stub.calls[-1].queue.put_nowait(notification(1))
             assert json.loads(await asyncio.wait_for(again.recv(), timeout=10))["user_id"] == 1

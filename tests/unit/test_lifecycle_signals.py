@@ -40,18 +40,18 @@ def _read_until(stream: IO[str], wanted: str) -> None:
 
 def test_a_second_sigterm_during_the_drain_lets_it_finish(tmp_path: Path) -> None:
     release = tmp_path / "release"
-    process = subprocess.Popen(
+    with subprocess.Popen(  # the with block closes the stdout pipe, not the garbage collector
         [sys.executable, "-c", SCRIPT, str(release)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        _read_until(process.stdout, "started")
-        process.send_signal(signal.SIGTERM)
-        _read_until(process.stdout, "stopping")
-        process.send_signal(signal.SIGTERM)  # before the fix: the default action, death
-        release.touch()
-        _read_until(process.stdout, "stopped")
-        assert process.wait(timeout=60) == 0
-    finally:
-        process.kill()
-        process.wait()
+    ) as process:
+        try:
+            assert process.stdout is not None
+            _read_until(process.stdout, "started")
+            process.send_signal(signal.SIGTERM)
+            _read_until(process.stdout, "stopping")
+            process.send_signal(signal.SIGTERM)  # before the fix: the default action, death
+            release.touch()
+            _read_until(process.stdout, "stopped")
+            assert process.wait(timeout=60) == 0
+        finally:
+            process.kill()
+            process.wait()

@@ -5,6 +5,7 @@ A login flood during a Redis outage used to write one warning per attempt.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from limits import parse_many
@@ -29,7 +30,7 @@ class FlakyLimiter:
     hit = test = clear = _call
 
 
-def _warnings_and_infos(logs: list[dict[str, Any]]) -> tuple[int, int]:
+def _warnings_and_infos(logs: list[MutableMapping[str, Any]]) -> tuple[int, int]:
     ours = [e for e in logs if str(e["event"]).startswith("rate-limit store")]
     return (
         sum(e["log_level"] == "warning" for e in ours),
