@@ -2,6 +2,8 @@
 
 One stack per session, started in the session's event loop exactly as ``pinstack up`` builds it;
 tests talk to it over real HTTP. Every test registers its own users, so tests stay independent.
+Every answer the stack's client receives is checked against the gateway's OpenAPI document
+(``document.DocumentCheck``); the count is printed at the end of the run.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ import pytest
 
 from pinstack_cli.embedded import EmbeddedStack
 from pinstack_common.lifecycle import start_all, stop_all
+from pinstack_gateway.openapi import OPENAPI_PATH
+from tests.contract.document import DocumentCheck
 from tests.embedded import prepared_stack
+
+_CHECKS: list[DocumentCheck] = []
 
 
 @dataclass
@@ -38,6 +44,7 @@ class RunningStack:
     url: str
     client: httpx.AsyncClient
     embedded: EmbeddedStack
+    document: DocumentCheck
 
     async def register(self, **overrides: Any) -> Account:
         """Register a fresh user through the API and return its credentials."""
@@ -76,6 +83,18 @@ async def stack(embedded_stack: EmbeddedStack) -> AsyncIterator[RunningStack]:
     url = f"http://127.0.0.1:{embedded_stack.http_port}"
     try:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-            yield RunningStack(url=url, client=client, embedded=embedded_stack)
+            document = DocumentCheck(document=(await client.get(OPENAPI_PATH)).json())
+            _CHECKS.append(document)
+            client.event_hooks["response"].append(document.on_response)
+            yield RunningStack(url=url, client=client, embedded=embedded_stack, document=document)
     finally:
         await stop_all(started)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many answers were checked against the OpenAPI document: every one the tier got."""
+    if _CHECKS:
+        checked = sum(check.checked for check in _CHECKS)
+        terminalreporter.write_line(
+            f"contract tests: {checked} answers matched the OpenAPI document"
+        )

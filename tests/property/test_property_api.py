@@ -56,7 +56,7 @@ from schemathesis.specs.openapi.checks import (
     use_after_free,
 )
 
-from pinstack_gateway.app import OPENAPI_PATH
+from pinstack_gateway.openapi import OPENAPI_PATH
 from pinstack_gateway.routes import auth, notifications, posts, relations, users
 from tests.property.conftest import Caller, LiveStack
 
