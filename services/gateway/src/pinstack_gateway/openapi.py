@@ -134,6 +134,9 @@ def _complete(document: dict[str, Any], routes: list[BaseRoute]) -> dict[str, An
     schemas = components.get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    for name, schema in schemas.items():
+        if name.startswith("Envelope_"):  # a title per payload: the UI and clients tell them apart
+            schema["title"] = name.replace("_", "")
     for context in iter_route_contexts(routes):
         route = context.original_route
         if not isinstance(route, APIRoute) or not context.include_in_schema:
