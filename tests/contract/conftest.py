@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +24,11 @@ from tests.contract.document import DocumentCheck
 from tests.embedded import prepared_stack
 
 _CHECKS: list[DocumentCheck] = []
+_TIER = Path(__file__).parent
+_LAST = "test_every_documented_status_was_answered"
+# Whether this session runs every contract test (filled at collection): only then can the
+# tier's answers be judged as a whole.
+WHOLE_TIER: list[bool] = []
 
 
 @dataclass
@@ -89,6 +95,17 @@ async def stack(embedded_stack: EmbeddedStack) -> AsyncIterator[RunningStack]:
             yield RunningStack(url=url, client=client, embedded=embedded_stack, document=document)
     finally:
         await stop_all(started)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The whole-tier judgement runs after every other test, and only on the whole tier."""
+    last = [item for item in items if item.name == _LAST]
+    items[:] = [item for item in items if item.name != _LAST] + last
+    modules = {item.path for item in items if item.path.parent == _TIER}
+    whole = modules == set(_TIER.glob("test_*.py")) and not (
+        config.option.keyword or config.option.markexpr or config.option.deselect
+    )
+    WHOLE_TIER[:] = [True] if whole else []
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

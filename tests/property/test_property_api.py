@@ -43,7 +43,6 @@ from typing import Any, ClassVar
 import httpx
 import hypothesis
 import schemathesis
-from fastapi import FastAPI
 from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -56,8 +55,8 @@ from schemathesis.specs.openapi.checks import (
     use_after_free,
 )
 
+from pinstack_gateway.app import openapi_document
 from pinstack_gateway.openapi import OPENAPI_PATH
-from pinstack_gateway.routes import auth, notifications, posts, relations, users
 from tests.property.conftest import Caller, LiveStack
 
 EXAMPLES = int(os.environ.get("PINSTACK_PROPERTY_EXAMPLES", "100"))
@@ -80,27 +79,14 @@ SETTINGS = hypothesis.settings(
 )
 
 
-def _document() -> dict[str, Any]:
-    """The gateway's OpenAPI document, built from its routers as ``create_app`` builds it.
-
-    Built here rather than fetched so that Schemathesis can make one test per operation at
-    collection, before any stack runs; ``test_the_served_document_is_the_one_tested`` keeps
-    it equal to what the gateway serves.
-    """
-    app = FastAPI(title="Pinstack API", version="1.0.0")
-    for module in (auth, users, posts, relations, notifications):
-        app.include_router(module.router)
-    return app.openapi()
-
-
-schema = schemathesis.openapi.from_dict(_document(), config=schemathesis.Config(seed=SEED))
+# Built rather than fetched so that Schemathesis can make one test per operation at collection,
+# before any stack runs; ``test_the_served_document_is_the_one_tested`` keeps them equal.
+schema = schemathesis.openapi.from_dict(openapi_document(), config=schemathesis.Config(seed=SEED))
 
 
 def test_the_served_document_is_the_one_tested(live_stack: LiveStack) -> None:
     served = httpx.get(f"{live_stack.url}{OPENAPI_PATH}", timeout=30).json()
-    tested = _document()
-    assert served["paths"] == tested["paths"]
-    assert served["components"] == tested["components"]
+    assert served == openapi_document()
 
 
 @schema.parametrize()

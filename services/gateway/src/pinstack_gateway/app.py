@@ -7,6 +7,7 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -35,19 +36,15 @@ __all__ = [
     "ReadinessCheck",
     "create_app",
     "create_component",
+    "openapi_document",
     "server_config",
 ]
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
-def create_app(
-    *,
-    settings: GatewaySettings,
-    upstreams: Upstreams,
-    readiness: list[ReadinessCheck] | None = None,
-    revocations: SessionRevocations | None = None,
-) -> FastAPI:
+def _documented_api() -> DocumentedAPI:
+    """The app with the API's routes: all that the OpenAPI document is made of."""
     app = DocumentedAPI(
         title="Pinstack API",
         version="1.0.0",
@@ -57,6 +54,25 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    for module in (auth, users, posts, relations, notifications):
+        app.include_router(module.router)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document the gateway serves at ``OPENAPI_PATH``, without starting one: tests build
+    their cases (and a client) from it at collection time."""
+    return _documented_api().openapi()
+
+
+def create_app(
+    *,
+    settings: GatewaySettings,
+    upstreams: Upstreams,
+    readiness: list[ReadinessCheck] | None = None,
+    revocations: SessionRevocations | None = None,
+) -> FastAPI:
+    app = _documented_api()
     instrument_fastapi(app)  # the HTTP server span that roots each trace, when tracing is on
     app.state.upstreams = upstreams
     app.state.settings = settings
@@ -77,8 +93,6 @@ def create_app(
         )
     # Outermost: the headers go on every answer, a 413 or a CORS preflight included.
     app.add_middleware(SecurityHeadersMiddleware)
-    for module in (auth, users, posts, relations, notifications):
-        app.include_router(module.router)
     app.include_router(websocket.router)
     mount_swagger_ui(app)
 
