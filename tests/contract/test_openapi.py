@@ -102,6 +102,18 @@ async def test_operations_that_parse_refuse_what_does_not(
     _error(response, 400, INVALID_INPUT)
 
 
+async def test_changing_or_deleting_an_account_nobody_has_is_404(stack: RunningStack) -> None:
+    """Found missing by the whole-tier check: the document says so, no other test asked."""
+    caller = await stack.register()
+    nobody = 2**62
+    response = await stack.client.put(
+        "/api/v1/users", json={"id": nobody, "bio": "x"}, headers=caller.headers
+    )
+    _error(response, 404, "user not found")
+    response = await stack.client.delete(f"/api/v1/users/{nobody}", headers=caller.headers)
+    _error(response, 404, "user not found")
+
+
 def test_every_documented_status_was_answered(stack: RunningStack) -> None:
     """Runs last (``conftest.pytest_collection_modifyitems``), over what the tier received."""
     if not WHOLE_TIER:

@@ -14,22 +14,20 @@ Checks enabled, and why only these:
   or malformed path and query values, bodies that are not the documented object) gets a 4xx.
 - ``content_type_conformance``: a documented status answers with a documented media type.
 - ``response_schema_conformance``, ``response_headers_conformance`` and
-  ``missing_required_header``: a documented status's body and headers match their schemas, and
-  a missing required header is refused. Today FastAPI documents each success as "any JSON", no
-  response headers and no required request header, so these hold trivially; they bite, with no
-  change here, once the routes declare response models and headers.
+  ``missing_required_header``: a documented status's body and headers match their schemas
+  (every route declares its payload and its errors' messages), and a missing required header is
+  refused.
+- ``status_code_conformance``: every answer's status is one the operation documents (it found
+  the 404 of ``DELETE /api/v1/users/{user_id}`` for an id nobody has, once undocumented).
+- ``ignored_auth``: a ``bearerAuth`` operation refuses a request without valid credentials.
 - stateful runs add ``use_after_free`` (a deleted post or notification is gone from its link)
   and ``ensure_resource_availability`` (a created one can be read through its link).
 
-Checks left off, because the document cannot satisfy them yet (the first three were run: 27, 26
-and 2 of the 29 operations failed): ``status_code_conformance`` (the document lists only the
-success code and FastAPI's 422, while the contract answers 400, 401, 403, 404, 409 and 429),
-``positive_data_acceptance`` (the document states no length, format or range rule, so
-schema-valid data such as a 1-character username is rightly refused with 400),
-``unsupported_method`` (paths overlap: ``GET /api/v1/users/avatar`` is ``GET
-/api/v1/users/{user_id}`` with an id that does not parse, so 400, not 405) and ``ignored_auth``
-(it needs a documented security scheme, and there is none: the bearer token is read by a
-dependency the document does not show).
+Checks left off, because the document cannot satisfy them yet: ``positive_data_acceptance``
+(the document states no length, format or range rule, so schema-valid data such as a
+1-character username is rightly refused with 400) and ``unsupported_method`` (paths overlap:
+``GET /api/v1/users/avatar`` is ``GET /api/v1/users/{user_id}`` with an id that does not
+parse, so 400, not 405).
 
 Generation is derandomized with a fixed seed and no example database: every run sends the same
 requests, so a CI failure reproduces locally.
@@ -48,10 +46,12 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ensure_resource_availability,
+    ignored_auth,
     missing_required_header,
     negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
+    status_code_conformance,
     use_after_free,
 )
 
@@ -68,6 +68,8 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
     missing_required_header,
+    status_code_conformance,
+    ignored_auth,
 ]
 STATEFUL_CHECKS = [*CHECKS, use_after_free, ensure_resource_availability]
 SETTINGS = hypothesis.settings(

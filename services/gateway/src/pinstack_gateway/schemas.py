@@ -17,6 +17,8 @@ from pydantic import ConfigDict, WithJsonSchema, with_config
 # pydantic reads TypedDicts from typing_extensions only, on Python < 3.12.
 from typing_extensions import TypedDict
 
+from pinstack_common.validation import VALIDATION_FAILED
+
 __all__ = [
     "Answer",
     "Author",
@@ -69,7 +71,7 @@ class Answer(TypedDict):
     status: int
 
 
-@with_config(_example(status=400, message="validation failed"))
+@with_config(_example(status=400, message=VALIDATION_FAILED))
 class ErrorAnswer(TypedDict):
     """A failure: ``message`` is one of the contract's exact strings."""
 

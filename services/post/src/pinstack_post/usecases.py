@@ -17,6 +17,7 @@ from pinstack_common.db import Database
 from pinstack_common.errors import NotFoundError
 from pinstack_common.metrics import POSTS_CREATED
 from pinstack_common.tokens import Identity
+from pinstack_common.validation import PAGE_LIMIT_MAX
 from pinstack_post.authors import AuthorDirectory, AuthorRecord
 from pinstack_post.caching import PostCache
 from pinstack_post.events import PostEvents
@@ -61,7 +62,7 @@ class PostUseCases:
         authors: AuthorDirectory,
         cache: PostCache,
         default_limit: int = 20,
-        max_limit: int = 100,
+        max_limit: int = PAGE_LIMIT_MAX,
     ) -> None:
         self._db = database
         self._repo = repository

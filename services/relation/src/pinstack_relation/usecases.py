@@ -9,6 +9,7 @@ from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from pinstack_common.metrics import FOLLOWS
 from pinstack_common.tokens import Identity
+from pinstack_common.validation import PAGE_LIMIT_MAX, VALIDATION_FAILED
 from pinstack_relation.clients import RelatedUser, UserDirectory
 from pinstack_relation.events import RelationEvents
 from pinstack_relation.repository import RelationRepository
@@ -24,7 +25,7 @@ class RelationUseCases:
         repository: RelationRepository,
         events: RelationEvents,
         users: UserDirectory,
-        max_limit: int = 100,
+        max_limit: int = PAGE_LIMIT_MAX,
     ) -> None:
         self._db = database
         self._repo = repository
@@ -95,7 +96,7 @@ class RelationUseCases:
     ) -> tuple[list[RelatedUser], int]:
         _require_positive(user_id)
         if page < 1 or not 1 <= limit <= self._max_limit:
-            raise InvalidArgumentError("validation failed")
+            raise InvalidArgumentError(VALIDATION_FAILED)
         async with self._db.read() as session:
             query = self._repo.followers if followers else self._repo.followees
             ids, total = await query(
@@ -111,4 +112,4 @@ class RelationUseCases:
 
 def _require_positive(value: int) -> None:
     if value <= 0:
-        raise InvalidArgumentError("validation failed")
+        raise InvalidArgumentError(VALIDATION_FAILED)

@@ -103,15 +103,14 @@ async def create_user(body: CreateUserBody, request: Request, _caller: Caller) -
     return ok(user_json(user), status=201)
 
 
-# No 404 on the caller's own account: deleting it ends its sessions, so its token is a 401.
-@router.put("", **answers(User, errors={403: ["forbidden"], **_TAKEN}))
+@router.put("", **answers(User, errors={403: ["forbidden"], **_NOT_FOUND, **_TAKEN}))
 async def update_user(body: UpdateUserBody, request: Request, _caller: Caller) -> JSONResponse:
     fields = body.model_dump(exclude={"id"}, exclude_none=True)
     message = user_pb2.UpdateUserRequest(id=positive_id(body.id), **fields)
     return ok(user_json(await proxy(request, "user").user.UpdateUser(message)))
 
 
-@router.delete("/{user_id}", **answers(status=204, errors={403: ["forbidden"]}))
+@router.delete("/{user_id}", **answers(status=204, errors={403: ["forbidden"], **_NOT_FOUND}))
 async def delete_user(user_id: int, request: Request, _caller: Caller) -> Response:
     await proxy(request, "user").user.DeleteUser(
         user_pb2.DeleteUserRequest(id=positive_id(user_id))
@@ -119,6 +118,7 @@ async def delete_user(user_id: int, request: Request, _caller: Caller) -> Respon
     return Response(status_code=204)
 
 
+# No 404: the account is the caller's, and deleting it ends its sessions (a 401).
 @router.put("/avatar", **answers())
 async def update_avatar(body: AvatarBody, request: Request, caller: Caller) -> JSONResponse:
     message = user_pb2.UpdateAvatarRequest(id=caller.user_id, avatar_url=body.avatar_url)
