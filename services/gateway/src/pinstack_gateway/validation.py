@@ -13,18 +13,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Path, Query, Request, Response
 from fastapi.routing import APIRoute
 
 from pinstack_common.errors import InvalidArgumentError
 from pinstack_common.strict_json import JSONRuleError, check_text, loads
-from pinstack_common.validation import PAGE_LIMIT_MAX, VALIDATION_FAILED
+from pinstack_common.validation import INT64_MAX, PAGE_LIMIT_MAX, VALIDATION_FAILED
 
 __all__ = [
     "INT32_MAX",
     "INT32_MIN",
+    "Id",
+    "IdFilter",
+    "Limit",
+    "Offset",
+    "Page",
     "StrictRoute",
     "int32",
     "page_limit",
@@ -35,6 +40,25 @@ INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
 
 _UNSET: Any = object()
+
+
+def _bounded(minimum: int, maximum: int) -> Callable[[dict[str, Any]], None]:
+    """Document the range a number is checked against (the checks below, not FastAPI, refuse
+    what is out of it, with the contract's message)."""
+
+    def document(schema: dict[str, Any]) -> None:
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == "integer":
+                branch.update(minimum=minimum, maximum=maximum)
+
+    return document
+
+
+Id = Annotated[int, Path(json_schema_extra=_bounded(1, INT64_MAX))]
+IdFilter = Annotated[int | None, Query(json_schema_extra=_bounded(1, INT64_MAX))]
+Page = Annotated[int, Query(json_schema_extra=_bounded(1, INT32_MAX))]
+Limit = Annotated[int, Query(json_schema_extra=_bounded(1, PAGE_LIMIT_MAX))]
+Offset = Annotated[int, Query(json_schema_extra=_bounded(0, INT32_MAX))]
 
 
 def int32(value: int, *, minimum: int = INT32_MIN, message: str = VALIDATION_FAILED) -> int:

@@ -23,7 +23,7 @@ from pinstack_gateway.openapi import INVALID_INPUT, TOO_MANY_REQUESTS, answers
 from pinstack_gateway.routes import openapi_links
 from pinstack_gateway.schemas import Done, Notification, NotificationFeed, Sent, UnreadCount
 from pinstack_gateway.upstreams import proxy
-from pinstack_gateway.validation import StrictRoute, page_number
+from pinstack_gateway.validation import Id, Limit, Page, StrictRoute, page_number
 
 __all__ = ["notification_json", "router"]
 
@@ -65,7 +65,9 @@ _OWNED = {403: ["access to notification denied"], 404: ["notification not found"
 
 
 @router.get("/feed", **answers(NotificationFeed))
-async def feed(request: Request, _caller: Caller, page: int = 1, limit: int = 10) -> JSONResponse:
+async def feed(
+    request: Request, _caller: Caller, page: Page = 1, limit: Limit = 10
+) -> JSONResponse:
     page_number(page, limit, message=INVALID_INPUT)
     found = await proxy(request, "notification").notification.GetFeed(
         notification_pb2.GetFeedRequest(page=page, limit=limit)
@@ -131,20 +133,20 @@ async def send(body: SendBody, request: Request, _caller: Caller) -> JSONRespons
 
 
 @router.get("/{notification_id}", **answers(Notification, errors=_OWNED))
-async def get_notification(notification_id: int, request: Request, _caller: Caller) -> JSONResponse:
+async def get_notification(notification_id: Id, request: Request, _caller: Caller) -> JSONResponse:
     item = await proxy(request, "notification").notification.GetNotification(_id(notification_id))
     return ok(notification_json(item))
 
 
 @router.put("/{notification_id}/read", **answers(Done, errors=_OWNED))
-async def mark_read(notification_id: int, request: Request, _caller: Caller) -> JSONResponse:
+async def mark_read(notification_id: Id, request: Request, _caller: Caller) -> JSONResponse:
     await proxy(request, "notification").notification.MarkRead(_id(notification_id))
     return ok({"success": True, "message": "Notification marked as read"})
 
 
 @router.delete("/{notification_id}", **answers(Done, errors=_OWNED))
 async def delete_notification(
-    notification_id: int, request: Request, _caller: Caller
+    notification_id: Id, request: Request, _caller: Caller
 ) -> JSONResponse:
     await proxy(request, "notification").notification.DeleteNotification(_id(notification_id))
     return ok({"success": True, "message": "Notification removed successfully"})

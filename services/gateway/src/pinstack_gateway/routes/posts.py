@@ -24,7 +24,15 @@ from pinstack_gateway.openapi import answers
 from pinstack_gateway.routes import openapi_links
 from pinstack_gateway.schemas import CreatedPost, Post, PostPage
 from pinstack_gateway.upstreams import proxy
-from pinstack_gateway.validation import StrictRoute, int32, page_limit
+from pinstack_gateway.validation import (
+    Id,
+    IdFilter,
+    Limit,
+    Offset,
+    StrictRoute,
+    int32,
+    page_limit,
+)
 
 __all__ = ["post_json", "router"]
 
@@ -155,9 +163,9 @@ async def create_post(body: CreatePostBody, request: Request, _caller: Caller) -
 async def list_posts(
     request: Request,
     *,
-    author_id: int | None = None,
-    offset: int = 0,
-    limit: int = 20,
+    author_id: IdFilter = None,
+    offset: Offset = 0,
+    limit: Limit = 20,
     created_after: _DateTime = None,
     created_before: _DateTime = None,
     tag: str | None = None,
@@ -178,7 +186,7 @@ async def list_posts(
 
 
 @router.get("/{post_id}", **answers(Post, errors={404: ["post not found"]}))
-async def get_post(post_id: int, request: Request) -> JSONResponse:
+async def get_post(post_id: Id, request: Request) -> JSONResponse:
     post = await proxy(request, "post").post.GetPost(
         post_pb2.GetPostRequest(id=positive_id(post_id))
     )
@@ -187,7 +195,7 @@ async def get_post(post_id: int, request: Request) -> JSONResponse:
 
 @router.put("/{post_id}", **answers(Post, errors=_OWNED))
 async def update_post(
-    post_id: int, body: UpdatePostBody, request: Request, _caller: Caller
+    post_id: Id, body: UpdatePostBody, request: Request, _caller: Caller
 ) -> JSONResponse:
     message = post_pb2.UpdatePostRequest(id=positive_id(post_id))
     if body.title is not None:
@@ -202,7 +210,7 @@ async def update_post(
 
 
 @router.delete("/{post_id}", **answers(errors=_OWNED))
-async def delete_post(post_id: int, request: Request, _caller: Caller) -> JSONResponse:
+async def delete_post(post_id: Id, request: Request, _caller: Caller) -> JSONResponse:
     await proxy(request, "post").post.DeletePost(
         post_pb2.DeletePostRequest(id=positive_id(post_id))
     )

@@ -19,7 +19,7 @@ from pinstack_gateway.identity import Caller
 from pinstack_gateway.openapi import answers
 from pinstack_gateway.schemas import Followees, Followers, Message
 from pinstack_gateway.upstreams import proxy
-from pinstack_gateway.validation import StrictRoute, page_number
+from pinstack_gateway.validation import Id, Limit, Page, StrictRoute, page_number
 
 __all__ = ["router"]
 
@@ -79,7 +79,9 @@ async def unfollow(body: FollowBody, request: Request, _caller: Caller) -> JSONR
 
 
 @router.get("/{user_id}/followers", **answers(Followers, errors=_USER_NOT_FOUND))
-async def followers(user_id: int, request: Request, page: int = 1, limit: int = 20) -> JSONResponse:
+async def followers(
+    user_id: Id, request: Request, page: Page = 1, limit: Limit = 20
+) -> JSONResponse:
     found = await proxy(request, "relation").relation.GetFollowers(
         _listing_request(user_id, page, limit)
     )
@@ -94,7 +96,9 @@ async def followers(user_id: int, request: Request, page: int = 1, limit: int = 
 
 
 @router.get("/{user_id}/followees", **answers(Followees, errors=_USER_NOT_FOUND))
-async def followees(user_id: int, request: Request, page: int = 1, limit: int = 20) -> JSONResponse:
+async def followees(
+    user_id: Id, request: Request, page: Page = 1, limit: Limit = 20
+) -> JSONResponse:
     found = await proxy(request, "relation").relation.GetFollowees(
         _listing_request(user_id, page, limit)
     )

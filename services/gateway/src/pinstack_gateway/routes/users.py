@@ -17,7 +17,7 @@ from pinstack_gateway.identity import Caller
 from pinstack_gateway.openapi import TOO_MANY_REQUESTS, answers
 from pinstack_gateway.schemas import User, UserPage
 from pinstack_gateway.upstreams import proxy
-from pinstack_gateway.validation import StrictRoute, page_number
+from pinstack_gateway.validation import Id, Limit, Page, StrictRoute, page_number
 
 __all__ = ["router", "user_json"]
 
@@ -61,7 +61,9 @@ _TAKEN = {409: ["username already exists", "email already exists"]}
 
 
 @router.get("/search", **answers(UserPage, errors={400: ["invalid search query"]}))
-async def search(request: Request, query: str = "", page: int = 1, limit: int = 10) -> JSONResponse:
+async def search(
+    request: Request, query: str = "", page: Page = 1, limit: Limit = 10
+) -> JSONResponse:
     if not query.strip():
         raise InvalidArgumentError("invalid search query")
     page_number(page, limit)
@@ -88,7 +90,7 @@ async def by_email(email: str, request: Request) -> JSONResponse:
 
 
 @router.get("/{user_id}", **answers(User, errors=_NOT_FOUND))
-async def get_user(user_id: int, request: Request) -> JSONResponse:
+async def get_user(user_id: Id, request: Request) -> JSONResponse:
     user = await proxy(request, "user").user.GetUser(
         user_pb2.GetUserRequest(id=positive_id(user_id))
     )
@@ -111,7 +113,7 @@ async def update_user(body: UpdateUserBody, request: Request, _caller: Caller) -
 
 
 @router.delete("/{user_id}", **answers(status=204, errors={403: ["forbidden"], **_NOT_FOUND}))
-async def delete_user(user_id: int, request: Request, _caller: Caller) -> Response:
+async def delete_user(user_id: Id, request: Request, _caller: Caller) -> Response:
     await proxy(request, "user").user.DeleteUser(
         user_pb2.DeleteUserRequest(id=positive_id(user_id))
     )
