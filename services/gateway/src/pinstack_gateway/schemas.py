@@ -41,11 +41,17 @@ __all__ = [
     "UnreadCount",
     "User",
     "UserPage",
+    "request_example",
 ]
 
 Payload = TypeVar("Payload")
 DateTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 _STAMP = "2024-01-01T12:00:00Z"
+
+
+def request_example(example: dict[str, Any]) -> ConfigDict:
+    """A request body model's example for the document (the Swagger UI fills it in)."""
+    return ConfigDict(json_schema_extra={"examples": [example]})
 
 
 def _example(**example: Any) -> ConfigDict:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from pinstack.auth.v1 import auth_pb2
 from pinstack_gateway.envelope import ok
 from pinstack_gateway.identity import Caller
 from pinstack_gateway.openapi import TOO_MANY_REQUESTS, answers
-from pinstack_gateway.schemas import Message, TokenPair
+from pinstack_gateway.schemas import Message, TokenPair, request_example
 from pinstack_gateway.upstreams import proxy
 from pinstack_gateway.validation import StrictRoute
 
@@ -20,12 +20,8 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictRoute
 
 
 class RegisterBody(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"username": "alice", "email": "alice@example.com", "password": "correct horse"}
-            ]
-        }
+    model_config = request_example(
+        {"username": "alice", "email": "alice@example.com", "password": "correct horse"}
     )
 
     username: str = ""
@@ -39,9 +35,7 @@ class RegisterBody(BaseModel):
 class LoginBody(BaseModel):
     """``login`` is a username or an email."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"login": "alice", "password": "correct horse"}]}
-    )
+    model_config = request_example({"login": "alice", "password": "correct horse"})
 
     login: str = ""
     password: str = ""
@@ -52,6 +46,10 @@ class RefreshTokenBody(BaseModel):
 
 
 class UpdatePasswordBody(BaseModel):
+    model_config = request_example(
+        {"old_password": "correct horse", "new_password": "battery staple"}
+    )
+
     old_password: str = ""
     new_password: str = ""
 

@@ -21,7 +21,14 @@ from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
 from pinstack_gateway.openapi import INVALID_INPUT, TOO_MANY_REQUESTS, answers
 from pinstack_gateway.routes import openapi_links
-from pinstack_gateway.schemas import Done, Notification, NotificationFeed, Sent, UnreadCount
+from pinstack_gateway.schemas import (
+    Done,
+    Notification,
+    NotificationFeed,
+    Sent,
+    UnreadCount,
+    request_example,
+)
 from pinstack_gateway.upstreams import proxy
 from pinstack_gateway.validation import Id, Limit, Page, StrictRoute, page_number
 
@@ -31,6 +38,8 @@ router = APIRouter(prefix="/api/v1/notification", tags=["notifications"], route_
 
 
 class SendBody(BaseModel):
+    model_config = request_example({"user_id": 2, "type": "greeting", "payload": {"text": "hello"}})
+
     user_id: StrictInt = 0
     type: StrictStr = ""
     payload: Any = None

@@ -22,7 +22,7 @@ from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
 from pinstack_gateway.openapi import answers
 from pinstack_gateway.routes import openapi_links
-from pinstack_gateway.schemas import CreatedPost, Post, PostPage
+from pinstack_gateway.schemas import CreatedPost, Post, PostPage, request_example
 from pinstack_gateway.upstreams import proxy
 from pinstack_gateway.validation import (
     Id,
@@ -58,6 +58,15 @@ class MediaBody(BaseModel):
 
 
 class CreatePostBody(BaseModel):
+    model_config = request_example(
+        {
+            "title": "Hello",
+            "content": "First post",
+            "tags": ["cats"],
+            "media_items": [{"url": "https://example.com/cat.png", "type": "image", "position": 1}],
+        }
+    )
+
     title: str = ""
     content: str = ""
     tags: list[str] | None = None

@@ -17,7 +17,7 @@ from pinstack_common.validation import positive_id
 from pinstack_gateway.envelope import ok
 from pinstack_gateway.identity import Caller
 from pinstack_gateway.openapi import answers
-from pinstack_gateway.schemas import Followees, Followers, Message
+from pinstack_gateway.schemas import Followees, Followers, Message, request_example
 from pinstack_gateway.upstreams import proxy
 from pinstack_gateway.validation import Id, Limit, Page, StrictRoute, page_number
 
@@ -27,6 +27,8 @@ router = APIRouter(prefix="/api/v1/relation", tags=["relations"], route_class=St
 
 
 class FollowBody(BaseModel):
+    model_config = request_example({"followee_id": 2})
+
     followee_id: StrictInt = 0
 
 

@@ -15,7 +15,7 @@ from pinstack_common.validation import positive_id
 from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
 from pinstack_gateway.openapi import TOO_MANY_REQUESTS, answers
-from pinstack_gateway.schemas import User, UserPage
+from pinstack_gateway.schemas import User, UserPage, request_example
 from pinstack_gateway.upstreams import proxy
 from pinstack_gateway.validation import Id, Limit, Page, StrictRoute, page_number
 
@@ -42,6 +42,8 @@ class UpdateUserBody(BaseModel):
 
 
 class AvatarBody(BaseModel):
+    model_config = request_example({"avatar_url": "https://example.com/alice.png"})
+
     avatar_url: str = ""
 
 
