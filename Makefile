@@ -60,8 +60,12 @@ proto: install ## regenerate the committed protobuf/gRPC code
 .PHONY: test
 test: lint test-py test-k8s test-cluster ## everything CI runs: lint, unit, integration, contract, Kafka, Kubernetes and cluster tiers
 
+.PHONY: install-browser
+install-browser: ## Debian's Chromium, which the Swagger UI test drives (Playwright, no browser download)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
 .PHONY: test-py
-test-py: install ## unit, integration, contract and Kafka tests, with coverage and its floor
+test-py: install install-browser ## unit, integration, contract and Kafka tests, with coverage and its floor
 	$(RUN) pytest tests --ignore=tests/k8s --ignore=tests/cluster --cov --cov-report=term $(PYTEST_ARGS)
 
 .PHONY: test-k8s

@@ -25,8 +25,9 @@ from pinstack_auth.settings import AuthSettings
 from pinstack_common import migrations
 from pinstack_common.errors import NotFoundError, UnavailableError
 from pinstack_common.events import InProcessTransport
+from pinstack_devinfra.ports import free_port
 from pinstack_devinfra.postgres import PostgresServer
-from pinstack_devinfra.redis import RedisServer, free_port
+from pinstack_devinfra.redis import RedisServer
 from pinstack_gateway.app import GatewayComponent
 from pinstack_gateway.settings import GatewaySettings
 from pinstack_post.app import PostComponent

@@ -14,22 +14,20 @@ Checks enabled, and why only these:
   or malformed path and query values, bodies that are not the documented object) gets a 4xx.
 - ``content_type_conformance``: a documented status answers with a documented media type.
 - ``response_schema_conformance``, ``response_headers_conformance`` and
-  ``missing_required_header``: a documented status's body and headers match their schemas, and
-  a missing required header is refused. Today FastAPI documents each success as "any JSON", no
-  response headers and no required request header, so these hold trivially; they bite, with no
-  change here, once the routes declare response models and headers.
+  ``missing_required_header``: a documented status's body and headers match their schemas
+  (every route declares its payload and its errors' messages), and a missing required header is
+  refused.
+- ``status_code_conformance``: every answer's status is one the operation documents (it found
+  the 404 of ``DELETE /api/v1/users/{user_id}`` for an id nobody has, once undocumented).
+- ``ignored_auth``: a ``bearerAuth`` operation refuses a request without valid credentials.
 - stateful runs add ``use_after_free`` (a deleted post or notification is gone from its link)
   and ``ensure_resource_availability`` (a created one can be read through its link).
 
-Checks left off, because the document cannot satisfy them yet (the first three were run: 27, 26
-and 2 of the 29 operations failed): ``status_code_conformance`` (the document lists only the
-success code and FastAPI's 422, while the contract answers 400, 401, 403, 404, 409 and 429),
-``positive_data_acceptance`` (the document states no length, format or range rule, so
-schema-valid data such as a 1-character username is rightly refused with 400),
-``unsupported_method`` (paths overlap: ``GET /api/v1/users/avatar`` is ``GET
-/api/v1/users/{user_id}`` with an id that does not parse, so 400, not 405) and ``ignored_auth``
-(it needs a documented security scheme, and there is none: the bearer token is read by a
-dependency the document does not show).
+Checks left off, because the document cannot satisfy them yet: ``positive_data_acceptance``
+(the document states no length, format or range rule, so schema-valid data such as a
+1-character username is rightly refused with 400) and ``unsupported_method`` (paths overlap:
+``GET /api/v1/users/avatar`` is ``GET /api/v1/users/{user_id}`` with an id that does not
+parse, so 400, not 405).
 
 Generation is derandomized with a fixed seed and no example database: every run sends the same
 requests, so a CI failure reproduces locally.
@@ -43,21 +41,22 @@ from typing import Any, ClassVar
 import httpx
 import hypothesis
 import schemathesis
-from fastapi import FastAPI
 from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ensure_resource_availability,
+    ignored_auth,
     missing_required_header,
     negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
+    status_code_conformance,
     use_after_free,
 )
 
-from pinstack_gateway.app import OPENAPI_PATH
-from pinstack_gateway.routes import auth, notifications, posts, relations, users
+from pinstack_gateway.app import openapi_document
+from pinstack_gateway.openapi import OPENAPI_PATH
 from tests.property.conftest import Caller, LiveStack
 
 EXAMPLES = int(os.environ.get("PINSTACK_PROPERTY_EXAMPLES", "100"))
@@ -69,6 +68,8 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
     missing_required_header,
+    status_code_conformance,
+    ignored_auth,
 ]
 STATEFUL_CHECKS = [*CHECKS, use_after_free, ensure_resource_availability]
 SETTINGS = hypothesis.settings(
@@ -80,27 +81,23 @@ SETTINGS = hypothesis.settings(
 )
 
 
-def _document() -> dict[str, Any]:
-    """The gateway's OpenAPI document, built from its routers as ``create_app`` builds it.
-
-    Built here rather than fetched so that Schemathesis can make one test per operation at
-    collection, before any stack runs; ``test_the_served_document_is_the_one_tested`` keeps
-    it equal to what the gateway serves.
-    """
-    app = FastAPI(title="Pinstack API", version="1.0.0")
-    for module in (auth, users, posts, relations, notifications):
-        app.include_router(module.router)
-    return app.openapi()
-
-
-schema = schemathesis.openapi.from_dict(_document(), config=schemathesis.Config(seed=SEED))
+# Built rather than fetched so that Schemathesis can make one test per operation at collection,
+# before any stack runs; ``test_the_served_document_is_the_one_tested`` keeps them equal.
+schema = schemathesis.openapi.from_dict(openapi_document(), config=schemathesis.Config(seed=SEED))
 
 
 def test_the_served_document_is_the_one_tested(live_stack: LiveStack) -> None:
     served = httpx.get(f"{live_stack.url}{OPENAPI_PATH}", timeout=30).json()
-    tested = _document()
-    assert served["paths"] == tested["paths"]
-    assert served["components"] == tested["components"]
+    assert served == openapi_document()
+
+
+def _credentials(case: schemathesis.Case[Any], caller: Caller) -> dict[str, str]:
+    """The caller's token in place of the generated one, except where a negative case left the
+    ``bearerAuth`` header out on purpose: it expects the 401, which a token would prevent."""
+    bearer = case.operation.definition.raw.get("security")
+    if bearer and "Authorization" not in (case.headers or {}):
+        return {}
+    return caller.headers
 
 
 @schema.parametrize()
@@ -109,7 +106,7 @@ def test_no_server_error_and_documented_answers(
     case: schemathesis.Case[Any], live_stack: LiveStack, caller: Caller
 ) -> None:
     response = case.call_and_validate(
-        base_url=live_stack.url, headers=caller.headers, checks=CHECKS, timeout=30
+        base_url=live_stack.url, headers=_credentials(case, caller), checks=CHECKS, timeout=30
     )
     caller.answered(case.operation.label, response.status_code)
 
@@ -122,7 +119,8 @@ class Workflows(schema.as_state_machine()):  # type: ignore[misc]
 
     def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
         assert self.caller is not None
-        return {"base_url": self.base_url, "headers": self.caller.headers, "timeout": 30}
+        headers = _credentials(case, self.caller)
+        return {"base_url": self.base_url, "headers": headers, "timeout": 30}
 
     def after_call(self, response: schemathesis.Response, case: schemathesis.Case[Any]) -> None:
         assert self.caller is not None

@@ -34,6 +34,7 @@ from pinstack_common.revocation import AuthorityAnswer
 from pinstack_common.usernames import canonical_username
 from pinstack_common.validation import (
     PASSWORD_MAX,
+    VALIDATION_FAILED,
     validate_avatar_url,
     validate_email,
     validate_password,
@@ -232,7 +233,7 @@ class AuthUseCases:
 
     async def login(self, *, login: str, password: str, client_address: str) -> TokenPair:
         if not login or len(login) > _LOGIN_MAX:
-            raise InvalidArgumentError("validation failed")
+            raise InvalidArgumentError(VALIDATION_FAILED)
         validate_password(password)
         address = client_address or "unknown"
         await self.limiter.check_address(address=address)
@@ -259,7 +260,7 @@ class AuthUseCases:
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Rotate: consume the presented token and issue the next pair of its family."""
         if not refresh_token:
-            raise InvalidArgumentError("validation failed")
+            raise InvalidArgumentError(VALIDATION_FAILED)
         self.tokens.decode_refresh(refresh_token)
         now = self.tokens.now()
         async with self.database.transaction() as session:
@@ -286,7 +287,7 @@ class AuthUseCases:
     async def logout(self, refresh_token: str) -> None:
         """End the session the token belongs to."""
         if not refresh_token:
-            raise InvalidArgumentError("validation failed")
+            raise InvalidArgumentError(VALIDATION_FAILED)
         self.tokens.decode_refresh(refresh_token)
         now = self.tokens.now()
         async with self.database.transaction() as session:
@@ -303,7 +304,7 @@ class AuthUseCases:
         """Change the caller's password and end every session of theirs."""
         identity = await self.tokens.verify_access(caller_authorization.get())
         if not old_password or len(old_password) > PASSWORD_MAX:
-            raise InvalidArgumentError("validation failed")
+            raise InvalidArgumentError(VALIDATION_FAILED)
         validate_password(new_password)
         account = str(identity.user_id)
         # Guessing the old password with a stolen access token is rate-limited like a login.

@@ -66,7 +66,10 @@ _SCRIPT_COMBINATIONS = (
 
 
 def _fail() -> InvalidArgumentError:
-    return InvalidArgumentError("validation failed")
+    # Imported here: ``validation`` imports this module (it re-exports the username rules).
+    from pinstack_common.validation import VALIDATION_FAILED
+
+    return InvalidArgumentError(VALIDATION_FAILED)
 
 
 def _is_default_ignorable(char: str) -> bool:

@@ -1,10 +1,10 @@
-"""Input rules of the HTTP contract that more than one service enforces (auth and user).
+"""Input rules of the HTTP contract that more than one component enforces.
 
-Pure functions: each returns the value it accepted or raises ``InvalidArgumentError("validation
-failed")``, the contract's exact message. Services validate on their own side of the wire because
-a gateway check alone would let an internal caller store what the contract forbids. The
-username rules live in :mod:`pinstack_common.usernames` (with the canonical form) and are
-re-exported here.
+Pure functions: each returns the value it accepted or raises ``InvalidArgumentError`` with
+:data:`VALIDATION_FAILED`, the contract's exact message (spelled here only). Services validate
+on their own side of the wire because a gateway check alone would let an internal caller store
+what the contract forbids. The username rules live in :mod:`pinstack_common.usernames` (with
+the canonical form) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,16 +16,25 @@ from pinstack_common.errors import InvalidArgumentError
 from pinstack_common.usernames import USERNAME_MAX, USERNAME_MIN, validate_username
 
 __all__ = [
+    "INT64_MAX",
+    "PAGE_LIMIT_MAX",
     "PASSWORD_MAX",
     "PASSWORD_MIN",
     "USERNAME_MAX",
     "USERNAME_MIN",
+    "VALIDATION_FAILED",
+    "positive_id",
     "validate_avatar_url",
     "validate_email",
     "validate_password",
     "validate_username",
 ]
 
+VALIDATION_FAILED = "validation failed"
+# The most items one page of any list may ask for: the gateway's checks and the services' default
+# settings (``list_max_limit``, ``search_max_limit``, ``feed_max_limit``) all read it from here.
+PAGE_LIMIT_MAX = 100
+INT64_MAX = 2**63 - 1
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 _EMAIL_MAX = 254  # RFC 5321 path limit
 _URL_MAX = 2048
@@ -35,7 +44,14 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 
 
 def _fail() -> InvalidArgumentError:
-    return InvalidArgumentError("validation failed")
+    return InvalidArgumentError(VALIDATION_FAILED)
+
+
+def positive_id(value: int) -> int:
+    """Ids are int64 values of at least 1 (protobuf carries them as int64)."""
+    if not 1 <= value <= INT64_MAX:
+        raise _fail()
+    return value
 
 
 def validate_email(email: str) -> str:

@@ -7,14 +7,11 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from typing import Any
 
-import swagger_ui_bundle
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
@@ -27,7 +24,8 @@ from pinstack_gateway import websocket
 from pinstack_gateway.envelope import error
 from pinstack_gateway.errors import install_error_handlers
 from pinstack_gateway.identity import auth_revocation_authority
-from pinstack_gateway.middleware import GatewayMiddleware, SecurityHeadersMiddleware, swagger_csp
+from pinstack_gateway.middleware import GatewayMiddleware, SecurityHeadersMiddleware
+from pinstack_gateway.openapi import OPENAPI_PATH, TAGS, DocumentedAPI, mount_swagger_ui
 from pinstack_gateway.read_timeouts import read_timeout_protocol
 from pinstack_gateway.routes import auth, notifications, posts, relations, users
 from pinstack_gateway.settings import GatewaySettings
@@ -38,12 +36,33 @@ __all__ = [
     "ReadinessCheck",
     "create_app",
     "create_component",
+    "openapi_document",
     "server_config",
 ]
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
-OPENAPI_PATH = "/swagger/doc.json"
+
+def _documented_api() -> DocumentedAPI:
+    """The app with the API's routes: all that the OpenAPI document is made of."""
+    app = DocumentedAPI(
+        title="Pinstack API",
+        version="1.0.0",
+        description="The Pinstack HTTP API (wire-compatible with the original gateway).",
+        openapi_url=OPENAPI_PATH,
+        openapi_tags=TAGS,
+        docs_url=None,
+        redoc_url=None,
+    )
+    for module in (auth, users, posts, relations, notifications):
+        app.include_router(module.router)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document the gateway serves at ``OPENAPI_PATH``, without starting one: tests build
+    their cases (and a client) from it at collection time."""
+    return _documented_api().openapi()
 
 
 def create_app(
@@ -53,14 +72,7 @@ def create_app(
     readiness: list[ReadinessCheck] | None = None,
     revocations: SessionRevocations | None = None,
 ) -> FastAPI:
-    app = FastAPI(
-        title="Pinstack API",
-        version="1.0.0",
-        description="The Pinstack HTTP API (wire-compatible with the original gateway).",
-        openapi_url=OPENAPI_PATH,
-        docs_url=None,
-        redoc_url=None,
-    )
+    app = _documented_api()
     instrument_fastapi(app)  # the HTTP server span that roots each trace, when tracing is on
     app.state.upstreams = upstreams
     app.state.settings = settings
@@ -81,10 +93,8 @@ def create_app(
         )
     # Outermost: the headers go on every answer, a 413 or a CORS preflight included.
     app.add_middleware(SecurityHeadersMiddleware)
-    for module in (auth, users, posts, relations, notifications):
-        app.include_router(module.router)
     app.include_router(websocket.router)
-    _mount_swagger(app)
+    mount_swagger_ui(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -121,24 +131,6 @@ def create_app(
         return JSONResponse(json.loads(await proxy(request, "auth").jwks()))
 
     return app
-
-
-def _mount_swagger(app: FastAPI) -> None:
-    """Swagger UI from the bundled assets: the gateway serves its own docs, no CDN."""
-    assets = Path(swagger_ui_bundle.swagger_ui_path)
-    app.mount("/swagger/static", StaticFiles(directory=assets), name="swagger-static")
-
-    @app.get("/swagger/index.html", include_in_schema=False)
-    async def swagger() -> HTMLResponse:
-        page = get_swagger_ui_html(
-            openapi_url=OPENAPI_PATH,
-            title="Pinstack API",
-            swagger_js_url="/swagger/static/swagger-ui-bundle.js",
-            swagger_css_url="/swagger/static/swagger-ui.css",
-            swagger_favicon_url="/swagger/static/favicon-32x32.png",
-        )
-        page.headers["content-security-policy"] = swagger_csp(bytes(page.body).decode())
-        return page
 
 
 def server_config(app: FastAPI, settings: GatewaySettings) -> uvicorn.Config:

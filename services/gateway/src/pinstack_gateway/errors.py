@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from pinstack_common.errors import PinstackError
 from pinstack_common.metrics import PROXY_ERRORS
+from pinstack_common.validation import VALIDATION_FAILED
 from pinstack_gateway.envelope import error
 
 __all__ = ["install_error_handlers", "status_for"]
@@ -78,7 +79,7 @@ def _request_validation(_request: Request, exc: Exception) -> Response:
     kinds = [str(item.get("type", "")) for item in exc.errors()]
     if any(kind.endswith(_PARSE_ERRORS) or kind in _PARSE_ERRORS for kind in kinds):
         return error(400, "invalid input")
-    return error(400, "validation failed")
+    return error(400, VALIDATION_FAILED)
 
 
 def _http_error(_request: Request, exc: Exception) -> Response:

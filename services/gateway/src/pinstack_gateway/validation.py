@@ -5,59 +5,80 @@
   a NUL or an unpaired surrogate are 400 ``validation failed``. Text in path and query parameters
   obeys the same text rule. :class:`StrictRoute` applies all of it to every route of a router.
 - Numbers must fit the protobuf fields they travel in: ids are int64 and at least 1
-  (:func:`positive_id`); pages, offsets, limits and positions are int32 (:func:`int32`,
-  :func:`page_number`). Beyond that, protobuf refuses to build the request.
+  (:func:`pinstack_common.validation.positive_id`); pages, offsets, limits and positions are
+  int32 (:func:`int32`, :func:`page_number`), a page's limit at most ``PAGE_LIMIT_MAX``. Beyond
+  that, protobuf refuses to build the request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Path, Query, Request, Response
 from fastapi.routing import APIRoute
 
 from pinstack_common.errors import InvalidArgumentError
 from pinstack_common.strict_json import JSONRuleError, check_text, loads
+from pinstack_common.validation import INT64_MAX, PAGE_LIMIT_MAX, VALIDATION_FAILED
 
 __all__ = [
     "INT32_MAX",
     "INT32_MIN",
-    "INT64_MAX",
+    "Id",
+    "IdFilter",
+    "Limit",
+    "Offset",
+    "Page",
     "StrictRoute",
     "int32",
+    "page_limit",
     "page_number",
-    "positive_id",
 ]
 
-INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
 
 _UNSET: Any = object()
 
 
-def positive_id(value: int) -> int:
-    """Ids parse as integers (else ``invalid input``) and are int64 values of at least 1."""
-    if not 1 <= value <= INT64_MAX:
-        raise InvalidArgumentError("validation failed")
-    return value
+def _bounded(minimum: int, maximum: int) -> Callable[[dict[str, Any]], None]:
+    """Document the range a number is checked against (the checks below, not FastAPI, refuse
+    what is out of it, with the contract's message)."""
+
+    def document(schema: dict[str, Any]) -> None:
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == "integer":
+                branch.update(minimum=minimum, maximum=maximum)
+
+    return document
 
 
-def int32(value: int, *, minimum: int = INT32_MIN, message: str = "validation failed") -> int:
+Id = Annotated[int, Path(json_schema_extra=_bounded(1, INT64_MAX))]
+IdFilter = Annotated[int | None, Query(json_schema_extra=_bounded(1, INT64_MAX))]
+Page = Annotated[int, Query(json_schema_extra=_bounded(1, INT32_MAX))]
+Limit = Annotated[int, Query(json_schema_extra=_bounded(1, PAGE_LIMIT_MAX))]
+Offset = Annotated[int, Query(json_schema_extra=_bounded(0, INT32_MAX))]
+
+
+def int32(value: int, *, minimum: int = INT32_MIN, message: str = VALIDATION_FAILED) -> int:
     """A value bound for an int32 field, at least ``minimum``."""
     if not minimum <= value <= INT32_MAX:
         raise InvalidArgumentError(message)
     return value
 
 
-def page_number(
-    page: int, limit: int, *, max_limit: int, message: str = "validation failed"
-) -> None:
-    """``page`` an int32 of at least 1, ``limit`` within 1..``max_limit``."""
-    int32(page, minimum=1, message=message)
-    if not 1 <= limit <= max_limit:
+def page_limit(limit: int, *, message: str = VALIDATION_FAILED) -> int:
+    """``limit`` within 1..``PAGE_LIMIT_MAX``."""
+    if not 1 <= limit <= PAGE_LIMIT_MAX:
         raise InvalidArgumentError(message)
+    return limit
+
+
+def page_number(page: int, limit: int, *, message: str = VALIDATION_FAILED) -> None:
+    """``page`` an int32 of at least 1, ``limit`` within 1..``PAGE_LIMIT_MAX``."""
+    int32(page, minimum=1, message=message)
+    page_limit(limit, message=message)
 
 
 def _check_texts(values: Iterable[str]) -> None:
@@ -65,7 +86,7 @@ def _check_texts(values: Iterable[str]) -> None:
         for value in values:
             check_text(value)
     except JSONRuleError as error:
-        raise InvalidArgumentError("validation failed") from error
+        raise InvalidArgumentError(VALIDATION_FAILED) from error
 
 
 class _StrictRequest(Request):
@@ -79,7 +100,7 @@ class _StrictRequest(Request):
             try:
                 self._strict_json = loads(body)
             except JSONRuleError as error:
-                raise InvalidArgumentError("validation failed") from error
+                raise InvalidArgumentError(VALIDATION_FAILED) from error
             except (ValueError, RecursionError) as error:
                 raise InvalidArgumentError("invalid input") from error
         return self._strict_json

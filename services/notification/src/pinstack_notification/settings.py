@@ -5,13 +5,14 @@ from __future__ import annotations
 from pydantic import Field
 
 from pinstack_common.settings import ServiceSettings
+from pinstack_common.validation import PAGE_LIMIT_MAX
 
 __all__ = ["NotificationSettings"]
 
 
 class NotificationSettings(ServiceSettings):
     grpc_port: int = 50055
-    feed_max_limit: int = 100
+    feed_max_limit: int = PAGE_LIMIT_MAX
     # ``PINSTACK_RATE_LIMITS_ENABLED=false`` switches every limit off (benchmarks, load tests).
     # Per caller, in the ``limits`` notation; several limits separated by ``;``.
     send_rate_limit: str = "30/10second;300/hour"

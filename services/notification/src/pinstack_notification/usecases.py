@@ -17,6 +17,7 @@ from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
 from pinstack_common.errors import InvalidArgumentError, NotFoundError
 from pinstack_common.tokens import Identity
+from pinstack_common.validation import PAGE_LIMIT_MAX, VALIDATION_FAILED
 from pinstack_notification.clients import UserDirectory
 from pinstack_notification.events import NotificationEvents
 from pinstack_notification.ratelimit import SendLimiter
@@ -51,7 +52,7 @@ class NotificationUseCases:
     events: NotificationEvents
     users: UserDirectory
     limiter: SendLimiter
-    max_limit: int = 100
+    max_limit: int = PAGE_LIMIT_MAX
 
     async def feed(self, *, caller: Identity, page: int, limit: int) -> Feed:
         if page < 1 or not 1 <= limit <= self.max_limit:
@@ -93,7 +94,7 @@ class NotificationUseCases:
     ) -> NotificationRecord:
         _require_positive(user_id)
         if not type.strip() or len(type) > TYPE_MAX or type.strip().lower() in SYSTEM_TYPES:
-            raise InvalidArgumentError("validation failed")
+            raise InvalidArgumentError(VALIDATION_FAILED)
         payload = _normalised_payload(payload_json)
         await self.limiter.hit(caller_id=caller.user_id)
         if not await self.users.exists(user_id):
@@ -169,11 +170,11 @@ def _normalised_payload(payload_json: str) -> str | None:
     if not payload_json:
         return None
     if len(payload_json.encode("utf-8", "surrogatepass")) > PAYLOAD_MAX_BYTES:
-        raise InvalidArgumentError("validation failed")
+        raise InvalidArgumentError(VALIDATION_FAILED)
     try:
         value = strict_json.loads(payload_json)
     except strict_json.JSONRuleError as error:
-        raise InvalidArgumentError("validation failed") from error
+        raise InvalidArgumentError(VALIDATION_FAILED) from error
     except (ValueError, RecursionError) as error:
         raise InvalidArgumentError("invalid input") from error
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -181,7 +182,7 @@ def _normalised_payload(payload_json: str) -> str | None:
 
 def _require_positive(value: int) -> None:
     if value <= 0:
-        raise InvalidArgumentError("validation failed")
+        raise InvalidArgumentError(VALIDATION_FAILED)
 
 
 def _owned(caller: Identity, record: NotificationRecord | None) -> NotificationRecord:

@@ -16,6 +16,7 @@ from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
 from pinstack_common.errors import NotFoundError
 from pinstack_common.tokens import Identity
+from pinstack_common.validation import PAGE_LIMIT_MAX
 from pinstack_post.authors import AuthorDirectory, AuthorRecord
 from pinstack_post.caching import PostCache
 from pinstack_post.events import PostEvents
@@ -59,7 +60,7 @@ class PostUseCases:
     authors: AuthorDirectory
     cache: PostCache
     default_limit: int = 20
-    max_limit: int = 100
+    max_limit: int = PAGE_LIMIT_MAX
 
     async def create(
         self,

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from pinstack_common.errors import InvalidArgumentError
-from pinstack_common.validation import validate_avatar_url
+from pinstack_common.validation import VALIDATION_FAILED, validate_avatar_url
 from pinstack_post.repository import MediaInput
 
 __all__ = [
@@ -41,7 +41,7 @@ TAGS_PER_POST_MAX = 100
 
 
 def _fail() -> InvalidArgumentError:
-    return InvalidArgumentError("validation failed")
+    return InvalidArgumentError(VALIDATION_FAILED)
 
 
 def validate_positive_id(value: int) -> int:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pinstack_common.settings import ServiceSettings
+from pinstack_common.validation import PAGE_LIMIT_MAX
 
 __all__ = ["RelationSettings"]
 
 
 class RelationSettings(ServiceSettings):
     grpc_port: int = 50054
-    list_max_limit: int = 100
+    list_max_limit: int = PAGE_LIMIT_MAX

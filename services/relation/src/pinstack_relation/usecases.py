@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from pinstack_common.tokens import Identity
+from pinstack_common.validation import PAGE_LIMIT_MAX, VALIDATION_FAILED
 from pinstack_relation.clients import RelatedUser, UserDirectory
 from pinstack_relation.events import RelationEvents
 from pinstack_relation.metrics import FOLLOWS
@@ -23,7 +24,7 @@ class RelationUseCases:
     repository: RelationRepository
     events: RelationEvents
     users: UserDirectory
-    max_limit: int = 100
+    max_limit: int = PAGE_LIMIT_MAX
 
     async def follow(self, *, caller: Identity, followee_id: int) -> None:
         _require_positive(followee_id)
@@ -82,7 +83,7 @@ class RelationUseCases:
     ) -> tuple[list[RelatedUser], int]:
         _require_positive(user_id)
         if page < 1 or not 1 <= limit <= self.max_limit:
-            raise InvalidArgumentError("validation failed")
+            raise InvalidArgumentError(VALIDATION_FAILED)
         async with self.database.read() as session:
             query = self.repository.followers if followers else self.repository.followees
             ids, total = await query(
@@ -98,4 +99,4 @@ class RelationUseCases:
 
 def _require_positive(value: int) -> None:
     if value <= 0:
-        raise InvalidArgumentError("validation failed")
+        raise InvalidArgumentError(VALIDATION_FAILED)

@@ -12,7 +12,9 @@ from pinstack_common.errors import InvalidArgumentError, NotFoundError
 from pinstack_common.profiles import Profile
 from pinstack_common.tokens import Identity
 from pinstack_common.validation import (
+    PAGE_LIMIT_MAX,
     USERNAME_MAX,
+    VALIDATION_FAILED,
     validate_avatar_url,
     validate_email,
     validate_username,
@@ -33,7 +35,7 @@ class UserUseCases:
     database: Database
     repository: UserRepository
     events: UserEvents
-    max_page: int = 100
+    max_page: int = PAGE_LIMIT_MAX
 
     async def create(
         self, *, username: str, email: str, full_name: str, bio: str, avatar_url: str
@@ -65,7 +67,7 @@ class UserUseCases:
         """Found by the canonical form, so any spelling of the name finds it. Only the length is
         checked: a name registered under older rules is still found."""
         if not username or len(username) > USERNAME_MAX:
-            raise InvalidArgumentError("validation failed")
+            raise InvalidArgumentError(VALIDATION_FAILED)
         async with self.database.read() as session:
             return _found(await self.repository.get_by_username(session, username))
 
@@ -76,7 +78,7 @@ class UserUseCases:
 
     async def get_many(self, ids: Sequence[int]) -> list[Profile]:
         if len(ids) > 1000:
-            raise InvalidArgumentError("validation failed")
+            raise InvalidArgumentError(VALIDATION_FAILED)
         async with self.database.read() as session:
             return await self.repository.get_many(session, ids)
 
@@ -85,7 +87,7 @@ class UserUseCases:
         if not query:
             raise InvalidArgumentError("invalid search query")
         if len(query) > 100 or page < 1 or not 1 <= limit <= self.max_page:
-            raise InvalidArgumentError("validation failed")
+            raise InvalidArgumentError(VALIDATION_FAILED)
         async with self.database.read() as session:
             return await self.repository.search(
                 session, query=query, offset=(page - 1) * limit, limit=limit
@@ -128,12 +130,12 @@ class UserUseCases:
 
 def require_max_length(value: str, limit: int) -> None:
     if len(value) > limit:
-        raise InvalidArgumentError("validation failed")
+        raise InvalidArgumentError(VALIDATION_FAILED)
 
 
 def require_positive_id(value: int) -> None:
     if value <= 0:
-        raise InvalidArgumentError("validation failed")
+        raise InvalidArgumentError(VALIDATION_FAILED)
 
 
 def _found(user: Profile | None) -> Profile:

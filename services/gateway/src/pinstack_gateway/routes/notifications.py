@@ -16,20 +16,30 @@ from pydantic import BaseModel, StrictInt, StrictStr
 from pinstack.notification.v1 import notification_pb2
 from pinstack_common.errors import InvalidArgumentError
 from pinstack_common.strict_json import sanitised
+from pinstack_common.validation import VALIDATION_FAILED, positive_id
 from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
+from pinstack_gateway.openapi import INVALID_INPUT, TOO_MANY_REQUESTS, answers
 from pinstack_gateway.routes import openapi_links
+from pinstack_gateway.schemas import (
+    Done,
+    Notification,
+    NotificationFeed,
+    Sent,
+    UnreadCount,
+    request_example,
+)
 from pinstack_gateway.upstreams import proxy
-from pinstack_gateway.validation import StrictRoute, page_number, positive_id
+from pinstack_gateway.validation import Id, Limit, Page, StrictRoute, page_number
 
 __all__ = ["notification_json", "router"]
 
 router = APIRouter(prefix="/api/v1/notification", tags=["notifications"], route_class=StrictRoute)
 
-MAX_LIMIT = 100
-
 
 class SendBody(BaseModel):
+    model_config = request_example({"user_id": 2, "type": "greeting", "payload": {"text": "hello"}})
+
     user_id: StrictInt = 0
     type: StrictStr = ""
     payload: Any = None
@@ -60,9 +70,14 @@ def _id(notification_id: int) -> notification_pb2.NotificationIdRequest:
     return notification_pb2.NotificationIdRequest(id=positive_id(notification_id))
 
 
-@router.get("/feed")
-async def feed(request: Request, _caller: Caller, page: int = 1, limit: int = 10) -> JSONResponse:
-    page_number(page, limit, max_limit=MAX_LIMIT, message="invalid input")
+_OWNED = {403: ["access to notification denied"], 404: ["notification not found"]}
+
+
+@router.get("/feed", **answers(NotificationFeed))
+async def feed(
+    request: Request, _caller: Caller, page: Page = 1, limit: Limit = 10
+) -> JSONResponse:
+    page_number(page, limit, message=INVALID_INPUT)
     found = await proxy(request, "notification").notification.GetFeed(
         notification_pb2.GetFeedRequest(page=page, limit=limit)
     )
@@ -77,7 +92,7 @@ async def feed(request: Request, _caller: Caller, page: int = 1, limit: int = 10
     )
 
 
-@router.get("/unread-count")
+@router.get("/unread-count", **answers(UnreadCount))
 async def unread_count(request: Request, _caller: Caller) -> JSONResponse:
     found = await proxy(request, "notification").notification.GetUnreadCount(
         notification_pb2.GetUnreadCountRequest()
@@ -85,7 +100,7 @@ async def unread_count(request: Request, _caller: Caller) -> JSONResponse:
     return ok({"count": found.count})
 
 
-@router.put("/read-all")
+@router.put("/read-all", **answers(Done))
 async def read_all(request: Request, _caller: Caller) -> JSONResponse:
     await proxy(request, "notification").notification.MarkAllRead(
         notification_pb2.MarkAllReadRequest()
@@ -102,11 +117,15 @@ _SENT_LINKS = openapi_links(
 )
 
 
-@router.post("/send", openapi_extra={"responses": {"200": {"links": _SENT_LINKS}}})
+@router.post(
+    "/send",
+    **answers(Sent, errors={404: ["user not found"], 429: [TOO_MANY_REQUESTS]}),
+    openapi_extra={"responses": {"200": {"links": _SENT_LINKS}}},
+)
 async def send(body: SendBody, request: Request, _caller: Caller) -> JSONResponse:
     positive_id(body.user_id)
     if not body.type.strip() or len(body.type) > 64:
-        raise InvalidArgumentError("validation failed")
+        raise InvalidArgumentError(VALIDATION_FAILED)
     payload = (
         ""
         if body.payload is None
@@ -122,21 +141,21 @@ async def send(body: SendBody, request: Request, _caller: Caller) -> JSONRespons
     )
 
 
-@router.get("/{notification_id}")
-async def get_notification(notification_id: int, request: Request, _caller: Caller) -> JSONResponse:
+@router.get("/{notification_id}", **answers(Notification, errors=_OWNED))
+async def get_notification(notification_id: Id, request: Request, _caller: Caller) -> JSONResponse:
     item = await proxy(request, "notification").notification.GetNotification(_id(notification_id))
     return ok(notification_json(item))
 
 
-@router.put("/{notification_id}/read")
-async def mark_read(notification_id: int, request: Request, _caller: Caller) -> JSONResponse:
+@router.put("/{notification_id}/read", **answers(Done, errors=_OWNED))
+async def mark_read(notification_id: Id, request: Request, _caller: Caller) -> JSONResponse:
     await proxy(request, "notification").notification.MarkRead(_id(notification_id))
     return ok({"success": True, "message": "Notification marked as read"})
 
 
-@router.delete("/{notification_id}")
+@router.delete("/{notification_id}", **answers(Done, errors=_OWNED))
 async def delete_notification(
-    notification_id: int, request: Request, _caller: Caller
+    notification_id: Id, request: Request, _caller: Caller
 ) -> JSONResponse:
     await proxy(request, "notification").notification.DeleteNotification(_id(notification_id))
     return ok({"success": True, "message": "Notification removed successfully"})

@@ -17,11 +17,22 @@ from pydantic import BaseModel, StrictInt
 
 from pinstack.post.v1 import post_pb2
 from pinstack_common.errors import InvalidArgumentError
+from pinstack_common.validation import VALIDATION_FAILED, positive_id
 from pinstack_gateway.envelope import ok, rfc3339
 from pinstack_gateway.identity import Caller
+from pinstack_gateway.openapi import answers
 from pinstack_gateway.routes import openapi_links
+from pinstack_gateway.schemas import CreatedPost, Post, PostPage, request_example
 from pinstack_gateway.upstreams import proxy
-from pinstack_gateway.validation import StrictRoute, int32, positive_id
+from pinstack_gateway.validation import (
+    Id,
+    IdFilter,
+    Limit,
+    Offset,
+    StrictRoute,
+    int32,
+    page_limit,
+)
 
 __all__ = ["post_json", "router"]
 
@@ -47,6 +58,15 @@ class MediaBody(BaseModel):
 
 
 class CreatePostBody(BaseModel):
+    model_config = request_example(
+        {
+            "title": "Hello",
+            "content": "First post",
+            "tags": ["cats"],
+            "media_items": [{"url": "https://example.com/cat.png", "type": "image", "position": 1}],
+        }
+    )
+
     title: str = ""
     content: str = ""
     tags: list[str] | None = None
@@ -108,13 +128,13 @@ def created_json(post: post_pb2.Post) -> dict[str, Any]:
 def _timestamp(value: str) -> Timestamp:
     """An RFC 3339 date-time with an offset; anything else is ``validation failed``."""
     if _RFC3339.fullmatch(value) is None:
-        raise InvalidArgumentError("validation failed")
+        raise InvalidArgumentError(VALIDATION_FAILED)
     stamp = Timestamp()
     try:
         # An offset can carry a valid local time past year 1 or 9999 in UTC: OverflowError.
         stamp.FromDatetime(datetime.fromisoformat(value.upper()))
     except (ValueError, OverflowError) as error:
-        raise InvalidArgumentError("validation failed") from error
+        raise InvalidArgumentError(VALIDATION_FAILED) from error
     return stamp
 
 
@@ -133,7 +153,14 @@ _CREATED_LINKS = openapi_links(
 )
 
 
-@router.post("", status_code=201, openapi_extra={"responses": {"201": {"links": _CREATED_LINKS}}})
+_OWNED = {403: ["forbidden"], 404: ["post not found"]}
+
+
+@router.post(
+    "",
+    **answers(CreatedPost, status=201),
+    openapi_extra={"responses": {"201": {"links": _CREATED_LINKS}}},
+)
 async def create_post(body: CreatePostBody, request: Request, _caller: Caller) -> JSONResponse:
     message = post_pb2.CreatePostRequest(
         title=body.title, content=body.content, tags=body.tags or [], media=_media(body.media_items)
@@ -141,20 +168,19 @@ async def create_post(body: CreatePostBody, request: Request, _caller: Caller) -
     return ok(created_json(await proxy(request, "post").post.CreatePost(message)), status=201)
 
 
-@router.get("/list")
+@router.get("/list", **answers(PostPage))
 async def list_posts(
     request: Request,
     *,
-    author_id: int | None = None,
-    offset: int = 0,
-    limit: int = 20,
+    author_id: IdFilter = None,
+    offset: Offset = 0,
+    limit: Limit = 20,
     created_after: _DateTime = None,
     created_before: _DateTime = None,
     tag: str | None = None,
 ) -> JSONResponse:
     int32(offset, minimum=0)
-    if not 1 <= limit <= 100:
-        raise InvalidArgumentError("validation failed")
+    page_limit(limit)
     message = post_pb2.ListPostsRequest(offset=offset, limit=limit)
     if author_id is not None:
         message.author_id = positive_id(author_id)
@@ -168,17 +194,17 @@ async def list_posts(
     return ok({"posts": [post_json(post) for post in found.posts], "total": found.total})
 
 
-@router.get("/{post_id}")
-async def get_post(post_id: int, request: Request) -> JSONResponse:
+@router.get("/{post_id}", **answers(Post, errors={404: ["post not found"]}))
+async def get_post(post_id: Id, request: Request) -> JSONResponse:
     post = await proxy(request, "post").post.GetPost(
         post_pb2.GetPostRequest(id=positive_id(post_id))
     )
     return ok(post_json(post))
 
 
-@router.put("/{post_id}")
+@router.put("/{post_id}", **answers(Post, errors=_OWNED))
 async def update_post(
-    post_id: int, body: UpdatePostBody, request: Request, _caller: Caller
+    post_id: Id, body: UpdatePostBody, request: Request, _caller: Caller
 ) -> JSONResponse:
     message = post_pb2.UpdatePostRequest(id=positive_id(post_id))
     if body.title is not None:
@@ -192,8 +218,8 @@ async def update_post(
     return ok(post_json(await proxy(request, "post").post.UpdatePost(message)))
 
 
-@router.delete("/{post_id}")
-async def delete_post(post_id: int, request: Request, _caller: Caller) -> JSONResponse:
+@router.delete("/{post_id}", **answers(errors=_OWNED))
+async def delete_post(post_id: Id, request: Request, _caller: Caller) -> JSONResponse:
     await proxy(request, "post").post.DeletePost(
         post_pb2.DeletePostRequest(id=positive_id(post_id))
     )

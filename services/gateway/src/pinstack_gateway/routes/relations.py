@@ -13,25 +13,28 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StrictInt
 
 from pinstack.relation.v1 import relation_pb2
+from pinstack_common.validation import positive_id
 from pinstack_gateway.envelope import ok
 from pinstack_gateway.identity import Caller
+from pinstack_gateway.openapi import answers
+from pinstack_gateway.schemas import Followees, Followers, Message, request_example
 from pinstack_gateway.upstreams import proxy
-from pinstack_gateway.validation import StrictRoute, page_number, positive_id
+from pinstack_gateway.validation import Id, Limit, Page, StrictRoute, page_number
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/relation", tags=["relations"], route_class=StrictRoute)
 
-MAX_LIMIT = 100
-
 
 class FollowBody(BaseModel):
+    model_config = request_example({"followee_id": 2})
+
     followee_id: StrictInt = 0
 
 
 def _listing_request(user_id: int, page: int, limit: int) -> relation_pb2.ListRelationsRequest:
     # Checked here too: a 0 would read as "default" once it is on the wire.
-    page_number(page, limit, max_limit=MAX_LIMIT)
+    page_number(page, limit)
     return relation_pb2.ListRelationsRequest(user_id=positive_id(user_id), page=page, limit=limit)
 
 
@@ -42,7 +45,20 @@ def _related(user: relation_pb2.RelatedUser) -> dict[str, Any]:
     return body
 
 
-@router.post("/follow")
+_USER_NOT_FOUND = {404: ["user not found"]}
+
+
+@router.post(
+    "/follow",
+    **answers(
+        Message,
+        errors={
+            400: ["cannot follow yourself"],
+            **_USER_NOT_FOUND,
+            409: ["already following this user"],
+        },
+    ),
+)
 async def follow(body: FollowBody, request: Request, _caller: Caller) -> JSONResponse:
     await proxy(request, "relation").relation.Follow(
         relation_pb2.FollowRequest(followee_id=positive_id(body.followee_id))
@@ -50,7 +66,13 @@ async def follow(body: FollowBody, request: Request, _caller: Caller) -> JSONRes
     return ok({"message": "Followed successfully"})
 
 
-@router.post("/unfollow")
+@router.post(
+    "/unfollow",
+    **answers(
+        Message,
+        errors={400: ["cannot unfollow yourself"], 404: ["follow relation not found"]},
+    ),
+)
 async def unfollow(body: FollowBody, request: Request, _caller: Caller) -> JSONResponse:
     await proxy(request, "relation").relation.Unfollow(
         relation_pb2.UnfollowRequest(followee_id=positive_id(body.followee_id))
@@ -58,8 +80,10 @@ async def unfollow(body: FollowBody, request: Request, _caller: Caller) -> JSONR
     return ok({"message": "Unfollowed successfully"})
 
 
-@router.get("/{user_id}/followers")
-async def followers(user_id: int, request: Request, page: int = 1, limit: int = 20) -> JSONResponse:
+@router.get("/{user_id}/followers", **answers(Followers, errors=_USER_NOT_FOUND))
+async def followers(
+    user_id: Id, request: Request, page: Page = 1, limit: Limit = 20
+) -> JSONResponse:
     found = await proxy(request, "relation").relation.GetFollowers(
         _listing_request(user_id, page, limit)
     )
@@ -73,8 +97,10 @@ async def followers(user_id: int, request: Request, page: int = 1, limit: int = 
     )
 
 
-@router.get("/{user_id}/followees")
-async def followees(user_id: int, request: Request, page: int = 1, limit: int = 20) -> JSONResponse:
+@router.get("/{user_id}/followees", **answers(Followees, errors=_USER_NOT_FOUND))
+async def followees(
+    user_id: Id, request: Request, page: Page = 1, limit: Limit = 20
+) -> JSONResponse:
     found = await proxy(request, "relation").relation.GetFollowees(
         _listing_request(user_id, page, limit)
     )
