@@ -51,7 +51,6 @@ class AuthComponent(ServiceComponent):
         s = self.settings
         database = runtime.database()
         redis = runtime.redis()
-        channel = runtime.channel(address=s.user_addr, service="user")
         keys = await self._load_keys(database)
         tokens = TokenService(
             keys=keys,
@@ -67,7 +66,7 @@ class AuthComponent(ServiceComponent):
         self.use_cases = AuthUseCases(
             database=database,
             repository=AuthRepository(),
-            users=GrpcUserDirectory(channel=channel),
+            users=GrpcUserDirectory(stub=runtime.users()),
             passwords=PasswordHasher(
                 time_cost=s.argon2_time_cost,
                 memory_cost_kib=s.argon2_memory_cost_kib,

@@ -20,6 +20,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
+from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.cache import open_redis
 from pinstack_common.db import Database
 from pinstack_common.events import EventConsumer, EventTransport, Outbox, OutboxRelay
@@ -29,6 +30,7 @@ from pinstack_common.grpc_server import GrpcServer, Registration
 from pinstack_common.settings import ServiceSettings
 from pinstack_common.telemetry import traced_transport
 from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_common.user_directory import GrpcUserDirectory
 
 __all__ = ["EventHandlers", "ServiceComponent", "ServiceRuntime"]
 
@@ -73,6 +75,16 @@ class ServiceRuntime:
         )
         self._stack.push_async_callback(channel.close)
         return channel
+
+    def users(self) -> user_pb2_grpc.UserServiceAsyncStub:
+        """A stub for the user service, the peer that most services ask."""
+        return user_pb2_grpc.UserServiceStub(
+            self.channel(address=self.settings.user_addr, service="user")
+        )
+
+    def user_directory(self) -> GrpcUserDirectory:
+        """The user service's existence checks and batched profiles."""
+        return GrpcUserDirectory(stub=self.users())
 
     def token_verifier(self) -> AccessTokenVerifier:
         """Verifies callers' access tokens with the auth service's published keys."""

@@ -18,12 +18,10 @@ from functools import partial
 from redis.asyncio import Redis
 
 from pinstack.notification.v1 import notification_pb2_grpc
-from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.db import Database
 from pinstack_common.events import EventTransport, Outbox
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 from pinstack_notification.broadcaster import NotificationBroadcaster
-from pinstack_notification.clients import GrpcUserDirectory
 from pinstack_notification.events import CONSUMED_TOPICS, NotificationEvents, handlers
 from pinstack_notification.grpc_api import NotificationServicer
 from pinstack_notification.models import outbox as outbox_table
@@ -80,14 +78,11 @@ class NotificationComponent(ServiceComponent):
         self.database = runtime.database()
         redis = runtime.redis()
         outbox = Outbox(table=outbox_table)
-        users = user_pb2_grpc.UserServiceStub(
-            runtime.channel(address=settings.user_addr, service="user")
-        )
         self.use_cases = NotificationUseCases(
             database=self.database,
             repository=NotificationRepository(),
             events=NotificationEvents(outbox=outbox, push=await self._push(runtime, redis)),
-            users=GrpcUserDirectory(stub=users),
+            users=runtime.user_directory(),
             limiter=self._limiter(redis),
             max_limit=settings.feed_max_limit,
         )
