@@ -81,9 +81,12 @@ class RelationUseCases:
         if page < 1 or not 1 <= limit <= self.max_limit:
             raise InvalidArgumentError("validation failed")
         async with self.database.read() as session:
-            query = self.repository.followers if followers else self.repository.followees
-            ids, total = await query(
-                session, user_id=user_id, offset=(page - 1) * limit, limit=limit
+            ids, total = await self.repository.related(
+                session,
+                user_id=user_id,
+                followers=followers,
+                offset=(page - 1) * limit,
+                limit=limit,
             )
         # An unknown user has no follows; only then is the extra lookup needed for the 404.
         if total == 0 and not await self.users.exists(user_id):
