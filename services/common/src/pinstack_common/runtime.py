@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
+from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +28,7 @@ from pinstack_common.events import EventConsumer, EventTransport, Outbox, Outbox
 from pinstack_common.events.kafka import KafkaTransport
 from pinstack_common.grpc_client import open_channel
 from pinstack_common.grpc_server import GrpcServer, Registration
+from pinstack_common.ratelimit import moving_window
 from pinstack_common.settings import ServiceSettings
 from pinstack_common.telemetry import traced_transport
 from pinstack_common.tokens import AccessTokenVerifier
@@ -65,6 +67,17 @@ class ServiceRuntime:
         redis = open_redis(self.settings.redis_url)
         self._stack.push_async_callback(redis.aclose)
         return redis
+
+    def rate_limiter(self, redis: Redis) -> MovingWindowRateLimiter | None:
+        """Moving windows counted in ``redis``; None when ``rate_limits_enabled`` is off
+        (benchmarks, load tests)."""
+        if not self.settings.rate_limits_enabled:
+            return None
+        return moving_window(
+            redis_url=self.settings.redis_url,
+            connection_pool=redis.connection_pool,
+            component=self.name,
+        )
 
     def channel(self, *, address: str, service: str) -> grpc.aio.Channel:
         channel = open_channel(

@@ -27,7 +27,7 @@ from pinstack_notification.grpc_api import NotificationServicer
 from pinstack_notification.models import outbox as outbox_table
 from pinstack_notification.models import processed_events
 from pinstack_notification.push import RedisPush, open_reader
-from pinstack_notification.ratelimit import DisabledSendLimiter, SendLimiter, redis_send_limiter
+from pinstack_notification.ratelimit import send_limiter
 from pinstack_notification.repository import NotificationRepository
 from pinstack_notification.settings import NotificationSettings
 from pinstack_notification.usecases import NotificationUseCases
@@ -48,16 +48,6 @@ class NotificationComponent(ServiceComponent):
         self.database: Database | None = None
         self.broadcaster = NotificationBroadcaster(queue_size=settings.stream_queue_size)
         self.use_cases: NotificationUseCases | None = None
-
-    def _limiter(self, redis: Redis) -> SendLimiter:
-        settings = self.settings
-        if not settings.rate_limits_enabled:
-            return DisabledSendLimiter()
-        return redis_send_limiter(
-            redis_url=settings.redis_url,
-            connection_pool=redis.connection_pool,
-            limits=settings.send_rate_limit,
-        )
 
     async def _push(self, runtime: ServiceRuntime, redis: Redis) -> RedisPush:
         reader = open_reader(self.settings.redis_url)
@@ -83,7 +73,7 @@ class NotificationComponent(ServiceComponent):
             repository=NotificationRepository(),
             events=NotificationEvents(outbox=outbox, push=await self._push(runtime, redis)),
             users=runtime.user_directory(),
-            limiter=self._limiter(redis),
+            limiter=send_limiter(runtime.rate_limiter(redis), limits=settings.send_rate_limit),
             max_limit=settings.feed_max_limit,
         )
         await runtime.relay(database=self.database, outbox=outbox)
