@@ -24,13 +24,14 @@ from pinstack_common.errors import (
 )
 from pinstack_common.events.outbox import Outbox
 from pinstack_common.migrations import upgrade
+from pinstack_common.ratelimit import moving_window
 from pinstack_common.tokens import Identity
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer
 from pinstack_notification.app import MIGRATIONS_PACKAGE
 from pinstack_notification.events import NotificationEvents, handlers, to_proto
 from pinstack_notification.models import outbox
-from pinstack_notification.ratelimit import DisabledSendLimiter, SendLimiter, redis_send_limiter
+from pinstack_notification.ratelimit import DisabledSendLimiter, SendLimiter, send_limiter
 from pinstack_notification.repository import NotificationRepository
 from pinstack_notification.usecases import NotificationUseCases
 from tests.conftest import new_database
@@ -202,9 +203,10 @@ async def test_send_is_rate_limited_per_caller(
 ) -> None:
     redis = open_redis(redis_server.url)
     try:
-        limiter = redis_send_limiter(
-            redis_url=redis_server.url, connection_pool=redis.connection_pool, limits="2/minute"
+        windows = moving_window(
+            redis_url=redis_server.url, connection_pool=redis.connection_pool, component="test"
         )
+        limiter = send_limiter(windows, limits="2/minute")
         use_cases, _ = build(database, limiter=limiter)
         caller = me(uuid.uuid4().int % 10**9 + 10)
         for _ in range(2):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -14,10 +15,10 @@ from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from pinstack_common.events.outbox import Outbox
 from pinstack_common.migrations import upgrade
+from pinstack_common.profiles import Profile
 from pinstack_common.tokens import Identity
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_relation.app import MIGRATIONS_PACKAGE
-from pinstack_relation.clients import RelatedUser
 from pinstack_relation.events import RelationEvents, handlers
 from pinstack_relation.models import outbox
 from pinstack_relation.repository import RelationRepository
@@ -36,9 +37,23 @@ class FakeUsers:
     async def exists(self, user_id: int) -> bool:
         return user_id < 10**9
 
-    async def get_many(self, ids: Sequence[int]) -> list[RelatedUser]:
+    async def get_many(self, ids: Sequence[int]) -> list[Profile]:
         self.batches.append(list(ids))
-        return [RelatedUser(id=i, username=f"user{i}", avatar_url="") for i in reversed(ids)]
+        return [_profile(i) for i in reversed(ids)]
+
+
+def _profile(user_id: int) -> Profile:
+    joined = datetime(2026, 1, 1, tzinfo=UTC)
+    return Profile(
+        id=user_id,
+        username=f"user{user_id}",
+        email=f"user{user_id}@example.com",
+        full_name="",
+        bio="",
+        avatar_url="",
+        created_at=joined,
+        updated_at=joined,
+    )
 
 
 def me(user_id: int) -> Identity:

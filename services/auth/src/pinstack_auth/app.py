@@ -12,7 +12,6 @@ from datetime import timedelta
 from functools import partial
 
 import structlog
-from redis.asyncio import Redis
 
 from pinstack.auth.v1 import auth_pb2_grpc
 from pinstack_auth.clients import GrpcUserDirectory
@@ -21,7 +20,7 @@ from pinstack_auth.grpc_api import AuthServicer
 from pinstack_auth.keys import KeyRing, load_key_file, load_or_create_db_key
 from pinstack_auth.models import processed_events
 from pinstack_auth.passwords import PasswordHasher
-from pinstack_auth.ratelimit import DisabledLoginLimiter, LoginLimiter, redis_login_limiter
+from pinstack_auth.ratelimit import login_limiter
 from pinstack_auth.repository import AuthRepository
 from pinstack_auth.revocations import RevocationSync, Revoker
 from pinstack_auth.settings import AuthSettings
@@ -51,7 +50,6 @@ class AuthComponent(ServiceComponent):
         s = self.settings
         database = runtime.database()
         redis = runtime.redis()
-        channel = runtime.channel(address=s.user_addr, service="user")
         keys = await self._load_keys(database)
         tokens = TokenService(
             keys=keys,
@@ -67,7 +65,7 @@ class AuthComponent(ServiceComponent):
         self.use_cases = AuthUseCases(
             database=database,
             repository=AuthRepository(),
-            users=GrpcUserDirectory(channel=channel),
+            users=GrpcUserDirectory(stub=runtime.users()),
             passwords=PasswordHasher(
                 time_cost=s.argon2_time_cost,
                 memory_cost_kib=s.argon2_memory_cost_kib,
@@ -77,7 +75,12 @@ class AuthComponent(ServiceComponent):
                 queue_timeout_seconds=s.argon2_queue_timeout_seconds,
             ),
             tokens=tokens,
-            limiter=self._limiter(redis),
+            limiter=login_limiter(
+                runtime.rate_limiter(redis),
+                per_account=s.login_failures_per_account,
+                per_account_address=s.login_failures_per_account_address,
+                per_address=s.login_failures_per_address,
+            ),
             revocations=revoker,
         )
         # Before serving: a Redis restarted empty is re-warmed from the record, and logouts
@@ -123,18 +126,6 @@ class AuthComponent(ServiceComponent):
             return load_key_file(self.settings.auth_signing_key_file)
         async with database.transaction() as session:
             return await load_or_create_db_key(session)
-
-    def _limiter(self, redis: Redis) -> LoginLimiter:
-        s = self.settings
-        if not s.rate_limits_enabled:
-            return DisabledLoginLimiter()
-        return redis_login_limiter(
-            redis_url=s.redis_url,
-            connection_pool=redis.connection_pool,
-            per_account=s.login_failures_per_account,
-            per_account_address=s.login_failures_per_account_address,
-            per_address=s.login_failures_per_address,
-        )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

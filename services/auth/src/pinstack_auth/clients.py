@@ -13,8 +13,8 @@ __all__ = ["GrpcUserDirectory"]
 
 
 class GrpcUserDirectory:
-    def __init__(self, *, channel: grpc.aio.Channel) -> None:
-        self._stub = user_pb2_grpc.UserServiceStub(channel)
+    def __init__(self, *, stub: user_pb2_grpc.UserServiceAsyncStub) -> None:
+        self._stub = stub
 
     async def create_user(
         self, *, username: str, email: str, full_name: str, bio: str, avatar_url: str

@@ -22,19 +22,18 @@ lost counter store must not lock every user out, and Argon2 already makes each g
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from pinstack_common.errors import RateLimitedError
 from pinstack_common.failopen import FailOpen
+from pinstack_common.ratelimit import refusal
 
-__all__ = ["DisabledLoginLimiter", "LoginLimiter", "RedisLoginLimiter", "redis_login_limiter"]
+__all__ = ["DisabledLoginLimiter", "LoginLimiter", "RedisLoginLimiter", "login_limiter"]
 
 _NAMESPACE = "login-failures"
 
@@ -95,8 +94,7 @@ class RedisLoginLimiter:
         ]
 
     async def _refuse(self, item: RateLimitItem, key: str) -> RateLimitedError:
-        stats = await self._limiter.get_window_stats(item, _NAMESPACE, key)
-        return RateLimitedError(retry_after=math.ceil(stats.reset_time - self._wall_clock()))
+        return await refusal(self._limiter, item, _NAMESPACE, key, wall_clock=self._wall_clock)
 
     async def check_address(self, *, address: str) -> None:
         with self._store.guard():
@@ -122,23 +120,18 @@ class RedisLoginLimiter:
                 await self._limiter.clear(item, _NAMESPACE, key)
 
 
-def redis_login_limiter(
+def login_limiter(
+    windows: MovingWindowRateLimiter | None,
     *,
-    redis_url: str,
-    connection_pool: Any,
     per_account: str,
     per_account_address: str,
     per_address: str,
-) -> RedisLoginLimiter:
-    """A limiter sharing the component's Redis connection pool (closed with it)."""
-    storage = RedisStorage(
-        f"async+{redis_url}",
-        implementation="redispy",
-        key_prefix="pinstack:auth:limits",
-        connection_pool=connection_pool,
-    )
+) -> LoginLimiter:
+    """The limiter over ``windows`` (the runtime's; None when rate limits are off)."""
+    if windows is None:
+        return DisabledLoginLimiter()
     return RedisLoginLimiter(
-        limiter=MovingWindowRateLimiter(storage),
+        limiter=windows,
         per_account=parse_many(per_account),
         per_account_address=parse_many(per_account_address),
         per_address=parse_many(per_address),

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, delete, exists, func, select, update
+from sqlalchemy import Row, bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,14 +102,7 @@ class Revoker:
                 ).returning(_table.c.key, _table.c.value, _table.c.expires_at)
             )
         ).all()
-        entries = [
-            RevocationEntry(
-                key=row.key,
-                value=int(row.value),
-                ttl_seconds=(row.expires_at - now).total_seconds(),
-            )
-            for row in stored
-        ]
+        entries = _entries(stored, now=now)
         # Written through before the commit: once the caller hears "logged out", the edge
         # refuses the token. If the commit then fails, Redis refuses a token that still holds:
         # the safe direction, and it expires with the token.
@@ -161,14 +155,7 @@ class Revoker:
             query = query.where(~_table.c.cached)
         async with self._db.read() as session:
             rows = (await session.execute(query)).all()
-        entries = [
-            RevocationEntry(
-                key=row.key,
-                value=int(row.value),
-                ttl_seconds=(row.expires_at - now).total_seconds(),
-            )
-            for row in rows
-        ]
+        entries = _entries(rows, now=now)
         await self._cache.store(entries)
         if entries:
             async with self._db.transaction() as session:
@@ -180,6 +167,16 @@ class Revoker:
         elif entries:
             log.info("revocations replayed into the cache", count=len(entries))
         return len(entries)
+
+
+def _entries(rows: Iterable[Row[Any, Any, Any]], *, now: datetime) -> list[RevocationEntry]:
+    """Stored rows (key, value, expires_at) as the cache takes them: a TTL counted from now."""
+    return [
+        RevocationEntry(
+            key=row.key, value=int(row.value), ttl_seconds=(row.expires_at - now).total_seconds()
+        )
+        for row in rows
+    ]
 
 
 async def _mark_cached(session: AsyncSession, entries: list[RevocationEntry]) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pinstack.user.v1 import user_pb2
 from pinstack_common.timestamps import from_timestamp, to_timestamp
 
-__all__ = ["Profile", "profile_from_proto", "profile_to_proto"]
+__all__ = ["Profile", "profile_from_proto", "profile_scalars", "profile_to_proto"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +33,15 @@ class Profile:
 _SCALARS = ("id", "username", "email", "full_name", "bio", "avatar_url")
 
 
+def profile_scalars(profile: Profile) -> dict[str, Any]:
+    """The fields every message carrying a profile has (``User``, the post service's
+    ``Author``): all but the timestamps, as keyword arguments for the message."""
+    return {name: getattr(profile, name) for name in _SCALARS}
+
+
 def profile_to_proto(profile: Profile) -> user_pb2.User:
     return user_pb2.User(
-        **{name: getattr(profile, name) for name in _SCALARS},
+        **profile_scalars(profile),
         created_at=to_timestamp(profile.created_at),
         updated_at=to_timestamp(profile.updated_at),
     )

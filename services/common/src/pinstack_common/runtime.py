@@ -15,20 +15,24 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
+from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
+from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.cache import open_redis
 from pinstack_common.db import Database
 from pinstack_common.events import EventConsumer, EventTransport, Outbox, OutboxRelay
 from pinstack_common.events.kafka import KafkaTransport
 from pinstack_common.grpc_client import open_channel
 from pinstack_common.grpc_server import GrpcServer, Registration
+from pinstack_common.ratelimit import moving_window
 from pinstack_common.settings import ServiceSettings
 from pinstack_common.telemetry import traced_transport
 from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_common.user_directory import GrpcUserDirectory
 
 __all__ = ["EventHandlers", "ServiceComponent", "ServiceRuntime"]
 
@@ -64,6 +68,17 @@ class ServiceRuntime:
         self._stack.push_async_callback(redis.aclose)
         return redis
 
+    def rate_limiter(self, redis: Redis) -> MovingWindowRateLimiter | None:
+        """Moving windows counted in ``redis``; None when ``rate_limits_enabled`` is off
+        (benchmarks, load tests)."""
+        if not self.settings.rate_limits_enabled:
+            return None
+        return moving_window(
+            redis_url=self.settings.redis_url,
+            connection_pool=redis.connection_pool,
+            component=self.name,
+        )
+
     def channel(self, *, address: str, service: str) -> grpc.aio.Channel:
         channel = open_channel(
             address=address,
@@ -73,6 +88,16 @@ class ServiceRuntime:
         )
         self._stack.push_async_callback(channel.close)
         return channel
+
+    def users(self) -> user_pb2_grpc.UserServiceAsyncStub:
+        """A stub for the user service, the peer that most services ask."""
+        return user_pb2_grpc.UserServiceStub(
+            self.channel(address=self.settings.user_addr, service="user")
+        )
+
+    def user_directory(self) -> GrpcUserDirectory:
+        """The user service's existence checks and batched profiles."""
+        return GrpcUserDirectory(stub=self.users())
 
     def token_verifier(self) -> AccessTokenVerifier:
         """Verifies callers' access tokens with the auth service's published keys."""

@@ -18,18 +18,16 @@ from functools import partial
 from redis.asyncio import Redis
 
 from pinstack.notification.v1 import notification_pb2_grpc
-from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.db import Database
 from pinstack_common.events import EventTransport, Outbox
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 from pinstack_notification.broadcaster import NotificationBroadcaster
-from pinstack_notification.clients import GrpcUserDirectory
 from pinstack_notification.events import CONSUMED_TOPICS, NotificationEvents, handlers
 from pinstack_notification.grpc_api import NotificationServicer
 from pinstack_notification.models import outbox as outbox_table
 from pinstack_notification.models import processed_events
 from pinstack_notification.push import RedisPush, open_reader
-from pinstack_notification.ratelimit import DisabledSendLimiter, SendLimiter, redis_send_limiter
+from pinstack_notification.ratelimit import send_limiter
 from pinstack_notification.repository import NotificationRepository
 from pinstack_notification.settings import NotificationSettings
 from pinstack_notification.usecases import NotificationUseCases
@@ -51,16 +49,6 @@ class NotificationComponent(ServiceComponent):
         self.broadcaster = NotificationBroadcaster(queue_size=settings.stream_queue_size)
         self.use_cases: NotificationUseCases | None = None
 
-    def _limiter(self, redis: Redis) -> SendLimiter:
-        settings = self.settings
-        if not settings.rate_limits_enabled:
-            return DisabledSendLimiter()
-        return redis_send_limiter(
-            redis_url=settings.redis_url,
-            connection_pool=redis.connection_pool,
-            limits=settings.send_rate_limit,
-        )
-
     async def _push(self, runtime: ServiceRuntime, redis: Redis) -> RedisPush:
         reader = open_reader(self.settings.redis_url)
         runtime.on_close(reader.aclose)
@@ -80,15 +68,12 @@ class NotificationComponent(ServiceComponent):
         self.database = runtime.database()
         redis = runtime.redis()
         outbox = Outbox(table=outbox_table)
-        users = user_pb2_grpc.UserServiceStub(
-            runtime.channel(address=settings.user_addr, service="user")
-        )
         self.use_cases = NotificationUseCases(
             database=self.database,
             repository=NotificationRepository(),
             events=NotificationEvents(outbox=outbox, push=await self._push(runtime, redis)),
-            users=GrpcUserDirectory(stub=users),
-            limiter=self._limiter(redis),
+            users=runtime.user_directory(),
+            limiter=send_limiter(runtime.rate_limiter(redis), limits=settings.send_rate_limit),
             max_limit=settings.feed_max_limit,
         )
         await runtime.relay(database=self.database, outbox=outbox)

@@ -6,19 +6,17 @@ losing the counter store must not stop notifications.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from pinstack_common.errors import RateLimitedError
 from pinstack_common.failopen import FailOpen
+from pinstack_common.ratelimit import refusal
 
-__all__ = ["DisabledSendLimiter", "RedisSendLimiter", "SendLimiter", "redis_send_limiter"]
+__all__ = ["DisabledSendLimiter", "RedisSendLimiter", "SendLimiter", "send_limiter"]
 
 _NAMESPACE = "notification-send"
 
@@ -53,18 +51,13 @@ class RedisSendLimiter:
         with self._store.guard():
             for item in self._limits:
                 if not await self._limiter.hit(item, _NAMESPACE, key):
-                    stats = await self._limiter.get_window_stats(item, _NAMESPACE, key)
-                    raise RateLimitedError(
-                        retry_after=math.ceil(stats.reset_time - self._wall_clock())
+                    raise await refusal(
+                        self._limiter, item, _NAMESPACE, key, wall_clock=self._wall_clock
                     )
 
 
-def redis_send_limiter(*, redis_url: str, connection_pool: Any, limits: str) -> RedisSendLimiter:
-    """A limiter sharing the component's Redis connection pool (closed with it)."""
-    storage = RedisStorage(
-        f"async+{redis_url}",
-        implementation="redispy",
-        key_prefix="pinstack:notification:limits",
-        connection_pool=connection_pool,
-    )
-    return RedisSendLimiter(limiter=MovingWindowRateLimiter(storage), limits=parse_many(limits))
+def send_limiter(windows: MovingWindowRateLimiter | None, *, limits: str) -> SendLimiter:
+    """The limiter over ``windows`` (the runtime's; None when rate limits are off)."""
+    if windows is None:
+        return DisabledSendLimiter()
+    return RedisSendLimiter(limiter=windows, limits=parse_many(limits))

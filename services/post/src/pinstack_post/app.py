@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import partial
 
 from pinstack.post.v1 import post_pb2_grpc
-from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.cache import Cache
 from pinstack_common.db import Database
 from pinstack_common.events import EventTransport, Outbox
@@ -35,15 +34,12 @@ class PostComponent(ServiceComponent):
         self.database = runtime.database()
         redis = runtime.redis()
         post_outbox = Outbox(table=outbox)
-        users = user_pb2_grpc.UserServiceStub(
-            runtime.channel(address=settings.user_addr, service="user")
-        )
         self.use_cases = PostUseCases(
             database=self.database,
             repository=PostRepository(),
             events=PostEvents(outbox=post_outbox),
             authors=AuthorDirectory(
-                users=users,
+                users=runtime.user_directory(),
                 cache=Cache(
                     redis=redis, component=self.name, ttl_seconds=settings.author_cache_ttl_seconds
                 ),

@@ -1,4 +1,4 @@
-"""Authors as the post service sees them: summaries from the user service, cached in Redis.
+"""Authors as the post service sees them: profiles from the user service, cached in Redis.
 
 A page of posts needs its authors' profiles; :meth:`AuthorDirectory.get_many` answers from the
 cache and asks the user service for the rest in ONE batched ``GetUsers`` call, so the cost of a
@@ -8,76 +8,50 @@ page does not grow with its size. An id missing from the answer is an author who
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-import grpc
 from pydantic import TypeAdapter
 
-from pinstack.user.v1 import user_pb2, user_pb2_grpc
 from pinstack_common.cache import Cache
-from pinstack_common.grpc_client import domain_error
+from pinstack_common.profiles import Profile
+from pinstack_common.user_directory import GrpcUserDirectory
 
-__all__ = ["AuthorDirectory", "AuthorRecord"]
-
-
-@dataclass(frozen=True, slots=True)
-class AuthorRecord:
-    id: int
-    username: str
-    email: str
-    full_name: str
-    bio: str
-    avatar_url: str
-
+__all__ = ["AuthorDirectory"]
 
 # Typed both ways (``json.loads`` answers Any), and a cached entry is checked when read.
-_RECORD = TypeAdapter(AuthorRecord)
+_PROFILE = TypeAdapter(Profile)
 
 
 def _key(author_id: int) -> str:
-    return f"author:{author_id}"
+    # Not ``author:<id>``: an older release cached a summary without timestamps there.
+    return f"author-profile:{author_id}"
 
 
 class AuthorDirectory:
-    def __init__(self, *, users: user_pb2_grpc.UserServiceAsyncStub, cache: Cache) -> None:
+    def __init__(self, *, users: GrpcUserDirectory, cache: Cache) -> None:
         self._users = users
         self._cache = cache
 
-    async def get_many(self, ids: Iterable[int]) -> dict[int, AuthorRecord]:
+    async def get_many(self, ids: Iterable[int]) -> dict[int, Profile]:
         wanted = sorted(set(ids))
-        found: dict[int, AuthorRecord] = {}
+        found: dict[int, Profile] = {}
         for author_id, raw in zip(
             wanted, await self._cache.get_many([_key(i) for i in wanted]), strict=True
         ):
             if raw is not None:
-                found[author_id] = _RECORD.validate_json(raw)
+                found[author_id] = _PROFILE.validate_json(raw)
         missing = [author_id for author_id in wanted if author_id not in found]
         if not missing:
             return found
-        try:
-            answer = await self._users.GetUsers(user_pb2.GetUsersRequest(ids=missing))
-        except grpc.aio.AioRpcError as error:
-            # Posts are useless without their authors: the user service's failure is ours.
-            raise domain_error(error) from error
-        fetched = {
-            user.id: AuthorRecord(
-                id=user.id,
-                username=user.username,
-                email=user.email,
-                full_name=user.full_name,
-                bio=user.bio,
-                avatar_url=user.avatar_url,
-            )
-            for user in answer.users
-        }
+        # Posts are useless without their authors: the user service's failure is ours.
+        fetched = {user.id: user for user in await self._users.get_many(missing)}
         await self._cache.set_many(
-            {_key(i): _RECORD.dump_json(author) for i, author in fetched.items()}
+            {_key(i): _PROFILE.dump_json(author) for i, author in fetched.items()}
         )
         return found | fetched
 
-    async def get(self, author_id: int) -> AuthorRecord | None:
+    async def get(self, author_id: int) -> Profile | None:
         return (await self.get_many([author_id])).get(author_id)
 
     async def forget(self, author_id: int) -> None:
-        """Drop the cached summary, so the next read shows the author's current profile."""
+        """Drop the cached profile, so the next read shows the author's current one."""
         await self._cache.delete(_key(author_id))

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pinstack.post.v1 import post_pb2, post_pb2_grpc
+from pinstack_common.profiles import profile_scalars
 from pinstack_common.timestamps import from_timestamp, to_timestamp
 from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_post.repository import MediaInput, PostFilter
@@ -19,17 +20,10 @@ def _media(items: Iterable[post_pb2.MediaInput]) -> list[MediaInput]:
 
 
 def to_proto(authored: AuthoredPost) -> post_pb2.Post:
-    post, author = authored.post, authored.author
+    post = authored.post
     return post_pb2.Post(
         id=post.id,
-        author=post_pb2.Author(
-            id=author.id,
-            username=author.username,
-            email=author.email,
-            full_name=author.full_name,
-            bio=author.bio,
-            avatar_url=author.avatar_url,
-        ),
+        author=post_pb2.Author(**profile_scalars(authored.author)),
         title=post.title,
         content=post.content,
         created_at=to_timestamp(post.created_at),

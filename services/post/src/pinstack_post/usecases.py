@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
 from pinstack_common.errors import NotFoundError
+from pinstack_common.profiles import Profile
 from pinstack_common.tokens import Identity
 from pinstack_common.validation import PAGE_LIMIT_MAX
-from pinstack_post.authors import AuthorDirectory, AuthorRecord
+from pinstack_post.authors import AuthorDirectory
 from pinstack_post.caching import PostCache
 from pinstack_post.events import PostEvents
 from pinstack_post.metrics import POSTS_CREATED
@@ -39,7 +40,7 @@ __all__ = ["AuthoredPost", "PostChanges", "PostUseCases"]
 @dataclass(frozen=True, slots=True)
 class AuthoredPost:
     post: PostRecord
-    author: AuthorRecord
+    author: Profile
 
 
 @dataclass(frozen=True, slots=True)

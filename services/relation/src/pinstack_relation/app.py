@@ -11,10 +11,8 @@ from __future__ import annotations
 from functools import partial
 
 from pinstack.relation.v1 import relation_pb2_grpc
-from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.events import EventTransport, Outbox
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
-from pinstack_relation.clients import GrpcUserDirectory
 from pinstack_relation.events import CONSUMED_TOPICS, RelationEvents, handlers
 from pinstack_relation.grpc_api import RelationServicer
 from pinstack_relation.models import outbox as outbox_table
@@ -37,14 +35,11 @@ class RelationComponent(ServiceComponent):
         settings = self.settings
         database = runtime.database()
         outbox = Outbox(table=outbox_table)
-        users = user_pb2_grpc.UserServiceStub(
-            runtime.channel(address=settings.user_addr, service="user")
-        )
         self.use_cases = RelationUseCases(
             database=database,
             repository=RelationRepository(),
             events=RelationEvents(outbox=outbox),
-            users=GrpcUserDirectory(stub=users),
+            users=runtime.user_directory(),
             max_limit=settings.list_max_limit,
         )
         await runtime.relay(database=database, outbox=outbox)

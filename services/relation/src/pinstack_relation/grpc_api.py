@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pinstack.relation.v1 import relation_pb2, relation_pb2_grpc
+from pinstack_common.profiles import Profile
 from pinstack_common.tokens import AccessTokenVerifier
-from pinstack_relation.clients import RelatedUser
 from pinstack_relation.usecases import RelationUseCases
 
 __all__ = ["RelationServicer"]
@@ -14,7 +14,7 @@ __all__ = ["RelationServicer"]
 DEFAULT_LIMIT = 20
 
 
-def _listing(users: list[RelatedUser], total: int) -> relation_pb2.ListRelationsResponse:
+def _listing(users: list[Profile], total: int) -> relation_pb2.ListRelationsResponse:
     return relation_pb2.ListRelationsResponse(
         users=[
             relation_pb2.RelatedUser(id=u.id, username=u.username, avatar_url=u.avatar_url)

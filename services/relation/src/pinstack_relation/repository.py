@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Column, delete, func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,24 +34,6 @@ class RelationRepository:
         )
         return (await session.execute(statement)).first() is not None
 
-    async def followers(
-        self, session: AsyncSession, *, user_id: int, offset: int, limit: int
-    ) -> tuple[list[int], int]:
-        """Ids of those who follow ``user_id``, newest follow first, and their total."""
-        return await self._page(
-            session, match=follows.c.followee_id, other=follows.c.follower_id,
-            user_id=user_id, offset=offset, limit=limit,
-        )  # fmt: skip
-
-    async def followees(
-        self, session: AsyncSession, *, user_id: int, offset: int, limit: int
-    ) -> tuple[list[int], int]:
-        """Ids of those ``user_id`` follows, newest follow first, and their total."""
-        return await self._page(
-            session, match=follows.c.follower_id, other=follows.c.followee_id,
-            user_id=user_id, offset=offset, limit=limit,
-        )  # fmt: skip
-
     async def delete_user(self, session: AsyncSession, user_id: int) -> list[Follow]:
         """Remove every follow from or to ``user_id``; return the removed pairs."""
         statement = (
@@ -63,16 +43,16 @@ class RelationRepository:
         )
         return [(int(a), int(b)) for a, b in (await session.execute(statement)).all()]
 
-    async def _page(
-        self,
-        session: AsyncSession,
-        *,
-        match: Column[Any],
-        other: Column[Any],
-        user_id: int,
-        offset: int,
-        limit: int,
+    async def related(
+        self, session: AsyncSession, *, user_id: int, followers: bool, offset: int, limit: int
     ) -> tuple[list[int], int]:
+        """Ids of those who follow ``user_id`` (``followers``) or whom it follows, newest follow
+        first, and their total."""
+        match, other = (
+            (follows.c.followee_id, follows.c.follower_id)
+            if followers
+            else (follows.c.follower_id, follows.c.followee_id)
+        )
         total = (
             await session.execute(select(func.count()).select_from(follows).where(match == user_id))
         ).scalar_one()

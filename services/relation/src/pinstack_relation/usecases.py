@@ -8,9 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from pinstack_common.profiles import Profile
 from pinstack_common.tokens import Identity
 from pinstack_common.validation import PAGE_LIMIT_MAX, VALIDATION_FAILED
-from pinstack_relation.clients import RelatedUser, UserDirectory
+from pinstack_relation.clients import UserDirectory
 from pinstack_relation.events import RelationEvents
 from pinstack_relation.metrics import FOLLOWS
 from pinstack_relation.repository import RelationRepository
@@ -54,14 +55,10 @@ class RelationUseCases:
                 raise NotFoundError("follow relation not found")
             await self.events.deleted(session, follower_id=caller.user_id, followee_id=followee_id)
 
-    async def followers(
-        self, *, user_id: int, page: int, limit: int
-    ) -> tuple[list[RelatedUser], int]:
+    async def followers(self, *, user_id: int, page: int, limit: int) -> tuple[list[Profile], int]:
         return await self._list(user_id=user_id, page=page, limit=limit, followers=True)
 
-    async def followees(
-        self, *, user_id: int, page: int, limit: int
-    ) -> tuple[list[RelatedUser], int]:
+    async def followees(self, *, user_id: int, page: int, limit: int) -> tuple[list[Profile], int]:
         return await self._list(user_id=user_id, page=page, limit=limit, followers=False)
 
     async def forget_user(self, user_id: int, session: AsyncSession | None = None) -> int:
@@ -80,14 +77,17 @@ class RelationUseCases:
 
     async def _list(
         self, *, user_id: int, page: int, limit: int, followers: bool
-    ) -> tuple[list[RelatedUser], int]:
+    ) -> tuple[list[Profile], int]:
         _require_positive(user_id)
         if page < 1 or not 1 <= limit <= self.max_limit:
             raise InvalidArgumentError(VALIDATION_FAILED)
         async with self.database.read() as session:
-            query = self.repository.followers if followers else self.repository.followees
-            ids, total = await query(
-                session, user_id=user_id, offset=(page - 1) * limit, limit=limit
+            ids, total = await self.repository.related(
+                session,
+                user_id=user_id,
+                followers=followers,
+                offset=(page - 1) * limit,
+                limit=limit,
             )
         # An unknown user has no follows; only then is the extra lookup needed for the 404.
         if total == 0 and not await self.users.exists(user_id):
