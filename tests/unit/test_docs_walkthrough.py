@@ -57,7 +57,7 @@ def test_every_cited_name_exists_and_is_on_the_page(module: str, attribute: str)
     target: object = importlib.import_module(module)
     for part in attribute.split("."):
         target = getattr(target, part)
-    assert attribute.split(".")[-1] in PAGE
+    assert attribute.rsplit(".", maxsplit=1)[-1] in PAGE
 
 
 def test_every_path_on_the_page_exists() -> None:

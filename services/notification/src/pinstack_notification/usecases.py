@@ -17,7 +17,7 @@ from pinstack_common.authorization import require_owner
 from pinstack_common.db import Database
 from pinstack_common.errors import InvalidArgumentError, NotFoundError
 from pinstack_common.tokens import Identity
-from pinstack_common.validation import PAGE_LIMIT_MAX, VALIDATION_FAILED
+from pinstack_common.validation import PAGE_LIMIT_MAX, VALIDATION_FAILED, positive_id
 from pinstack_notification.clients import UserDirectory
 from pinstack_notification.events import NotificationEvents
 from pinstack_notification.ratelimit import SendLimiter
@@ -68,12 +68,12 @@ class NotificationUseCases:
             return await self.repository.unread_count(session, caller.user_id)
 
     async def get(self, *, caller: Identity, notification_id: int) -> NotificationRecord:
-        _require_positive(notification_id)
+        positive_id(notification_id)
         async with self.database.read() as session:
             return _owned(caller, await self.repository.get(session, notification_id))
 
     async def mark_read(self, *, caller: Identity, notification_id: int) -> None:
-        _require_positive(notification_id)
+        positive_id(notification_id)
         async with self.database.transaction() as session:
             record = _owned(caller, await self.repository.get(session, notification_id))
             if not record.is_read:
@@ -84,7 +84,7 @@ class NotificationUseCases:
             return await self.repository.mark_all_read(session, caller.user_id)
 
     async def delete(self, *, caller: Identity, notification_id: int) -> None:
-        _require_positive(notification_id)
+        positive_id(notification_id)
         async with self.database.transaction() as session:
             _owned(caller, await self.repository.get(session, notification_id))
             await self.repository.delete(session, notification_id)
@@ -92,7 +92,7 @@ class NotificationUseCases:
     async def send(
         self, *, caller: Identity, user_id: int, type: str, payload_json: str
     ) -> NotificationRecord:
-        _require_positive(user_id)
+        positive_id(user_id)
         if not type.strip() or len(type) > TYPE_MAX or type.strip().lower() in SYSTEM_TYPES:
             raise InvalidArgumentError(VALIDATION_FAILED)
         payload = _normalised_payload(payload_json)
@@ -178,11 +178,6 @@ def _normalised_payload(payload_json: str) -> str | None:
     except (ValueError, RecursionError) as error:
         raise InvalidArgumentError("invalid input") from error
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _require_positive(value: int) -> None:
-    if value <= 0:
-        raise InvalidArgumentError(VALIDATION_FAILED)
 
 
 def _owned(caller: Identity, record: NotificationRecord | None) -> NotificationRecord:

@@ -17,7 +17,7 @@ from pinstack_common.db import Database
 from pinstack_common.errors import NotFoundError
 from pinstack_common.profiles import Profile
 from pinstack_common.tokens import Identity
-from pinstack_common.validation import PAGE_LIMIT_MAX
+from pinstack_common.validation import PAGE_LIMIT_MAX, positive_id
 from pinstack_post.authors import AuthorDirectory
 from pinstack_post.caching import PostCache
 from pinstack_post.events import PostEvents
@@ -27,7 +27,6 @@ from pinstack_post.validation import (
     validate_content,
     validate_media,
     validate_page,
-    validate_positive_id,
     validate_range,
     validate_tag,
     validate_tags,
@@ -94,7 +93,7 @@ class PostUseCases:
         return AuthoredPost(post=post, author=author)
 
     async def get(self, post_id: int) -> AuthoredPost:
-        validate_positive_id(post_id)
+        positive_id(post_id)
         post = await self.cache.get(post_id)
         if post is None:
             async with self.database.read() as session:
@@ -116,7 +115,7 @@ class PostUseCases:
         limit = self.default_limit if limit is None else limit
         validate_page(offset=offset, limit=limit, max_limit=self.max_limit)
         if where.author_id is not None:
-            validate_positive_id(where.author_id)
+            positive_id(where.author_id)
         validate_range(where.created_after, where.created_before)
         if where.tag is not None:
             where = PostFilter(
@@ -140,7 +139,7 @@ class PostUseCases:
         return shown, max(0, total - (len(page) - len(shown)))
 
     async def update(self, *, caller: Identity, post_id: int, changes: PostChanges) -> AuthoredPost:
-        validate_positive_id(post_id)
+        positive_id(post_id)
         values: dict[str, str] = {}
         if changes.title is not None:
             values["title"] = validate_title(changes.title)
@@ -162,7 +161,7 @@ class PostUseCases:
         return AuthoredPost(post=post, author=author)
 
     async def delete(self, *, caller: Identity, post_id: int) -> None:
-        validate_positive_id(post_id)
+        positive_id(post_id)
         async with self.database.transaction() as session:
             existing = await self.repository.get(session, post_id, for_update=True)
             post = _require_author(existing, caller)

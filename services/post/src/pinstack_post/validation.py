@@ -23,7 +23,6 @@ __all__ = [
     "validate_content",
     "validate_media",
     "validate_page",
-    "validate_positive_id",
     "validate_range",
     "validate_tag",
     "validate_tags",
@@ -42,12 +41,6 @@ TAGS_PER_POST_MAX = 100
 
 def _fail() -> InvalidArgumentError:
     return InvalidArgumentError(VALIDATION_FAILED)
-
-
-def validate_positive_id(value: int) -> int:
-    if value <= 0:
-        raise _fail()
-    return value
 
 
 def validate_title(title: str) -> str:

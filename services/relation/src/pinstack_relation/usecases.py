@@ -10,7 +10,7 @@ from pinstack_common.db import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from pinstack_common.profiles import Profile
 from pinstack_common.tokens import Identity
-from pinstack_common.validation import PAGE_LIMIT_MAX, VALIDATION_FAILED
+from pinstack_common.validation import PAGE_LIMIT_MAX, VALIDATION_FAILED, positive_id
 from pinstack_relation.clients import UserDirectory
 from pinstack_relation.events import RelationEvents
 from pinstack_relation.metrics import FOLLOWS
@@ -28,7 +28,7 @@ class RelationUseCases:
     max_limit: int = PAGE_LIMIT_MAX
 
     async def follow(self, *, caller: Identity, followee_id: int) -> None:
-        _require_positive(followee_id)
+        positive_id(followee_id)
         if followee_id == caller.user_id:
             raise InvalidArgumentError("cannot follow yourself")
         # Checked before the transaction: no connection is held while the user service answers.
@@ -44,7 +44,7 @@ class RelationUseCases:
         FOLLOWS.inc()
 
     async def unfollow(self, *, caller: Identity, followee_id: int) -> None:
-        _require_positive(followee_id)
+        positive_id(followee_id)
         if followee_id == caller.user_id:
             raise InvalidArgumentError("cannot unfollow yourself")
         async with self.database.transaction() as session:
@@ -78,7 +78,7 @@ class RelationUseCases:
     async def _list(
         self, *, user_id: int, page: int, limit: int, followers: bool
     ) -> tuple[list[Profile], int]:
-        _require_positive(user_id)
+        positive_id(user_id)
         if page < 1 or not 1 <= limit <= self.max_limit:
             raise InvalidArgumentError(VALIDATION_FAILED)
         async with self.database.read() as session:
@@ -95,8 +95,3 @@ class RelationUseCases:
         # One batched lookup per page, reassembled in the page's order.
         by_id = {user.id: user for user in await self.users.get_many(ids)}
         return [by_id[i] for i in ids if i in by_id], total
-
-
-def _require_positive(value: int) -> None:
-    if value <= 0:
-        raise InvalidArgumentError(VALIDATION_FAILED)

@@ -15,6 +15,7 @@ from pinstack_common.validation import (
     PAGE_LIMIT_MAX,
     USERNAME_MAX,
     VALIDATION_FAILED,
+    positive_id,
     validate_avatar_url,
     validate_email,
     validate_username,
@@ -59,7 +60,7 @@ class UserUseCases:
         return user
 
     async def get(self, user_id: int) -> Profile:
-        require_positive_id(user_id)
+        positive_id(user_id)
         async with self.database.read() as session:
             return _found(await self.repository.get(session, user_id))
 
@@ -94,7 +95,7 @@ class UserUseCases:
             )
 
     async def update(self, *, caller: Identity, user_id: int, changes: ProfileChanges) -> Profile:
-        require_positive_id(user_id)
+        positive_id(user_id)
         changes = dict(changes)
         if "username" in changes:
             changes["username"] = validate_username(changes["username"])
@@ -109,7 +110,7 @@ class UserUseCases:
         return await self._change(caller=caller, user_id=user_id, values={"avatar_url": avatar_url})
 
     async def delete(self, *, caller: Identity, user_id: int) -> None:
-        require_positive_id(user_id)
+        positive_id(user_id)
         async with self.database.transaction() as session:
             if await self.repository.get(session, user_id) is None:
                 raise NotFoundError("user not found")
@@ -130,11 +131,6 @@ class UserUseCases:
 
 def require_max_length(value: str, limit: int) -> None:
     if len(value) > limit:
-        raise InvalidArgumentError(VALIDATION_FAILED)
-
-
-def require_positive_id(value: int) -> None:
-    if value <= 0:
         raise InvalidArgumentError(VALIDATION_FAILED)
 
 
