@@ -44,6 +44,7 @@ OTHER: tuple[tuple[str, str, str, str], ...] = (
      "pinstack_devinfra.cluster (image builds)", "—"),
     ("PINSTACK_CLUSTER_ATTACH", "unset", "tests/cluster (reuse a running cluster)", "—"),
     ("PINSTACK_PROPERTY_EXAMPLES", "`100`", "tests/property (examples per test)", "—"),
+    ("PINSTACK_CHROMIUM", "`chromium` on PATH", "tests/contract (Swagger UI in a browser)", "—"),
     ("PINSTACK_BENCH_EDGES", "per profile", "bench/seed.py", "—"),
 )  # fmt: skip
 

@@ -86,6 +86,7 @@ def test_stop_processes_escalates_past_an_ignored_sigterm() -> None:
     finally:
         stubborn.kill()
         stubborn.wait()
+        stubborn.stdout.close()  # else its GC warns (an error under strict pytest) in a later test
 
 
 def test_stop_processes_ends_a_well_behaved_process_with_the_first_signal(
