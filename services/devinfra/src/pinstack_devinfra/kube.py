@@ -231,10 +231,11 @@ class KubeApiServer:
         self._write_kubeconfig(certs)
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
-        process = subprocess.Popen(  # noqa: S603 - a cached binary and our own flags, no shell
-            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # The child keeps its own copy of the descriptor; ours is closed once it has started.
+        with (self.workdir / f"{name}.log").open("wb") as log:
+            process = subprocess.Popen(  # noqa: S603 - a cached binary and our own flags, no shell
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self._processes.append(process)
 
     def _wait_http(self, url: str, what: str, *, ssl_context: ssl.SSLContext | None) -> None:

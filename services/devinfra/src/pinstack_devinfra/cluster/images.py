@@ -133,11 +133,12 @@ class ImageBuilder:
         )
         assert process.stdout is not None
         lines: list[str] = []
-        for line in process.stdout:
-            lines.append(line)
-            # A cold build runs minutes: show each Dockerfile step as it starts.
-            if not quiet and line.startswith("STEP"):
-                log(f"  {line.rstrip()[:140]}")
+        with process.stdout:  # closed here, not by a GC warning at an arbitrary later moment
+            for line in process.stdout:
+                lines.append(line)
+                # A cold build runs minutes: show each Dockerfile step as it starts.
+                if not quiet and line.startswith("STEP"):
+                    log(f"  {line.rstrip()[:140]}")
         output = "".join(lines)
         if process.wait() != 0:
             raise PodmanError(f"podman {' '.join(args[:3])} failed:\n{output[-6000:]}")
