@@ -4,7 +4,8 @@ The JSON files are committed (Grafana, the chart and reviewers read them); this 
 source. Regenerate with ``uv run python dashboards/generate.py`` and then
 ``uv run python -m pinstack_devinfra.tools sync`` to refresh the chart's copies.
 tests/unit/test_dashboards.py fails when a committed file differs from what this script writes,
-and checks every metric queried against pinstack_common.metrics and the services' metrics.
+and checks every metric queried against pinstack_common.observability.metrics and the
+services' metrics.
 """
 
 from __future__ import annotations

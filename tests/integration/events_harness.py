@@ -24,7 +24,7 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, fun
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack.user.v1 import events_pb2
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.events import (
     EventConsumer,
     EventTransport,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import partial
 
 from pinstack.user.v1 import user_pb2_grpc
-from pinstack_common.grpc_server import GrpcServer
+from pinstack_common.grpc.server import GrpcServer
 
 __all__ = ["start_user_server"]
 

@@ -32,12 +32,12 @@ from pinstack_auth.keys import SigningKey
 from pinstack_auth.repository import AuthRepository
 from pinstack_auth.settings import AuthSettings
 from pinstack_common.context import caller_authorization
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
+from pinstack_common.db.migrations import upgrade
 from pinstack_common.errors import AlreadyExistsError, ForbiddenError, NotFoundError
 from pinstack_common.events import InProcessTransport
-from pinstack_common.grpc_client import open_channel
-from pinstack_common.migrations import upgrade
-from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_common.grpc.client import open_channel
+from pinstack_common.security.tokens import AccessTokenVerifier
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer
 from tests.integration.fake_users import start_user_server

@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner, Result
 
 from pinstack_cli.components import SERVICES, ServiceSpec
-from pinstack_common import migrations
+from pinstack_common.db import migrations
 from pinstack_devinfra.postgres import PostgresServer
 from tests.conftest import new_database
 

@@ -15,7 +15,8 @@ from pinstack.notification.v1.notification_pb2 import Notification
 from pinstack.relation.v1.events_pb2 import FollowCreated
 from pinstack.user.v1.events_pb2 import UserDeleted
 from pinstack_common.cache import open_redis
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
+from pinstack_common.db.migrations import upgrade
 from pinstack_common.errors import (
     ForbiddenError,
     InvalidArgumentError,
@@ -23,9 +24,8 @@ from pinstack_common.errors import (
     RateLimitedError,
 )
 from pinstack_common.events.outbox import Outbox
-from pinstack_common.migrations import upgrade
-from pinstack_common.ratelimit import moving_window
-from pinstack_common.tokens import Identity
+from pinstack_common.security.ratelimit import moving_window
+from pinstack_common.security.tokens import Identity
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer
 from pinstack_notification.app import MIGRATIONS_PACKAGE

@@ -19,12 +19,12 @@ from redis.asyncio import Redis
 from sqlalchemy import event, text
 
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
-from pinstack_common import migrations
+from pinstack_common.db import migrations
 from pinstack_common.errors import ForbiddenError, InvalidArgumentError, NotFoundError
 from pinstack_common.events import InProcessTransport
-from pinstack_common.grpc_server import GrpcServer
-from pinstack_common.metrics import CACHE_REQUESTS
-from pinstack_common.tokens import Identity
+from pinstack_common.grpc.server import GrpcServer
+from pinstack_common.observability.metrics import CACHE_REQUESTS
+from pinstack_common.security.tokens import Identity
 from pinstack_devinfra.ports import free_port
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer

@@ -11,12 +11,12 @@ from sqlalchemy import select
 
 from pinstack.relation.v1 import events_pb2
 from pinstack.user.v1.events_pb2 import UserDeleted
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
+from pinstack_common.db.migrations import upgrade
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from pinstack_common.events.outbox import Outbox
-from pinstack_common.migrations import upgrade
 from pinstack_common.profiles import Profile
-from pinstack_common.tokens import Identity
+from pinstack_common.security.tokens import Identity
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_relation.app import MIGRATIONS_PACKAGE
 from pinstack_relation.events import RelationEvents, handlers

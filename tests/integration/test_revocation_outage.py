@@ -24,10 +24,10 @@ from structlog.testing import capture_logs
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
 from pinstack_auth.app import MIGRATIONS_PACKAGE, AuthComponent, create_component
 from pinstack_auth.settings import AuthSettings
+from pinstack_common.db.migrations import upgrade
 from pinstack_common.errors import AlreadyExistsError, NotFoundError
 from pinstack_common.events import InProcessTransport
-from pinstack_common.metrics import CACHE_REQUESTS
-from pinstack_common.migrations import upgrade
+from pinstack_common.observability.metrics import CACHE_REQUESTS
 from pinstack_devinfra.ports import free_port
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer

@@ -34,10 +34,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from pinstack_cli.embedded import EmbeddedStack
-from pinstack_common import telemetry
 from pinstack_common.events import RELATION_EVENTS
 from pinstack_common.lifecycle import start_all, stop_all
-from pinstack_common.logging import configure_logging
+from pinstack_common.observability import telemetry
+from pinstack_common.observability.logging import configure_logging
 from tests.embedded import prepared_stack
 from tests.polling import eventually
 

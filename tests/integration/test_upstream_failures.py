@@ -3,7 +3,7 @@
 A real gateway in front of the real auth and post services, both calling a stand-in user
 service that can be made to fail. Registering reaches the user service through auth
 (``CreateUser``), creating a post through post (``GetUsers``); each failure of the user service
-must give the same status and message on both paths (``pinstack_common.grpc_client``).
+must give the same status and message on both paths (``pinstack_common.grpc.client``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
 from pinstack_auth.app import AuthComponent
 from pinstack_auth.settings import AuthSettings
-from pinstack_common import migrations
+from pinstack_common.db import migrations
 from pinstack_common.errors import NotFoundError, UnavailableError
 from pinstack_common.events import InProcessTransport
 from pinstack_devinfra.ports import free_port

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from pinstack.user.v1 import events_pb2
-from pinstack_common import migrations
-from pinstack_common.db import Database
+from pinstack_common.db import migrations
+from pinstack_common.db.database import Database
 from pinstack_common.errors import (
     AlreadyExistsError,
     ForbiddenError,
@@ -17,7 +17,7 @@ from pinstack_common.errors import (
     NotFoundError,
 )
 from pinstack_common.events import Outbox
-from pinstack_common.tokens import Identity
+from pinstack_common.security.tokens import Identity
 from pinstack_user.events import UserEvents
 from pinstack_user.models import outbox
 from pinstack_user.repository import UserRepository

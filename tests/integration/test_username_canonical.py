@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from pinstack_cli.embedded import EmbeddedStack
-from pinstack_common import migrations
+from pinstack_common.db import migrations
 from pinstack_common.lifecycle import start_all, stop_all
 from pinstack_devinfra.postgres import PostgresServer
 from tests.conftest import new_database

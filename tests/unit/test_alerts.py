@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pinstack_common import metrics
+from pinstack_common.observability import metrics
 from pinstack_devinfra.promtool import promtool_check_rules, promtool_test_rules
 from tests.unit.test_dashboards import exported_series
 

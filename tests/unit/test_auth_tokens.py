@@ -13,7 +13,7 @@ import pytest
 from pinstack_auth.keys import KeyRing, SigningKey, load_key_file
 from pinstack_auth.tokens import TokenService, hash_token
 from pinstack_common.errors import UnauthenticatedError
-from pinstack_common.tokens import ACCESS_AUDIENCE, REFRESH_AUDIENCE, AccessTokenVerifier
+from pinstack_common.security.tokens import ACCESS_AUDIENCE, REFRESH_AUDIENCE, AccessTokenVerifier
 
 
 class FakeClock:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pinstack_auth import metrics as auth_metrics
-from pinstack_common import metrics
+from pinstack_common.observability import metrics
 from pinstack_devinfra.promtool import promtool_check_rules
 from pinstack_notification import metrics as notification_metrics
 from pinstack_post import metrics as post_metrics

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2
 
-from pinstack_common.grpc_server import GrpcServer
-from pinstack_common.metrics import UPSTREAM_SERVING
+from pinstack_common.grpc.server import GrpcServer
+from pinstack_common.observability.metrics import UPSTREAM_SERVING
 from pinstack_devinfra.ports import free_port
 from pinstack_gateway.app import ReadinessCheck, create_app
 from pinstack_gateway.settings import GatewaySettings

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from pinstack_common.logging import current_request_id
+from pinstack_common.observability.logging import current_request_id
 from pinstack_gateway.middleware import GatewayMiddleware
 
 

@@ -26,8 +26,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from pinstack.notification.v1 import notification_pb2
 from pinstack_common.errors import UnauthenticatedError, UnavailableError
-from pinstack_common.logging import REDACTED, configure_logging
-from pinstack_common.tokens import Identity, bearer_token
+from pinstack_common.observability.logging import REDACTED, configure_logging
+from pinstack_common.security.tokens import Identity, bearer_token
 from pinstack_gateway.app import create_app
 from pinstack_gateway.settings import GatewaySettings
 from pinstack_gateway.websocket import WS_PATH

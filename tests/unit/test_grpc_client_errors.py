@@ -1,5 +1,5 @@
 """The one client-side table: every gRPC status a call to another service can end with becomes
-one domain error, whichever service made the call (``pinstack_common.grpc_client``)."""
+one domain error, whichever service made the call (``pinstack_common.grpc.client``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import grpc
 import pytest
 
 from pinstack_common import errors
-from pinstack_common.grpc_client import domain_error
+from pinstack_common.grpc.client import domain_error
 from pinstack_gateway.errors import status_for
 
 WORDS = "callee's words"

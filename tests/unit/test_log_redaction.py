@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from pinstack_common.logging import REDACTED, configure_logging, redact
+from pinstack_common.observability.logging import REDACTED, configure_logging, redact
 
 JWT = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5fQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from pinstack_auth.metrics import REGISTRATIONS
-from pinstack_common.metrics_server import MetricsServer, metrics_server
+from pinstack_common.observability.metrics_server import MetricsServer, metrics_server
 from pinstack_common.settings import ServiceSettings
 
 

@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
 from pinstack_auth.ratelimit import RedisLoginLimiter
-from pinstack_common.metrics import RATE_LIMIT_STORE_ERRORS
+from pinstack_common.observability.metrics import RATE_LIMIT_STORE_ERRORS
 from pinstack_notification.ratelimit import RedisSendLimiter
 
 

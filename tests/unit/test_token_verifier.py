@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pinstack_common.context import caller_authorization
 from pinstack_common.errors import UnauthenticatedError
-from pinstack_common.tokens import (
+from pinstack_common.security.tokens import (
     ACCESS_AUDIENCE,
     ALGORITHM,
     ISSUER,

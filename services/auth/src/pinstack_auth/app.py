@@ -1,7 +1,7 @@
 """Composition root of the auth service: build the collaborators, run the gRPC server.
 
 ``pinstack serve auth`` and ``pinstack up`` start :class:`AuthComponent`; the CLI migrates the
-database first (``pinstack_common.migrations.upgrade(package=MIGRATIONS_PACKAGE, ...)``).
+database first (``pinstack_common.db.migrations.upgrade(package=MIGRATIONS_PACKAGE, ...)``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from pinstack_auth.revocations import RevocationSync, Revoker
 from pinstack_auth.settings import AuthSettings
 from pinstack_auth.tokens import TokenService
 from pinstack_auth.usecases import AuthUseCases
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.events import EventTransport
-from pinstack_common.revocation import SessionRevocations
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
+from pinstack_common.security.revocation import SessionRevocations
 
 __all__ = ["MIGRATIONS_PACKAGE", "SERVICE_NAME", "AuthComponent", "create_component"]
 

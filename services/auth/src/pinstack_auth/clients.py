@@ -6,7 +6,7 @@ import grpc
 
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
 from pinstack_common.context import caller_authorization
-from pinstack_common.grpc_client import domain_error
+from pinstack_common.grpc.client import domain_error
 from pinstack_common.profiles import Profile, profile_from_proto
 
 __all__ = ["GrpcUserDirectory"]

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_auth.models import signing_keys
-from pinstack_common.tokens import ALGORITHM
+from pinstack_common.security.tokens import ALGORITHM
 
 __all__ = ["KeyRing", "SigningKey", "load_key_file", "load_or_create_db_key"]
 

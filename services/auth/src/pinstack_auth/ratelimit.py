@@ -16,8 +16,9 @@ Two kinds of counting:
   Parallel requests can pass that coarse brake by the number in flight; the account limits above
   are what bound guesses at any one password.
 
-Redis trouble fails open, counted and logged once per outage (``pinstack_common.failopen``): a
-lost counter store must not lock every user out, and Argon2 already makes each guess expensive.
+Redis trouble fails open, counted and logged once per outage
+(``pinstack_common.security.failopen``): a lost counter store must not lock every user out, and
+Argon2 already makes each guess expensive.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from limits import RateLimitItem, parse_many
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from pinstack_common.errors import RateLimitedError
-from pinstack_common.failopen import FailOpen
-from pinstack_common.ratelimit import refusal
+from pinstack_common.security.failopen import FailOpen
+from pinstack_common.security.ratelimit import refusal
 
 __all__ = ["DisabledLoginLimiter", "LoginLimiter", "RedisLoginLimiter", "login_limiter"]
 

@@ -1,6 +1,6 @@
 """Ended sessions: recorded in PostgreSQL with the session's end, copied into Redis for the edge.
 
-PostgreSQL is the record, Redis the cache (:mod:`pinstack_common.revocation`):
+PostgreSQL is the record, Redis the cache (:mod:`pinstack_common.security.revocation`):
 
 * :class:`Revoker` records a revocation in the transaction that ends the session and writes it
   through to Redis before that transaction commits (so a logout that returned is already
@@ -28,9 +28,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_auth.models import session_revocations
-from pinstack_common.db import Database
-from pinstack_common.metrics import CACHE_REQUESTS
-from pinstack_common.revocation import (
+from pinstack_common.db.database import Database
+from pinstack_common.observability.metrics import CACHE_REQUESTS
+from pinstack_common.security.revocation import (
     AuthorityAnswer,
     RevocationEntry,
     SessionRevocations,

@@ -1,7 +1,7 @@
 """Issuing access and refresh tokens, and reading back the refresh tokens this service issued.
 
-Verification of access tokens is the platform kit's (:mod:`pinstack_common.tokens`); this module
-is the signing side. Time comes from an injected clock so rotation rules are testable.
+Verification of access tokens is the platform kit's (:mod:`pinstack_common.security.tokens`);
+this module is the signing side. Time comes from an injected clock so rotation rules are testable.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import jwt
 
 from pinstack_auth.errors import invalid_refresh_token
 from pinstack_auth.keys import KeyRing
-from pinstack_common.tokens import (
+from pinstack_common.security.tokens import (
     ACCESS_AUDIENCE,
     ALGORITHM,
     ISSUER,

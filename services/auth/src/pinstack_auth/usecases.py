@@ -27,10 +27,10 @@ from pinstack_auth.repository import AuthRepository, StoredRefreshToken
 from pinstack_auth.revocations import Revoker
 from pinstack_auth.tokens import TokenService, hash_token
 from pinstack_common.context import caller_authorization
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from pinstack_common.profiles import Profile
-from pinstack_common.revocation import AuthorityAnswer
+from pinstack_common.security.revocation import AuthorityAnswer
 from pinstack_common.usernames import canonical_username
 from pinstack_common.validation import (
     PASSWORD_MAX,

@@ -105,7 +105,7 @@ def _start_infra(dev: Path, state: dict[str, Any], *, ephemeral: bool) -> tuple[
     Returns a pattern for database URLs (``{db}``), the Redis URL and the Kafka bootstrap.
     """
     # Imported here: SQLAlchemy/Alembic and librdkafka would slow every other ``pinstack`` command.
-    from pinstack_common import migrations
+    from pinstack_common.db import migrations
     from pinstack_common.events.kafka import ensure_topics
 
     pids: dict[str, int] = state["pids"]
@@ -187,7 +187,7 @@ def _grpc_serving(port: int) -> bool:
     import grpc
     from grpc_health.v1 import health_pb2
 
-    from pinstack_common.grpc_client import health_check
+    from pinstack_common.grpc.client import health_check
 
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         try:

@@ -21,10 +21,10 @@ from typing import Any
 from rich.console import Console
 
 from pinstack_cli.components import SERVICES
-from pinstack_common import migrations
+from pinstack_common.db import migrations
 from pinstack_common.events import InProcessTransport
 from pinstack_common.lifecycle import Component, start_all, stop_all
-from pinstack_common.telemetry import traced_transport
+from pinstack_common.observability.telemetry import traced_transport
 from pinstack_devinfra.ports import free_port
 from pinstack_devinfra.postgres import PostgresServer
 from pinstack_devinfra.redis import RedisServer

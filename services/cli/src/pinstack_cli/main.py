@@ -14,10 +14,11 @@ from rich.console import Console
 
 from pinstack_cli.components import SERVICES
 from pinstack_cli.dev import dev_app
-from pinstack_common import migrations, telemetry
+from pinstack_common.db import migrations
 from pinstack_common.lifecycle import Component, run_until_stopped
-from pinstack_common.logging import configure_logging
-from pinstack_common.metrics_server import metrics_server
+from pinstack_common.observability import telemetry
+from pinstack_common.observability.logging import configure_logging
+from pinstack_common.observability.metrics_server import metrics_server
 from pinstack_common.settings import ServiceSettings
 
 __all__ = ["app"]

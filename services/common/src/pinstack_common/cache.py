@@ -10,7 +10,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from pinstack_common.metrics import CACHE_REQUESTS
+from pinstack_common.observability.metrics import CACHE_REQUESTS
 
 __all__ = ["Cache", "open_redis"]
 

@@ -1,9 +1,9 @@
 """The one exception hierarchy of Pinstack's domain code.
 
-Use cases raise these; the gRPC error interceptor (:mod:`pinstack_common.grpc_server`) turns
+Use cases raise these; the gRPC error interceptor (:mod:`pinstack_common.grpc.server`) turns
 them into status codes carrying the contract's exact message, the gateway turns status codes
 into HTTP answers, and a service that calls another turns them back into these with
-:func:`pinstack_common.grpc_client.domain_error`. Nothing else translates errors.
+:func:`pinstack_common.grpc.client.domain_error`. Nothing else translates errors.
 """
 
 from __future__ import annotations

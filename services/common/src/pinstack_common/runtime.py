@@ -23,16 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.cache import open_redis
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.events import EventConsumer, EventTransport, Outbox, OutboxRelay
 from pinstack_common.events.kafka import KafkaTransport
-from pinstack_common.grpc_client import open_channel
-from pinstack_common.grpc_server import GrpcServer, Registration
-from pinstack_common.ratelimit import moving_window
+from pinstack_common.grpc.client import open_channel
+from pinstack_common.grpc.server import GrpcServer, Registration
+from pinstack_common.grpc.user_directory import GrpcUserDirectory
+from pinstack_common.observability.telemetry import traced_transport
+from pinstack_common.security.ratelimit import moving_window
+from pinstack_common.security.tokens import AccessTokenVerifier
 from pinstack_common.settings import ServiceSettings
-from pinstack_common.telemetry import traced_transport
-from pinstack_common.tokens import AccessTokenVerifier
-from pinstack_common.user_directory import GrpcUserDirectory
 
 __all__ = ["EventHandlers", "ServiceComponent", "ServiceRuntime"]
 

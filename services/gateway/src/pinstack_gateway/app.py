@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
 from pinstack_common.cache import open_redis
-from pinstack_common.revocation import SessionRevocations
-from pinstack_common.telemetry import instrument_fastapi
-from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_common.observability.telemetry import instrument_fastapi
+from pinstack_common.security.revocation import SessionRevocations
+from pinstack_common.security.tokens import AccessTokenVerifier
 from pinstack_gateway import websocket
 from pinstack_gateway.envelope import error
 from pinstack_gateway.errors import install_error_handlers

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from pinstack_common.errors import PinstackError
-from pinstack_common.metrics import PROXY_ERRORS
+from pinstack_common.observability.metrics import PROXY_ERRORS
 from pinstack_common.validation import VALIDATION_FAILED
 from pinstack_gateway.envelope import error
 

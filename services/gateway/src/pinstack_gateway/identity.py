@@ -9,9 +9,13 @@ from fastapi import Depends, Request
 from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack_common.context import caller_authorization
 from pinstack_common.errors import UnauthenticatedError
-from pinstack_common.metrics import AUTHENTICATION
-from pinstack_common.revocation import AuthorityAnswer, RevocationAuthority, SessionRevocations
-from pinstack_common.tokens import AccessTokenVerifier, Identity
+from pinstack_common.observability.metrics import AUTHENTICATION
+from pinstack_common.security.revocation import (
+    AuthorityAnswer,
+    RevocationAuthority,
+    SessionRevocations,
+)
+from pinstack_common.security.tokens import AccessTokenVerifier, Identity
 
 __all__ = ["Caller", "auth_revocation_authority", "authenticate", "require_caller"]
 

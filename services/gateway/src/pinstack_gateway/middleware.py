@@ -14,8 +14,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pinstack_common.logging import bind_request_id
-from pinstack_common.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+from pinstack_common.observability.logging import bind_request_id
+from pinstack_common.observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 from pinstack_gateway.envelope import error
 
 __all__ = ["STRICT_CSP", "GatewayMiddleware", "SecurityHeadersMiddleware", "swagger_csp"]

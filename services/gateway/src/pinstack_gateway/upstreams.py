@@ -14,8 +14,8 @@ from pinstack.notification.v1 import notification_pb2_grpc
 from pinstack.post.v1 import post_pb2_grpc
 from pinstack.relation.v1 import relation_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
-from pinstack_common.grpc_client import health_check, open_channel
-from pinstack_common.metrics import PROXY_REQUESTS, UPSTREAM_SERVING
+from pinstack_common.grpc.client import health_check, open_channel
+from pinstack_common.observability.metrics import PROXY_REQUESTS, UPSTREAM_SERVING
 from pinstack_gateway.settings import GatewaySettings
 
 __all__ = ["SERVING", "Upstreams", "proxy"]

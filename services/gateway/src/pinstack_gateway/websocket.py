@@ -41,9 +41,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from pinstack.notification.v1 import notification_pb2
 from pinstack_common.errors import UnauthenticatedError, UnavailableError
-from pinstack_common.metrics import WEBSOCKET_CONNECTIONS
-from pinstack_common.revocation import SessionRevocations
-from pinstack_common.tokens import Identity
+from pinstack_common.observability.metrics import WEBSOCKET_CONNECTIONS
+from pinstack_common.security.revocation import SessionRevocations
+from pinstack_common.security.tokens import Identity
 from pinstack_gateway.identity import authenticate
 from pinstack_gateway.routes.notifications import notification_json
 from pinstack_gateway.settings import GatewaySettings

@@ -18,7 +18,7 @@ from functools import partial
 from redis.asyncio import Redis
 
 from pinstack.notification.v1 import notification_pb2_grpc
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.events import EventTransport, Outbox
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 from pinstack_notification.broadcaster import NotificationBroadcaster

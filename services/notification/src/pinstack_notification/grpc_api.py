@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from pinstack.notification.v1 import notification_pb2, notification_pb2_grpc
-from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_common.security.tokens import AccessTokenVerifier
 from pinstack_notification.broadcaster import CLOSED, NotificationBroadcaster
 from pinstack_notification.events import to_proto
 from pinstack_notification.usecases import NotificationUseCases

@@ -1,4 +1,7 @@
-"""The notification service's business counters (platform: ``pinstack_common.metrics``)."""
+"""The notification service's business counters.
+
+Platform metrics live in ``pinstack_common.observability.metrics``.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Per-caller limits on ``send`` (moving window, counters in Redis through ``limits``).
 
-Redis trouble fails open, counted and logged once per outage (``pinstack_common.failopen``):
-losing the counter store must not stop notifications.
+Redis trouble fails open, counted and logged once per outage
+(``pinstack_common.security.failopen``): losing the counter store must not stop notifications.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Protocol
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from pinstack_common.failopen import FailOpen
-from pinstack_common.ratelimit import refusal
+from pinstack_common.security.failopen import FailOpen
+from pinstack_common.security.ratelimit import refusal
 
 __all__ = ["DisabledSendLimiter", "RedisSendLimiter", "SendLimiter", "send_limiter"]
 

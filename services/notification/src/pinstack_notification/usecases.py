@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_common import strict_json
-from pinstack_common.authorization import require_owner
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.errors import InvalidArgumentError, NotFoundError
-from pinstack_common.tokens import Identity
+from pinstack_common.security.authorization import require_owner
+from pinstack_common.security.tokens import Identity
 from pinstack_common.validation import PAGE_LIMIT_MAX, VALIDATION_FAILED, positive_id
 from pinstack_notification.clients import UserDirectory
 from pinstack_notification.events import NotificationEvents

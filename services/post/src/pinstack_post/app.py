@@ -6,7 +6,7 @@ from functools import partial
 
 from pinstack.post.v1 import post_pb2_grpc
 from pinstack_common.cache import Cache
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.events import EventTransport, Outbox
 from pinstack_common.runtime import ServiceComponent, ServiceRuntime
 from pinstack_post.authors import AuthorDirectory

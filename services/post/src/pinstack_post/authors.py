@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from pydantic import TypeAdapter
 
 from pinstack_common.cache import Cache
+from pinstack_common.grpc.user_directory import GrpcUserDirectory
 from pinstack_common.profiles import Profile
-from pinstack_common.user_directory import GrpcUserDirectory
 
 __all__ = ["AuthorDirectory"]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from pinstack.post.v1 import post_pb2, post_pb2_grpc
 from pinstack_common.profiles import profile_scalars
+from pinstack_common.security.tokens import AccessTokenVerifier
 from pinstack_common.timestamps import from_timestamp, to_timestamp
-from pinstack_common.tokens import AccessTokenVerifier
 from pinstack_post.repository import MediaInput, PostFilter
 from pinstack_post.usecases import AuthoredPost, PostChanges, PostUseCases
 

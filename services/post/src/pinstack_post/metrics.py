@@ -1,4 +1,7 @@
-"""The post service's business counters (platform metrics live in ``pinstack_common.metrics``)."""
+"""The post service's business counters.
+
+Platform metrics live in ``pinstack_common.observability.metrics``.
+"""
 
 from __future__ import annotations
 

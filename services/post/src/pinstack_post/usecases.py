@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_common.authorization import require_owner
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.errors import NotFoundError
 from pinstack_common.profiles import Profile
-from pinstack_common.tokens import Identity
+from pinstack_common.security.authorization import require_owner
+from pinstack_common.security.tokens import Identity
 from pinstack_common.validation import PAGE_LIMIT_MAX, positive_id
 from pinstack_post.authors import AuthorDirectory
 from pinstack_post.caching import PostCache

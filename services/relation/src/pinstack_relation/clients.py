@@ -1,6 +1,6 @@
 """The relation service's view of the user service: existence checks and batched profiles.
 
-Served by the kit's :class:`pinstack_common.user_directory.GrpcUserDirectory`.
+Served by the kit's :class:`pinstack_common.grpc.user_directory.GrpcUserDirectory`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pinstack.relation.v1 import relation_pb2, relation_pb2_grpc
 from pinstack_common.profiles import Profile
-from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_common.security.tokens import AccessTokenVerifier
 from pinstack_relation.usecases import RelationUseCases
 
 __all__ = ["RelationServicer"]

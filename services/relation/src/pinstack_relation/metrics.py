@@ -1,4 +1,7 @@
-"""The relation service's business counters (platform metrics: ``pinstack_common.metrics``)."""
+"""The relation service's business counters.
+
+Platform metrics live in ``pinstack_common.observability.metrics``.
+"""
 
 from __future__ import annotations
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from pinstack_common.profiles import Profile
-from pinstack_common.tokens import Identity
+from pinstack_common.security.tokens import Identity
 from pinstack_common.validation import PAGE_LIMIT_MAX, VALIDATION_FAILED, positive_id
 from pinstack_relation.clients import UserDirectory
 from pinstack_relation.events import RelationEvents

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pinstack.user.v1 import user_pb2, user_pb2_grpc
 from pinstack_common.profiles import profile_to_proto
-from pinstack_common.tokens import AccessTokenVerifier
+from pinstack_common.security.tokens import AccessTokenVerifier
 from pinstack_user.usecases import UserUseCases
 
 __all__ = ["UserServicer"]

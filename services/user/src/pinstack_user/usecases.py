@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pinstack_common.authorization import require_owner
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.errors import InvalidArgumentError, NotFoundError
 from pinstack_common.profiles import Profile
-from pinstack_common.tokens import Identity
+from pinstack_common.security.authorization import require_owner
+from pinstack_common.security.tokens import Identity
 from pinstack_common.validation import (
     PAGE_LIMIT_MAX,
     USERNAME_MAX,

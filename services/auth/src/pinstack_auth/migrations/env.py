@@ -1,4 +1,4 @@
 from pinstack_auth.models import metadata
-from pinstack_common.migrations import run_env
+from pinstack_common.db.migrations import run_env
 
 run_env(metadata)

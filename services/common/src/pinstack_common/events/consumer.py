@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.events.envelope import (
     REQUEST_ID_HEADER,
     Envelope,
@@ -38,7 +38,7 @@ from pinstack_common.events.envelope import (
     dead_letter_topic,
 )
 from pinstack_common.events.transport import EventTransport, Subscriber
-from pinstack_common.metrics import DEAD_LETTERS, EVENTS_CONSUMED
+from pinstack_common.observability.metrics import DEAD_LETTERS, EVENTS_CONSUMED
 
 __all__ = [
     "DLQ_ATTEMPTS_HEADER",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry import propagate
 
-from pinstack_common.logging import REQUEST_ID_HEADER, current_request_id
+from pinstack_common.observability.logging import REQUEST_ID_HEADER, current_request_id
 
 __all__ = [
     "DEAD_LETTER_SUFFIX",

@@ -35,7 +35,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from pinstack_common.events.envelope import Record
 from pinstack_common.events.transport import PublishError, RecordHandler, Subscriber
-from pinstack_common.metrics import CONSUMER_LAG
+from pinstack_common.observability.metrics import CONSUMER_LAG
 
 __all__ = ["KafkaTransport", "ensure_topics", "record_from_message"]
 

@@ -34,11 +34,15 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_common.db import Database
+from pinstack_common.db.database import Database
 from pinstack_common.events.envelope import Envelope
 from pinstack_common.events.outbox import Outbox
 from pinstack_common.events.transport import EventTransport
-from pinstack_common.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from pinstack_common.observability.metrics import (
+    EVENTS_PUBLISHED,
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+)
 
 __all__ = ["OutboxRelay"]
 

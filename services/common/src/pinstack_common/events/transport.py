@@ -23,7 +23,7 @@ from typing import Protocol
 import structlog
 
 from pinstack_common.events.envelope import Record
-from pinstack_common.metrics import CONSUMER_LAG
+from pinstack_common.observability.metrics import CONSUMER_LAG
 
 __all__ = [
     "EventTransport",

@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 from alembic import op
 
-from pinstack_common.migrations import create_platform_tables, drop_tables
+from pinstack_common.db.migrations import create_platform_tables, drop_tables
 
 revision = "0001"
 down_revision = None

@@ -1,6 +1,6 @@
 """The consumer's dedupe table (UserDeleted, UserUpdated)."""
 
-from pinstack_common.migrations import platform_tables_revision
+from pinstack_common.db.migrations import platform_tables_revision
 
 revision = "0002"
 down_revision = "0001"

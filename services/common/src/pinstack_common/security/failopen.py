@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import structlog
 from redis.exceptions import RedisError
 
-from pinstack_common.metrics import RATE_LIMIT_STORE_ERRORS
+from pinstack_common.observability.metrics import RATE_LIMIT_STORE_ERRORS
 
 __all__ = ["FailOpen"]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pinstack_common.errors import ForbiddenError
-from pinstack_common.metrics import AUTHORIZATION
-from pinstack_common.tokens import Identity
+from pinstack_common.observability.metrics import AUTHORIZATION
+from pinstack_common.security.tokens import Identity
 
 __all__ = ["require_owner"]
 

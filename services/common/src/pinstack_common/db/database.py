@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from pinstack_common.metrics import DB_POOL_CONNECTIONS, DB_QUERY_DURATION
-from pinstack_common.telemetry import instrument_engine
+from pinstack_common.observability.metrics import DB_POOL_CONNECTIONS, DB_QUERY_DURATION
+from pinstack_common.observability.telemetry import instrument_engine
 
 __all__ = ["Database"]
 

@@ -25,8 +25,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from pinstack_common.errors import UnavailableError
-from pinstack_common.metrics import CACHE_REQUESTS, UPSTREAM_SERVING
-from pinstack_common.tokens import Identity
+from pinstack_common.observability.metrics import CACHE_REQUESTS, UPSTREAM_SERVING
+from pinstack_common.security.tokens import Identity
 
 __all__ = [
     "AuthorityAnswer",

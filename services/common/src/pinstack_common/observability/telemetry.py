@@ -11,7 +11,8 @@ and the logging processor use the global API) and these are instrumented:
   and ``grpc.aio.insecure_channel``, so servers and channels created *afterwards* are traced;
   health checks are left out (probes every few seconds would bury the real traces);
 - Redis (``redis.asyncio`` included), globally, by patching the client classes;
-- each service database, through :func:`instrument_engine` (a hook in ``pinstack_common.db``):
+- each service database, through :func:`instrument_engine` (a hook in
+  ``pinstack_common.db.database``):
   ``SQLAlchemyInstrumentor().instrument(engine=...)`` only works for the first engine of a process
   (opentelemetry-python-contrib#3977), and ``pinstack up`` has five;
 - the gateway's FastAPI app, through :func:`instrument_fastapi` (a hook in its ``create_app``);
@@ -48,7 +49,7 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from pinstack_common.logging import current_request_id
+from pinstack_common.observability.logging import current_request_id
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -19,8 +19,8 @@ from grpc_health.v1._async import HealthServicer
 
 from pinstack_common.context import AUTHORIZATION_KEY, INTERNAL_TOKEN_KEY, caller_authorization
 from pinstack_common.errors import PinstackError, RateLimitedError
-from pinstack_common.logging import REQUEST_ID_HEADER, bind_request_id
-from pinstack_common.metrics import GRPC_SERVER_DURATION, GRPC_SERVER_REQUESTS
+from pinstack_common.observability.logging import REQUEST_ID_HEADER, bind_request_id
+from pinstack_common.observability.metrics import GRPC_SERVER_DURATION, GRPC_SERVER_REQUESTS
 
 __all__ = ["GrpcServer", "PlatformInterceptor", "Registration"]
 

@@ -23,8 +23,8 @@ from pinstack_common.errors import (
     UpstreamFailedError,
     UpstreamTimeoutError,
 )
-from pinstack_common.logging import REQUEST_ID_HEADER, current_request_id
-from pinstack_common.metrics import GRPC_CLIENT_DURATION, GRPC_CLIENT_REQUESTS
+from pinstack_common.observability.logging import REQUEST_ID_HEADER, current_request_id
+from pinstack_common.observability.metrics import GRPC_CLIENT_DURATION, GRPC_CLIENT_REQUESTS
 
 __all__ = [
     "StreamPropagatingInterceptor",
