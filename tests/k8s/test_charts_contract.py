@@ -149,3 +149,68 @@ def test_operator_finds_each_service_image_in_the_chart_deployments() -> None:
         (wait,) = [c for c in pod["initContainers"] if c["name"] == "wait-for-schema"]
         assert wait["image"] == image.reference
         assert "migrate check --service " + service.name in " ".join(wait["args"])
+
+
+def _chart_monitoring(release: str) -> list[dict[str, Any]]:
+    ref, _ = _stack()
+    return [
+        o
+        for o in helm_template_objects(
+            REPO / "charts" / "pinstack",
+            namespace=ref.namespace,
+            release=release,
+            set_values={"stackName": ref.name, "monitoring.force": "true"},
+        )
+        if o["kind"] in {"ServiceMonitor", "PrometheusRule"}
+    ]
+
+
+def test_chart_and_operator_monitoring_names_never_collide() -> None:
+    """A release named like the stack is the worst case: ``<release>-<component>`` and the
+    operator's names must still differ, or one would adopt (and later prune) the other's."""
+    ref, spec = _stack()
+    chart = {(o["kind"], o["metadata"]["name"]) for o in _chart_monitoring(release=ref.name)}
+    assert {kind for kind, _ in chart} == {"ServiceMonitor", "PrometheusRule"}
+    operator = {
+        ("ServiceMonitor", resources.service_monitor(ref, spec=spec, service=s)["metadata"]["name"])
+        for s in spec.services
+    } | {("PrometheusRule", resources.prometheus_rule(ref, spec=spec)["metadata"]["name"])}
+    assert not chart & operator
+
+
+def test_the_operator_recognises_the_chart_monitoring_as_not_its_own() -> None:
+    """The operator steps aside when the chart monitors the stack: it finds the chart's objects
+    by the stack label and a manager other than itself (``monitoring._owned_by_others``)."""
+    ref, _ = _stack()
+    for rendered in _chart_monitoring(release="anything"):
+        labels = rendered["metadata"]["labels"]
+        assert labels[resources.STACK_LABEL] == ref.name, rendered["metadata"]["name"]
+        assert labels[resources.MANAGED_BY_LABEL] != resources.MANAGED_BY
+
+
+def test_target_down_can_fire_whichever_path_scrapes() -> None:
+    """``PinstackTargetDown`` matches ``up{app_kubernetes_io_part_of="pinstack"}``: both the chart's
+    and the operator's ServiceMonitors must copy that Service label onto every target."""
+    ref, spec = _stack()
+    rules = yaml.safe_load((REPO / "alerts" / "pinstack.rules.yaml").read_text())["groups"]
+    (target_down,) = [
+        r for g in rules for r in g["rules"] if r.get("alert") == "PinstackTargetDown"
+    ]
+    assert 'app_kubernetes_io_part_of="pinstack"' in target_down["expr"]
+    services = [
+        o
+        for o in helm_template_objects(
+            REPO / "charts" / "pinstack",
+            namespace=ref.namespace,
+            set_values={"stackName": ref.name},
+        )
+        if o["kind"] == "Service"
+    ]
+    assert all(s["metadata"]["labels"][resources.PART_OF_LABEL] == "pinstack" for s in services)
+    chart_monitors = [o for o in _chart_monitoring(release="x") if o["kind"] == "ServiceMonitor"]
+    operator_monitors = [
+        resources.service_monitor(ref, spec=spec, service=s) for s in spec.services
+    ]
+    for monitor in chart_monitors + operator_monitors:
+        name = monitor["metadata"]["name"]
+        assert resources.PART_OF_LABEL in monitor["spec"]["targetLabels"], name

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import datetime
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -167,13 +168,13 @@ async def test_stack_provisions_databases_secrets_topics_jobs_and_monitors(
         "monitoring.coreos.com/v1", "ServiceMonitor", namespace=stacks.namespace
     )
     assert {m["metadata"]["name"] for m in monitors} == {
-        "stack-user", "stack-auth", "stack-gateway",
+        "stack-user-operator", "stack-auth-operator", "stack-gateway-operator",
     }  # fmt: skip
     assert monitors[0]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     rules = await stacks.api.list(
         "monitoring.coreos.com/v1", "PrometheusRule", namespace=stacks.namespace
     )
-    assert [r["metadata"]["name"] for r in rules] == ["stack-alerts"]
+    assert [r["metadata"]["name"] for r in rules] == ["stack-alerts-operator"]
     assert (await stacks.condition("MonitoringReady") or {})["status"] == "True"
     stack = await stacks.get()
     assert stack is not None
@@ -528,6 +529,51 @@ async def test_delete_policy_keeps_the_finalizer_and_reports_until_postgres_is_b
     assert await stacks.secret("stack-user-db") is None
 
 
+async def test_monitoring_the_chart_renders_is_left_to_the_chart(
+    stacks: StackFactory, postgres: Any, kafka: Any
+) -> None:
+    """One owner per kind: with the chart's ServiceMonitors present the operator makes none (and
+    removes its own), keeps its PrometheusRule, and takes the monitors back once the chart's go."""
+    monitors_api = "monitoring.coreos.com/v1"
+    chart_monitor = {
+        "apiVersion": monitors_api,
+        "kind": "ServiceMonitor",
+        "metadata": {
+            "name": "stack-user",
+            "namespace": stacks.namespace,
+            # What the chart puts on it (pinstack.labels): Helm manages it, for this stack.
+            "labels": {"app.kubernetes.io/managed-by": "Helm", "pinstack.io/stack": "stack"},
+        },
+        "spec": {"selector": {"matchLabels": {"app.kubernetes.io/component": "user"}},
+                 "endpoints": [{"port": "metrics"}]},
+    }  # fmt: skip
+    await stacks.api.apply(stacks.manifest())
+    await _condition_is(stacks, "MonitoringReady", "True")
+    await stacks.api.apply(chart_monitor)
+
+    async def operator_monitors() -> set[str]:
+        found = await stacks.api.list(monitors_api, "ServiceMonitor", namespace=stacks.namespace)
+        return {m["metadata"]["name"] for m in found} - {"stack-user"}
+
+    stepped_aside = await _condition_is(stacks, "MonitoringReady", "False")
+    assert stepped_aside["reason"] == "OwnedByChart"
+    assert "monitoring.serviceMonitor.enabled=false" in stepped_aside["message"]
+    await eventually(lambda: _empty(operator_monitors), what="the operator's monitors removed")
+    rules = await stacks.api.list(monitors_api, "PrometheusRule", namespace=stacks.namespace)
+    assert [r["metadata"]["name"] for r in rules] == ["stack-alerts-operator"]
+
+    await stacks.api.delete(monitors_api, "ServiceMonitor", namespace=stacks.namespace,
+                            name="stack-user")  # fmt: skip
+    await _condition_is(stacks, "MonitoringReady", "True")
+    assert await operator_monitors() == {
+        "stack-user-operator", "stack-auth-operator", "stack-gateway-operator",
+    }  # fmt: skip
+
+
+async def _empty(names: Callable[[], Awaitable[set[str]]]) -> bool:
+    return not await names()
+
+
 async def test_timer_repairs_drift(stacks: StackFactory, postgres: Any, kafka: Any) -> None:
     await stacks.api.apply(stacks.manifest())
     await _complete_all_jobs(stacks, "registry.local/pinstack:1.0.0")
@@ -538,7 +584,7 @@ async def test_timer_repairs_drift(stacks: StackFactory, postgres: Any, kafka: A
     await asyncio.to_thread(postgres.drop_database, stacks.database("user"))
     await stacks.api.delete("v1", "Secret", namespace=stacks.namespace, name="stack-user-db")
     await stacks.api.delete("monitoring.coreos.com/v1", "ServiceMonitor",
-                            namespace=stacks.namespace, name="stack-auth")  # fmt: skip
+                            namespace=stacks.namespace, name="stack-auth-operator")  # fmt: skip
 
     def drop_topic() -> None:
         admin = _admin(kafka)
@@ -554,7 +600,8 @@ async def test_timer_repairs_drift(stacks: StackFactory, postgres: Any, kafka: A
             and await stacks.secret("stack-user-db") is not None
             and stacks.topic("post") in await _topics(kafka)
             and await stacks.api.find("monitoring.coreos.com/v1", "ServiceMonitor",
-                                      namespace=stacks.namespace, name="stack-auth") is not None
+                                      namespace=stacks.namespace,
+                                      name="stack-auth-operator") is not None
         )  # fmt: skip
 
     await eventually(repaired, within=RESYNC_SECONDS * 10, what="drift repaired by the timer")

@@ -18,6 +18,7 @@ from pinstack_operator.config import OperatorConfig
 from pinstack_operator.kubeapi import KubeApi, connect, load_configuration
 from pinstack_operator.migrations import DEPLOYMENT_WATCH_SELECTOR, JOB_WATCH_SELECTOR
 from pinstack_operator.models import GROUP, KIND, PLURAL, VERSION
+from pinstack_operator.monitoring import MONITORING_NOT_OURS
 from pinstack_operator.rbac import PERMISSIONS
 from pinstack_operator.reconcile import ReclaimError, Reconciler
 from pinstack_operator.resources import COMPONENT_LABEL, MANAGED_BY, PART_OF_LABEL, STACK_LABEL
@@ -30,7 +31,7 @@ FINALIZER = "pinstack.io/finalizer"
 logger = logging.getLogger(__name__)
 
 # Not-ready reasons that resolve on their own and are watched by other means.
-_QUIET = frozenset({"MigrationsRunning", "WaitingForDatabases", "PrometheusOperatorNotInstalled"})
+_QUIET = frozenset({"MigrationsRunning", "WaitingForDatabases"}) | MONITORING_NOT_OURS
 
 
 def configure_watching(settings: kopf.OperatorSettings) -> None:

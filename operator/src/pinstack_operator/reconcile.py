@@ -33,7 +33,7 @@ from pinstack_operator.databases import AdminConnection, DatabaseGrant, Postgres
 from pinstack_operator.kubeapi import KubeApi, NotFoundError
 from pinstack_operator.migrations import MigrationState, reconcile_migrations
 from pinstack_operator.models import GROUP, KIND, VERSION, StackSpec
-from pinstack_operator.monitoring import reconcile_monitoring
+from pinstack_operator.monitoring import MONITORING_NOT_OURS, reconcile_monitoring
 from pinstack_operator.resources import (
     StackRef,
     database_secret,
@@ -162,7 +162,9 @@ class Reconciler:
         )
         monitoring = await reconcile_monitoring(self.api, stack, spec=spec)
         parts = [databases, topics, migrations.condition, monitoring]
-        gating = [part for part in parts if part.reason != "PrometheusOperatorNotInstalled"]
+        # Monitoring that is not the operator's to do (no Prometheus Operator, or the chart owns
+        # it) is reported, but does not keep the stack from being Ready.
+        gating = [part for part in parts if part.reason not in MONITORING_NOT_OURS]
         ready = ready_condition(gating)
         conditions = (ready, *parts)
         status: dict[str, Any] = {

@@ -27,6 +27,7 @@ __all__ = [
     "COMPONENT_LABEL",
     "IMAGE_ANNOTATION",
     "MANAGED_BY",
+    "MANAGED_BY_LABEL",
     "PART_OF_LABEL",
     "SERVICE_LABEL",
     "STACK_LABEL",
@@ -39,6 +40,7 @@ __all__ = [
     "internal_token_secret_name",
     "migration_job",
     "migration_job_name",
+    "monitoring_name",
     "prometheus_rule",
     "service_monitor",
     "signing_key_secret",
@@ -51,6 +53,7 @@ STACK_LABEL = "pinstack.io/stack"
 SERVICE_LABEL = "pinstack.io/service"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "pinstack-operator"
 # On migration Jobs: the image they migrate with, and where that image came from.
 IMAGE_ANNOTATION = "pinstack.io/image"
@@ -81,7 +84,7 @@ class StackRef:
 def stack_labels(stack: StackRef, *, component: str, service: str | None = None) -> dict[str, str]:
     labels = {
         STACK_LABEL: stack.name,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         PART_OF_LABEL: "pinstack",
         COMPONENT_LABEL: component,
     }
@@ -283,6 +286,12 @@ def migration_job(
     }
 
 
+def monitoring_name(stack: StackRef, what: str) -> str:
+    """``<stack>-<what>-operator``: never the name of one of the chart's monitoring objects
+    (``<release>-<component>``, ``<release>-pinstack``), so the two can never collide."""
+    return f"{stack.name}-{what}-operator"
+
+
 def service_monitor(stack: StackRef, *, spec: StackSpec, service: ServiceSpec) -> dict[str, Any]:
     """Scrapes the Service the pinstack chart renders for ``service`` in this stack.
 
@@ -290,7 +299,7 @@ def service_monitor(stack: StackRef, *, spec: StackSpec, service: ServiceSpec) -
     chart's ``stackName``), so a release is found whatever it is called.
     """
     metadata = _metadata(
-        stack, f"{stack.name}-{service.name}", component="monitoring", service=service.name
+        stack, monitoring_name(stack, service.name), component="monitoring", service=service.name
     )
     metadata["labels"].update(spec.monitoring.labels)
     return {
@@ -299,6 +308,9 @@ def service_monitor(stack: StackRef, *, spec: StackSpec, service: ServiceSpec) -
         "metadata": metadata,
         "spec": {
             "jobLabel": COMPONENT_LABEL,
+            # The alerts match on it (``up{app_kubernetes_io_part_of="pinstack"}``), as on the
+            # chart's own ServiceMonitors: whichever owns monitoring, the same alerts can fire.
+            "targetLabels": [PART_OF_LABEL],
             "selector": {
                 "matchLabels": {
                     "app.kubernetes.io/name": "pinstack",
@@ -333,7 +345,7 @@ def alert_rule_groups() -> list[dict[str, Any]]:
 
 def prometheus_rule(stack: StackRef, *, spec: StackSpec) -> dict[str, Any]:
     """The SLO burn-rate, outbox, consumer-lag and error-ratio alerts (unit-tested by promtool)."""
-    metadata = _metadata(stack, f"{stack.name}-alerts", component="monitoring")
+    metadata = _metadata(stack, monitoring_name(stack, "alerts"), component="monitoring")
     metadata["labels"].update(spec.monitoring.labels)
     return {
         "apiVersion": "monitoring.coreos.com/v1",
