@@ -32,17 +32,21 @@ def _stack() -> tuple[resources.StackRef, StackSpec]:
     return ref, StackSpec.model_validate(example["spec"])
 
 
-def _deployments() -> dict[str, dict[str, Any]]:
+def _chart_objects(kind: str) -> list[dict[str, Any]]:
+    """The chart's objects of ``kind``, rendered for the example stack."""
     ref, _ = _stack()
     objects = helm_template_objects(
         REPO / "charts" / "pinstack",
         namespace=ref.namespace,
         set_values={"stackName": ref.name},
     )
+    return [o for o in objects if o["kind"] == kind]
+
+
+def _deployments() -> dict[str, dict[str, Any]]:
     return {
         o["spec"]["template"]["spec"]["containers"][0]["name"]: o["spec"]["template"]["spec"]
-        for o in objects
-        if o["kind"] == "Deployment"
+        for o in _chart_objects("Deployment")
     }
 
 
@@ -89,15 +93,7 @@ def test_internal_token_and_signing_key_match_the_operator() -> None:
 
 def test_operator_service_monitors_select_the_chart_services_and_their_ports() -> None:
     ref, spec = _stack()
-    services = [
-        o
-        for o in helm_template_objects(
-            REPO / "charts" / "pinstack",
-            namespace=ref.namespace,
-            set_values={"stackName": ref.name},
-        )
-        if o["kind"] == "Service"
-    ]
+    services = _chart_objects("Service")
     for service in spec.services:
         monitor = resources.service_monitor(ref, spec=spec, service=service)["spec"]
         wanted = monitor["selector"]["matchLabels"]
@@ -197,15 +193,7 @@ def test_target_down_can_fire_whichever_path_scrapes() -> None:
         r for g in rules for r in g["rules"] if r.get("alert") == "PinstackTargetDown"
     ]
     assert 'app_kubernetes_io_part_of="pinstack"' in target_down["expr"]
-    services = [
-        o
-        for o in helm_template_objects(
-            REPO / "charts" / "pinstack",
-            namespace=ref.namespace,
-            set_values={"stackName": ref.name},
-        )
-        if o["kind"] == "Service"
-    ]
+    services = _chart_objects("Service")
     assert all(s["metadata"]["labels"][resources.PART_OF_LABEL] == "pinstack" for s in services)
     chart_monitors = [o for o in _chart_monitoring(release="x") if o["kind"] == "ServiceMonitor"]
     operator_monitors = [
