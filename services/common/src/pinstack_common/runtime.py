@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import grpc
@@ -20,13 +21,13 @@ from redis.asyncio import Redis
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
+from pinstack.auth.v1 import auth_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
 from pinstack_common.cache import open_redis
 from pinstack_common.db.database import Database
 from pinstack_common.events import EventConsumer, EventTransport, Outbox, OutboxRelay
 from pinstack_common.events.kafka import KafkaTransport
-from pinstack_common.grpc.client import open_channel
+from pinstack_common.grpc.client import fetch_jwks, open_channel
 from pinstack_common.grpc.server import GrpcServer, Registration
 from pinstack_common.grpc.user_directory import GrpcUserDirectory
 from pinstack_common.observability.telemetry import traced_transport
@@ -104,14 +105,7 @@ class ServiceRuntime:
         auth = auth_pb2_grpc.AuthServiceStub(
             self.channel(address=self.settings.auth_addr, service="auth")
         )
-
-        async def jwks() -> str:
-            # Wait (within the deadline) for a channel still in its reconnect backoff after
-            # auth (re)started, rather than refusing the first caller with UNAVAILABLE.
-            reply = await auth.GetJwks(auth_pb2.GetJwksRequest(), wait_for_ready=True)
-            return str(reply.jwks_json)
-
-        return AccessTokenVerifier(jwks_source=jwks)
+        return AccessTokenVerifier(jwks_source=partial(fetch_jwks, auth))
 
     async def transport(self) -> EventTransport:
         """The event transport: the one ``pinstack up`` shares, else a Kafka one owned here."""

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from pinstack_common.errors import PinstackError
+from pinstack_common.grpc.client import domain_error
 from pinstack_common.observability.metrics import PROXY_ERRORS
 from pinstack_common.validation import VALIDATION_FAILED
 from pinstack_gateway.envelope import error
@@ -35,11 +36,6 @@ _HTTP_STATUS = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
-# Outages get the contract's generic messages, whatever the transport said.
-_FIXED_MESSAGE = {
-    grpc.StatusCode.UNAVAILABLE: "external service unavailable",
-    grpc.StatusCode.DEADLINE_EXCEEDED: "external service timeout",
-}
 _PARSE_ERRORS = ("json_invalid", "_parsing", "_type", "model_attributes_type")
 
 
@@ -50,21 +46,13 @@ def status_for(code: grpc.StatusCode) -> int:
 def _rpc_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, grpc.aio.AioRpcError)
     code = exc.code()
-    status = status_for(code)
     service = str(request.scope.get("pinstack.upstream", "unknown"))
     PROXY_ERRORS.labels(service, code.name).inc()
-    if status == 500:
+    if status_for(code) == 500:
         log.error("upstream failed", code=code.name, details=exc.details())
         return error(500, "internal server error")
-    headers = None
-    if status == 429:
-        retry_after = dict(exc.trailing_metadata() or ()).get("retry-after", "1")
-        headers = {"Retry-After": str(retry_after)}
-    return error(
-        status,
-        _FIXED_MESSAGE.get(code) or exc.details() or "internal server error",
-        headers=headers,
-    )
+    # The kit's client table gives the messages (fixed ones for outages) and the retry-after.
+    return _domain_error(request, domain_error(exc))
 
 
 def _domain_error(_request: Request, exc: Exception) -> Response:

@@ -9,12 +9,12 @@ import grpc
 from fastapi import Request
 from grpc_health.v1 import health_pb2
 
-from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
+from pinstack.auth.v1 import auth_pb2_grpc
 from pinstack.notification.v1 import notification_pb2_grpc
 from pinstack.post.v1 import post_pb2_grpc
 from pinstack.relation.v1 import relation_pb2_grpc
 from pinstack.user.v1 import user_pb2_grpc
-from pinstack_common.grpc.client import health_check, open_channel
+from pinstack_common.grpc.client import fetch_jwks, health_check, open_channel
 from pinstack_common.observability.metrics import PROXY_REQUESTS, UPSTREAM_SERVING
 from pinstack_gateway.settings import GatewaySettings
 
@@ -60,11 +60,7 @@ class Upstreams:
         )
 
     async def jwks(self) -> str:
-        # wait_for_ready: right after an install or an auth restart the channel may still be in
-        # its reconnect backoff; the first bearer should wait for auth (within the deadline)
-        # rather than fail fast with UNAVAILABLE.
-        reply = await self.auth.GetJwks(auth_pb2.GetJwksRequest(), wait_for_ready=True)
-        return str(reply.jwks_json)
+        return await fetch_jwks(self.auth)
 
     async def health(self, *, deadline_seconds: float = 1.0) -> dict[str, str]:
         """Each service's gRPC health answer (``serving``, ``not_serving``, ...), or the code the

@@ -10,6 +10,7 @@ from typing import Protocol, TypeVar, overload
 import grpc
 from grpc_health.v1 import health_pb2
 
+from pinstack.auth.v1 import auth_pb2, auth_pb2_grpc
 from pinstack_common.context import AUTHORIZATION_KEY, INTERNAL_TOKEN_KEY, caller_authorization
 from pinstack_common.errors import (
     AlreadyExistsError,
@@ -30,6 +31,7 @@ __all__ = [
     "StreamPropagatingInterceptor",
     "UnaryPropagatingInterceptor",
     "domain_error",
+    "fetch_jwks",
     "health_check",
     "open_channel",
 ]
@@ -234,3 +236,14 @@ def _retry_after(failure: _Trailers) -> int:
     value = dict(failure.trailing_metadata() or ()).get("retry-after", "1")
     text = value.decode() if isinstance(value, bytes) else value
     return int(text) if text.isdigit() else 1
+
+
+async def fetch_jwks(auth: auth_pb2_grpc.AuthServiceAsyncStub) -> str:
+    """The auth service's public signing keys, as JWKS JSON.
+
+    ``wait_for_ready``: right after an install or an auth restart the channel may still be in its
+    reconnect backoff; the first bearer waits for auth (within the deadline) rather than being
+    refused with UNAVAILABLE.
+    """
+    reply = await auth.GetJwks(auth_pb2.GetJwksRequest(), wait_for_ready=True)
+    return str(reply.jwks_json)
