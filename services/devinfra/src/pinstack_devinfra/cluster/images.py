@@ -206,10 +206,13 @@ class ImageBuilder:
         context: Path,
         dockerfile: Path | None = None,
         build_args: Mapping[str, str] | None = None,
+        target: str | None = None,
     ) -> str:
         args = ["build", "--pull=never", "--network=host", "--layers", "-t", tag]
         if dockerfile is not None:
             args += ["-f", str(dockerfile)]
+        if target is not None:
+            args += ["--target", target]
         for key, value in (build_args or {}).items():
             args += ["--build-arg", f"{key}={value}"]
         with step(f"building image {tag}"):
@@ -229,17 +232,20 @@ class ImageBuilder:
         return destination
 
     def build_project_images(self, *, tag: str) -> tuple[str, str]:
-        """The app and operator images from the project's own Dockerfiles."""
+        """The app and operator images from the project's own Dockerfiles: their ``runtime``
+        stage, the one a release publishes (the app Dockerfile ends with Tilt's ``dev``)."""
         self.ensure_bases()
         app = self.build(
             tag=f"ghcr.io/pinstack/pinstack:{tag}",
             context=self.repo,
             dockerfile=self.repo / "Dockerfile",
+            target="runtime",
         )
         operator = self.build(
             tag=f"ghcr.io/pinstack/pinstack-operator:{tag}",
             context=self.repo,
             dockerfile=self.repo / "Dockerfile.operator",
+            target="runtime",
         )
         return app, operator
 
@@ -333,5 +339,6 @@ def upgrade_image_archive(*, builder: ImageBuilder, tag: str, migration: tuple[s
             tag=f"ghcr.io/pinstack/pinstack:{tag}",
             context=context,
             dockerfile=context / "Dockerfile",
+            target="runtime",
         )
     return builder.save([image], cache_dir("images") / "cluster-upgrade.tar")
