@@ -27,7 +27,9 @@ from pinstack_devinfra.cache import build_once, cache_dir
 from pinstack_devinfra.commands import ToolError, log
 
 __all__ = [
+    "ACTIONLINT_VERSION",
     "HELM_VERSION",
+    "actionlint_binary",
     "build_wrapper_binaries",
     "build_wrapper_binary",
     "go_executable",
@@ -37,6 +39,7 @@ __all__ = [
 ]
 
 HELM_VERSION = "v3.21.4"
+ACTIONLINT_VERSION = "v1.7.12"
 
 _INSTALL_HINT = (
     "the Go toolchain (>= 1.24) is required to build test binaries from the Go module proxy: "
@@ -105,6 +108,11 @@ def go_install_binary(module_path: str, version: str, name: str) -> Path:
 def helm_binary(version: str = HELM_VERSION) -> Path:
     """The ``helm`` CLI, installed from the Go module proxy and cached."""
     return go_install_binary("helm.sh/helm/v3/cmd/helm", version, "helm")
+
+
+def actionlint_binary(version: str = ACTIONLINT_VERSION) -> Path:
+    """``actionlint`` (the GitHub Actions workflow checker), from the Go module proxy, cached."""
+    return go_install_binary("github.com/rhysd/actionlint/cmd/actionlint", version, "actionlint")
 
 
 def go_mod_replaces(module: str, version: str, *, local_prefix: str = "./") -> list[str]:

@@ -3,17 +3,19 @@
 - ``sync``: copy the CRD, dashboards and alert rules into the charts (:mod:`.chart_copies`);
 - ``render``: ``sync``, then write ``manifests/operator.yaml`` (:mod:`.manifests`);
 - ``check``: fail when either is stale (what the tests check);
-- ``install``: fetch helm, helm-unittest and promtool into the cache ahead of the tests.
+- ``install``: fetch helm, helm-unittest and promtool into the cache ahead of the tests;
+- ``actionlint``: check the GitHub Actions workflows (``make lint``; builds actionlint once).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from pinstack_devinfra.chart_copies import stale_chart_copies, sync_chart_copies
-from pinstack_devinfra.commands import log, repo_root
-from pinstack_devinfra.gotools import helm_binary
+from pinstack_devinfra.commands import log, repo_root, run
+from pinstack_devinfra.gotools import actionlint_binary, helm_binary
 from pinstack_devinfra.helm import helm_unittest
 from pinstack_devinfra.manifests import render_operator_manifest
 from pinstack_devinfra.promtool import promtool
@@ -26,9 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pinstack_devinfra.tools")
     parser.add_argument(
         "command",
-        choices=["sync", "render", "check", "install"],
+        choices=["sync", "render", "check", "install", "actionlint"],
         help="sync: copy CRD/dashboards/alerts into the charts; render: write "
-        "manifests/operator.yaml; check: fail if either is stale; install: fetch the tools",
+        "manifests/operator.yaml; check: fail if either is stale; install: fetch the tools; "
+        "actionlint: check .github/workflows",
     )
     args = parser.parse_args(argv)
     root = repo_root()
@@ -46,6 +49,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for tool in (helm_binary(), helm_unittest(), promtool()):
             log(f"ready: {tool}")
         return 0
+    if args.command == "actionlint":
+        workflows = sorted((root / ".github" / "workflows").glob("*.y*ml"))
+        if not workflows:
+            log("no workflows under .github/workflows")
+            return 1
+        # -shellcheck= and -pyflakes= : the checks that need those tools installed are skipped
+        # rather than depending on what the machine happens to have.
+        result = run([actionlint_binary(), "-shellcheck=", "-pyflakes=", *workflows],
+                     cwd=root, check=False)  # fmt: skip
+        sys.stdout.write(result.stdout + result.stderr)
+        return result.returncode
     problems = stale_chart_copies(root)
     if not manifest.exists() or manifest.read_text() != render_operator_manifest(root):
         problems.append(f"{manifest.relative_to(root)} is stale")
