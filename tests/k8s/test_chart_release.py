@@ -7,15 +7,19 @@ files, as ``helm install oci://...`` would see them.
 
 from __future__ import annotations
 
+import re
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from pinstack_devinfra.commands import ToolError
+from pinstack_devinfra.commands import ToolError, run
+from pinstack_devinfra.gotools import helm_binary
 from pinstack_devinfra.helm import helm_template_objects
+from pinstack_devinfra.oci_registry import OciRegistry
 from pinstack_devinfra.release.__main__ import main
 from pinstack_devinfra.release.charts import pin_values
 
@@ -34,6 +38,12 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ])  # fmt: skip
     assert status == 0
     return {name: dist / f"{name}-{VERSION}.tgz" for name in DIGESTS}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OciRegistry]:
+    with OciRegistry(workdir=tmp_path_factory.mktemp("registry")) as served:
+        yield served
 
 
 def _member(package: Path, name: str) -> str:
@@ -80,6 +90,29 @@ def test_packaged_values_are_pinned_and_keep_their_comments(
     comments = [line for line in original.splitlines() if line.lstrip().startswith("#")]
     assert [line for line in packaged.splitlines() if line.lstrip().startswith("#")] == comments
     assert len(packaged.splitlines()) == len(original.splitlines())
+
+
+def test_pushed_charts_come_back_from_the_registry_as_packaged(
+    packages: dict[str, Path],
+    registry: OciRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """`make chart-push`, then what docs/kubernetes.md has a user run against the registry."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(registry.ca_file))
+    charts = f"{registry.address}/acme"
+    dist = packages["pinstack"].parent
+    argv = ["push-charts", "--version", VERSION, "--registry", charts, "--dist", str(dist)]
+    assert main(argv) == 0
+    for name, package in packages.items():
+        reference = f"oci://{charts}/charts/{name}"
+        run([helm_binary(), "pull", reference, "--version", VERSION, "--destination", tmp_path])
+        assert (tmp_path / package.name).read_bytes() == package.read_bytes()
+        values = run([helm_binary(), "show", "values", reference, "--version", VERSION]).stdout
+        # The docs' cosign loop reads the digest from this line.
+        assert re.findall(r'^  digest: "(sha256:[0-9a-f]{64})"$', values, re.MULTILINE) == [
+            DIGESTS[name]
+        ]
 
 
 def test_packages_leave_out_the_chart_tests_and_ci_values(packages: dict[str, Path]) -> None:

@@ -1,9 +1,10 @@
-"""``python -m pinstack_devinfra.tools {sync,render,check,install}``: the packaging chores.
+"""``python -m pinstack_devinfra.tools {sync,render,check,install,actionlint}``: the chores.
 
 - ``sync``: copy the CRD, dashboards and alert rules into the charts (:mod:`.chart_copies`);
 - ``render``: ``sync``, then write ``manifests/operator.yaml`` (:mod:`.manifests`);
 - ``check``: fail when either is stale (what the tests check);
-- ``install``: fetch helm, helm-unittest and promtool into the cache ahead of the tests;
+- ``install``: fetch helm, helm-unittest, promtool and the OCI registry into the cache ahead of
+  the tests;
 - ``actionlint``: check the GitHub Actions workflows (``make lint``; builds actionlint once).
 """
 
@@ -18,6 +19,7 @@ from pinstack_devinfra.commands import log, repo_root, run
 from pinstack_devinfra.gotools import actionlint_binary, helm_binary
 from pinstack_devinfra.helm import helm_unittest
 from pinstack_devinfra.manifests import render_operator_manifest
+from pinstack_devinfra.oci_registry import registry_binary
 from pinstack_devinfra.promtool import promtool
 
 __all__ = ["main"]
@@ -46,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"wrote {manifest.relative_to(root)}")
         return 0
     if args.command == "install":
-        for tool in (helm_binary(), helm_unittest(), promtool()):
+        for tool in (helm_binary(), helm_unittest(), promtool(), registry_binary()):
             log(f"ready: {tool}")
         return 0
     if args.command == "actionlint":
