@@ -95,6 +95,10 @@ images: install ## build both images with podman as the cluster tier does (no re
 release-images: install ## CI, on a tag: amd64+arm64 images (docker buildx), pushed to REGISTRY, cosign-signed
 	$(RELEASE) publish --version "$(VERSION)" --registry "$(REGISTRY)"
 
+.PHONY: release-images-check
+release-images-check: install ## CI, every push: the release images built for amd64+arm64 (docker buildx), not pushed
+	$(RELEASE) publish --check --version "$(or $(VERSION),0.0.0-check)" --registry "$(REGISTRY)"
+
 .PHONY: chart-release
 chart-release: install ## both charts pinned to VERSION, APP_DIGEST, OPERATOR_DIGEST, packaged into dist/
 	$(RELEASE) charts --version "$(VERSION)" --registry "$(REGISTRY)" \

@@ -43,9 +43,17 @@ def test_ci_runs_make_test_on_every_push_and_pull_request() -> None:
     assert ci["on"]["push"] == {"branches": ["**"]}
     assert "pull_request" in ci["on"]
     assert "workflow_call" in ci["on"]
-    runs = [step["run"] for step in _steps(ci) if "run" in step]
+    runs = [step["run"] for step in ci["jobs"]["test"]["steps"] if "run" in step]
     assert runs[-1] == ".ci/run"
     assert (REPO / ".ci" / "run").read_text().strip().endswith("make test")
+
+
+def test_ci_builds_what_a_tag_publishes_without_pushing() -> None:
+    job = _workflow("ci.yml")["jobs"]["release-images"]
+    assert [step["run"] for step in job["steps"] if "run" in step] == ["make release-images-check"]
+    uses = {step["uses"].split("@")[0] for step in job["steps"] if "uses" in step}
+    assert {"docker/setup-qemu-action", "docker/setup-buildx-action"} <= uses
+    assert "docker/login-action" not in uses
 
 
 def test_release_runs_on_version_tags_after_the_tests() -> None:

@@ -2,7 +2,7 @@
 
 - ``images`` (``make images``): both images built locally with podman, saved as one archive;
 - ``publish`` (``make release-images``, CI): amd64+arm64 images pushed and signed; digests
-  written for ``charts``;
+  written for ``charts``; with ``--check`` (``make release-images-check``) only built;
 - ``charts`` (``make chart-release``): both charts pinned to a version and digests, packaged;
 - ``push-charts`` (``make chart-push``, CI): the packages pushed to ``oci://<registry>/charts``.
 """
@@ -22,7 +22,12 @@ from pinstack_devinfra.release.charts import (
     package_release_charts,
     push_charts,
 )
-from pinstack_devinfra.release.images import build_local_images, publish_images, write_digests
+from pinstack_devinfra.release.images import (
+    build_local_images,
+    check_release_images,
+    publish_images,
+    write_digests,
+)
 
 __all__ = ["main"]
 
@@ -45,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--version", required=True, type=check_version, help="e.g. 1.2.3")
         command.add_argument("--registry", required=True, help="e.g. ghcr.io/pinstack")
         if name == "publish":
-            command.add_argument("--no-sign", action="store_true", help="skip cosign")
+            command.add_argument(
+                "--check", action="store_true", help="build every platform; push and sign nothing"
+            )
         if name == "charts":
             command.add_argument("--app-digest", required=True, help="sha256:... of pinstack")
             command.add_argument(
@@ -74,8 +81,10 @@ def _run(args: argparse.Namespace) -> int:
         log(f"saved to {archive} (docker load -i / kind load image-archive / ctr images import)")
         return 0
     release = Release(repo=repo, version=args.version, registry=args.registry, dist=dist)
-    if args.command == "publish":
-        digests = publish_images(release, sign=not args.no_sign)
+    if args.command == "publish" and args.check:
+        check_release_images(release)
+    elif args.command == "publish":
+        digests = publish_images(release)
         log(f"digests in {write_digests(digests, dist / 'digests.env')}")
     elif args.command == "charts":
         digests = {"pinstack": args.app_digest, "pinstack-operator": args.operator_digest}

@@ -6,20 +6,28 @@ Two builders on purpose, one per job:
   registry, the Dockerfiles' bases made from Debian and PyPI — so ``make images`` works wherever
   the cluster tier does and builds the very images it runs;
 - for a release, ``docker buildx`` on CI, FROM the real upstream bases, for linux/amd64 and
-  linux/arm64 (QEMU), pushed and then signed keyless by digest with cosign.
+  linux/arm64 (QEMU), pushed and then signed keyless by digest with cosign; the same build
+  without pushing runs on every push (``make release-images-check``).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from pinstack_devinfra.cluster.images import ImageBuilder
 from pinstack_devinfra.commands import ToolError, log, run
 from pinstack_devinfra.release.charts import RELEASE_IMAGES, Release, check_digest
 
-__all__ = ["PLATFORMS", "build_local_images", "publish_images", "write_digests"]
+__all__ = [
+    "PLATFORMS",
+    "build_local_images",
+    "check_release_images",
+    "publish_images",
+    "write_digests",
+]
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
 
@@ -44,41 +52,48 @@ def build_local_images(*, repo: Path, tag: str, archive: Path) -> list[str]:
     return names
 
 
-def _buildx(*, repo: Path, dockerfile: str, reference: str, metadata: Path) -> str:
-    """Build and push one multi-platform image; returns the pushed manifest list's digest."""
+def _buildx(*, repo: Path, dockerfile: str, reference: str, output: Sequence[str]) -> None:
     docker = shutil.which("docker")
     if docker is None:
         raise ToolError("docker with the buildx plugin is required to build release images")
     run([docker, "buildx", "build", "--platform", ",".join(PLATFORMS),
-         "--file", repo / dockerfile, "--target", "runtime", "--tag", reference, "--push",
-         "--metadata-file", metadata, repo])  # fmt: skip
-    return check_digest(json.loads(metadata.read_text())["containerimage.digest"])
+         "--file", repo / dockerfile, "--target", "runtime", "--tag", reference,
+         *output, repo])  # fmt: skip
 
 
-def publish_images(release: Release, *, sign: bool) -> dict[str, str]:
-    """Build, push and (``sign``) cosign-sign both images; returns name -> digest.
+def check_release_images(release: Release) -> None:
+    """Build both images for every platform and keep only the build cache (CI, every push):
+    what a tag will publish is proven buildable — arm64 included — before anyone tags."""
+    for image in RELEASE_IMAGES:
+        reference = f"{release.image(image.name)}:{release.version}"
+        _buildx(repo=release.repo, dockerfile=image.dockerfile, reference=reference,
+                output=["--output", "type=cacheonly"])  # fmt: skip
+        log(f"built {reference} for {', '.join(PLATFORMS)} (not pushed)")
+
+
+def publish_images(release: Release) -> dict[str, str]:
+    """Build, push and cosign-sign both images; returns name -> digest.
 
     Signing is keyless: cosign gets an identity token from the CI's OIDC provider (GitHub
     Actions with ``id-token: write``) and records the signature in the public transparency log.
     The signature is made on the digest, never on the tag (a tag can be moved).
     """
+    cosign = shutil.which("cosign")
+    if cosign is None:
+        raise ToolError("cosign is required to sign release images")
     release.dist.mkdir(parents=True, exist_ok=True)
     digests: dict[str, str] = {}
     for image in RELEASE_IMAGES:
         repository = release.image(image.name)
-        digest = _buildx(
-            repo=release.repo,
-            dockerfile=image.dockerfile,
-            reference=f"{repository}:{release.version}",
-            metadata=release.dist / f"{image.name}.metadata.json",
-        )
+        metadata = release.dist / f"{image.name}.metadata.json"
+        _buildx(repo=release.repo, dockerfile=image.dockerfile,
+                reference=f"{repository}:{release.version}",
+                output=["--push", "--metadata-file", str(metadata)])  # fmt: skip
+        # The pushed manifest list's digest (one per image, covering both platforms).
+        digest = check_digest(json.loads(metadata.read_text())["containerimage.digest"])
         log(f"pushed {repository}:{release.version} as {digest}")
-        if sign:
-            cosign = shutil.which("cosign")
-            if cosign is None:
-                raise ToolError("cosign is required to sign release images")
-            run([cosign, "sign", "--yes", f"{repository}@{digest}"])
-            log(f"signed {repository}@{digest}")
+        run([cosign, "sign", "--yes", f"{repository}@{digest}"])
+        log(f"signed {repository}@{digest}")
         digests[image.name] = digest
     return digests
 
