@@ -36,7 +36,7 @@ _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReleaseImage:
     """One published image: its name under the registry, its Dockerfile and its chart."""
 
@@ -56,7 +56,7 @@ RELEASE_IMAGES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Release:
     """Where a release comes from (``repo``), what it is called and where it goes."""
 
@@ -70,6 +70,10 @@ class Release:
 
     def image(self, name: str) -> str:
         return f"{self.registry.rstrip('/')}/{name}"
+
+    def charts(self) -> str:
+        """Where the chart packages are pushed (``helm install <this>/pinstack``)."""
+        return f"oci://{self.registry.rstrip('/')}/charts"
 
     def chart_package(self, image: ReleaseImage) -> Path:
         return self.dist / f"{Path(image.chart).name}-{self.version}.tgz"
@@ -157,7 +161,7 @@ def push_charts(release: Release) -> list[str]:
     Credentials come from ``helm registry login`` or Docker's (helm falls back to them; the
     workflow logs in with docker/login-action).
     """
-    target = f"oci://{release.image('charts')}"
+    target = release.charts()
     reports = []
     for package in (release.chart_package(image) for image in RELEASE_IMAGES):
         result = run([helm_binary(), "push", package, target])
