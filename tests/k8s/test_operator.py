@@ -486,6 +486,20 @@ async def test_delete_with_retain_keeps_databases_topics_and_secrets_for_the_nex
     await _condition_is(stacks, "DatabasesReady", "True")
     second = await _ref(stacks)
     assert second.uid != first.uid
+    # Its Secret names the first stack, so the databases and roles marked as the first
+    # stack's are its to adopt; they are re-marked.
+    conn = await asyncpg.connect(postgres.dsn())
+    try:
+        markers = await conn.fetchrow(
+            "SELECT shobj_description(d.oid, 'pg_database') AS db, "
+            "shobj_description(r.oid, 'pg_authid') AS role FROM pg_database d, pg_roles r "
+            "WHERE d.datname = $1 AND r.rolname = $1",
+            stacks.database("user"),
+        )
+    finally:
+        await conn.close()
+    assert json.loads(markers["db"])["pinstack.io/stack-uid"] == second.uid
+    assert json.loads(markers["role"])["pinstack.io/stack-uid"] == second.uid
     for name in _SECRETS:
         secret = await stacks.secret(name)
         assert secret is not None

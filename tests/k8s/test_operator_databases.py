@@ -48,6 +48,12 @@ async def test_password_is_sent_only_when_it_changes(stacks: StackFactory, postg
     await stacks.api.apply(stacks.manifest())
     await _condition_is(stacks, "DatabasesReady", "True")
     role = stacks.database("user")
+    verifiers = {await _password_verifier(postgres, role)}
+    for _ in range(3):
+        await _pass_observed(stacks)
+        verifiers.add(await _password_verifier(postgres, role))
+    assert len(verifiers) == 1, "ALTER ROLE ... PASSWORD was sent on a pass that changed nothing"
+
     db_marker, role_marker = await _markers(postgres, role)
     uid = (await _ref(stacks)).uid
     assert db_marker == {
@@ -60,12 +66,6 @@ async def test_password_is_sent_only_when_it_changes(stacks: StackFactory, postg
     password = base64.b64decode(secret["data"]["password"]).decode()
     assert password_matches(password, role_marker["pinstack.io/password"])
     assert password not in json.dumps(role_marker)
-
-    verifiers = {await _password_verifier(postgres, role)}
-    for _ in range(3):
-        await _pass_observed(stacks)
-        verifiers.add(await _password_verifier(postgres, role))
-    assert len(verifiers) == 1, "ALTER ROLE ... PASSWORD was sent on a pass that changed nothing"
 
     # A new password in the Secret (rotated by hand): set once.
     rotated = "rotated-" + password
