@@ -498,6 +498,7 @@ async def test_delete_with_retain_keeps_databases_topics_and_secrets_for_the_nex
         )
     finally:
         await conn.close()
+    assert markers is not None
     assert json.loads(markers["db"])["pinstack.io/stack-uid"] == second.uid
     assert json.loads(markers["role"])["pinstack.io/stack-uid"] == second.uid
     for name in _SECRETS:
