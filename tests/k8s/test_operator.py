@@ -308,8 +308,18 @@ async def test_helm_upgrade_alone_migrates_with_the_deployments_image_first(
 
     # `helm upgrade --set image.tag=2.0.0`; the PinstackStack is not touched.
     await _helm_upgrade(stacks, "2.0.0")
-    condition = await _condition_is(stacks, "MigrationsComplete", "False")
-    assert f"{new} from Deployment pinstack-user" in condition["message"]
+
+    async def waiting_for_user() -> dict[str, Any] | None:
+        # A pass may run between the Deployments' writes and see only some of them.
+        condition = await stacks.condition("MigrationsComplete") or {}
+        return (
+            condition
+            if f"{new} from Deployment pinstack-user" in condition.get("message", "")
+            else None
+        )
+
+    condition = await eventually(waiting_for_user, what="waiting for the user Job of 2.0.0")
+    assert condition["status"] == "False"
     ref = await _ref(stacks)
     job = await stacks.api.get("batch/v1", "Job", namespace=stacks.namespace,
                                name=migration_job_name(ref, service="user", image=new))  # fmt: skip

@@ -69,11 +69,9 @@ async def test_password_is_sent_only_when_it_changes(stacks: StackFactory, postg
 
     # A new password in the Secret (rotated by hand): set once.
     rotated = "rotated-" + password
-    data = {**secret["data"], "password": base64.b64encode(rotated.encode()).decode()}
-    await stacks.api.apply(
-        {"apiVersion": "v1", "kind": "Secret",
-         "metadata": {"name": "stack-user-db", "namespace": stacks.namespace}, "data": data}
-    )  # fmt: skip
+    encoded = base64.b64encode(rotated.encode()).decode()
+    await stacks.api.patch("v1", "Secret", namespace=stacks.namespace, name="stack-user-db",
+                           patch={"data": {"password": encoded}})  # fmt: skip
     await _pass_observed(stacks)
 
     async def rotated_marker() -> bool:

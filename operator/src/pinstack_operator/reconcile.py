@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 from confluent_kafka import KafkaException
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from pinstack_operator.conditions import (
     Clock,
@@ -261,9 +262,10 @@ class Reconciler:
 
     async def _grants(
         self, stack: StackRef, spec: StackSpec
-    ) -> list[tuple[ServiceSpec, DatabaseGrant]]:
+    ) -> list[tuple[ServiceSpec, DatabaseGrant, str]]:
         """One grant per service, with the password already in its Secret (else a new one) and
-        the stack that Secret was last written by (which this stack may adopt from)."""
+        the stack that Secret was last written by (which this stack may adopt from); and the
+        Secret's resourceVersion as read ("" when missing)."""
         owner = Marker(stack_uid=stack.uid, stack=f"{stack.namespace}/{stack.name}")
         grants = []
         for service in spec.database_services:
@@ -280,7 +282,8 @@ class Reconciler:
                 owner=owner,
                 adoptable=frozenset({writer} if writer else ()),
             )
-            grants.append((service, grant))
+            version = str((secret or {}).get("metadata", {}).get("resourceVersion") or "")
+            grants.append((service, grant, version))
         return grants
 
     async def _databases(
@@ -299,7 +302,7 @@ class Reconciler:
             ), {}
         grants = await self._grants(stack, spec)
         try:
-            report = await self.postgres_factory(connection).ensure([g for _, g in grants])
+            report = await self.postgres_factory(connection).ensure([g for _, g, _ in grants])
         except _DB_ERRORS as error:
             where = f"{spec.postgres.host}:{spec.postgres.port}"
             logger.warning("provisioning databases on %s failed: %s", where, error)
@@ -310,12 +313,25 @@ class Reconciler:
                 message=f"PostgreSQL at {where}: {type(error).__name__}: {error}",
             ), {}
         oids: dict[str, str] = {}
-        for service, grant in grants:
-            if grant.database in report.oids:
-                await self.api.apply(
-                    database_secret(stack, spec=spec, service=service, password=grant.password)
-                )
-                oids[service.name] = report.oids[grant.database]
+        for service, grant, version in grants:
+            if grant.database not in report.oids:
+                continue
+            secret = database_secret(stack, spec=spec, service=service, password=grant.password)
+            if version:  # a Secret edited since it was read (a rotated password) is not undone
+                secret["metadata"]["resourceVersion"] = version
+            try:
+                await self.api.apply(secret)
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+                return ConditionResult(
+                    type=kind,
+                    status="False",
+                    reason="SecretChanged",
+                    message=f"Secret {secret['metadata']['name']} changed during the pass; "
+                    "its password is applied on the next",
+                ), {}
+            oids[service.name] = report.oids[grant.database]
         if report.refused:
             return ConditionResult(
                 type=kind,
@@ -377,7 +393,7 @@ class Reconciler:
         return done
 
     async def _reclaim_delete(self, stack: StackRef, spec: StackSpec) -> list[str]:
-        grants = [grant for _, grant in await self._grants(stack, spec)]
+        grants = [grant for _, grant, _ in await self._grants(stack, spec)]
         dropped: list[str] = []
         kept: list[str] = []
         where = f"{spec.postgres.host}:{spec.postgres.port}"
