@@ -13,9 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 from confluent_kafka import KafkaException
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from pinstack_operator.conditions import (
     Clock,
@@ -26,22 +24,23 @@ from pinstack_operator.conditions import (
 )
 from pinstack_operator.credentials import (
     decode_secret_data,
-    generate_password,
     generate_token,
     signing_key_material,
 )
-from pinstack_operator.databases import AdminConnection, DatabaseGrant, PostgresAdmin
+from pinstack_operator.databases import AdminConnection, PostgresAdmin
 from pinstack_operator.kubeapi import KubeApi, NotFoundError
 from pinstack_operator.migrations import MigrationState, reconcile_migrations
-from pinstack_operator.models import GROUP, KIND, VERSION, ServiceSpec, StackSpec
+from pinstack_operator.models import GROUP, KIND, VERSION, StackSpec
 from pinstack_operator.monitoring import MONITORING_NOT_OURS, reconcile_monitoring
-from pinstack_operator.ownership import Marker
+from pinstack_operator.provisioning import (
+    DB_ERRORS,
+    OWNED_BY_ANOTHER_STACK,
+    database_grants,
+    provision_databases,
+)
 from pinstack_operator.resources import (
     RERUN_ANNOTATION,
-    STACK_UID_ANNOTATION,
     StackRef,
-    database_secret,
-    database_secret_name,
     internal_token_secret,
     internal_token_secret_name,
     signing_key_secret,
@@ -51,7 +50,6 @@ from pinstack_operator.resources import (
 from pinstack_operator.topics import TopicAdmin
 
 __all__ = [
-    "OWNED_BY_ANOTHER_STACK",
     "RECLAIM_FAILED",
     "AdminCredentialsMissingError",
     "Outcome",
@@ -62,11 +60,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
-
 
 RECLAIM_FAILED = "ReclaimFailed"
-OWNED_BY_ANOTHER_STACK = "OwnedByAnotherStack"
 
 # Not-ready reasons that resolve without a retry: watched by other means (Job events, the drift
 # timer), or waiting for the user (an explicit migration re-run, an ownership hand-over).
@@ -260,92 +255,22 @@ class Reconciler:
             sslmode=spec.postgres.sslmode,
         )
 
-    async def _grants(
-        self, stack: StackRef, spec: StackSpec
-    ) -> list[tuple[ServiceSpec, DatabaseGrant, str]]:
-        """One grant per service, with the password already in its Secret (else a new one) and
-        the stack that Secret was last written by (which this stack may adopt from); and the
-        Secret's resourceVersion as read ("" when missing)."""
-        owner = Marker(stack_uid=stack.uid, stack=f"{stack.namespace}/{stack.name}")
-        grants = []
-        for service in spec.database_services:
-            assert service.database is not None
-            name = database_secret_name(stack, service.name)
-            secret = await self.api.find("v1", "Secret", namespace=stack.namespace, name=name)
-            writer = ((secret or {}).get("metadata", {}).get("annotations") or {}).get(
-                STACK_UID_ANNOTATION
-            )
-            grant = DatabaseGrant(
-                database=service.database,
-                role=service.database,
-                password=decode_secret_data(secret).get("password") or generate_password(),
-                owner=owner,
-                adoptable=frozenset({writer} if writer else ()),
-            )
-            version = str((secret or {}).get("metadata", {}).get("resourceVersion") or "")
-            grants.append((service, grant, version))
-        return grants
-
     async def _databases(
         self, stack: StackRef, spec: StackSpec
     ) -> tuple[ConditionResult, dict[str, str]]:
-        """The condition, and the oid of each service's database (by service name).
-
-        PostgreSQL first, the Secrets after: a Secret re-labelled with this stack's uid before
-        the database is marked would break the chain that lets a re-created stack adopt it."""
-        kind = "DatabasesReady"
+        """``DatabasesReady``, and the oid of each service's database (by service name)."""
         try:
             connection = await self.admin_connection(stack, spec)
         except AdminCredentialsMissingError as error:
             return ConditionResult(
-                type=kind, status="False", reason="AdminCredentialsMissing", message=str(error)
-            ), {}
-        grants = await self._grants(stack, spec)
-        try:
-            report = await self.postgres_factory(connection).ensure([g for _, g, _ in grants])
-        except _DB_ERRORS as error:
-            where = f"{spec.postgres.host}:{spec.postgres.port}"
-            logger.warning("provisioning databases on %s failed: %s", where, error)
-            return ConditionResult(
-                type=kind,
+                type="DatabasesReady",
                 status="False",
-                reason="DatabaseProvisioningFailed",
-                message=f"PostgreSQL at {where}: {type(error).__name__}: {error}",
+                reason="AdminCredentialsMissing",
+                message=str(error),
             ), {}
-        oids: dict[str, str] = {}
-        for service, grant, version in grants:
-            if grant.database not in report.oids:
-                continue
-            secret = database_secret(stack, spec=spec, service=service, password=grant.password)
-            if version:  # a Secret edited since it was read (a rotated password) is not undone
-                secret["metadata"]["resourceVersion"] = version
-            try:
-                await self.api.apply(secret)
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-                return ConditionResult(
-                    type=kind,
-                    status="False",
-                    reason="SecretChanged",
-                    message=f"Secret {secret['metadata']['name']} changed during the pass; "
-                    "its password is applied on the next",
-                ), {}
-            oids[service.name] = report.oids[grant.database]
-        if report.refused:
-            return ConditionResult(
-                type=kind,
-                status="False",
-                reason=OWNED_BY_ANOTHER_STACK,
-                message=f"on {spec.postgres.host}:{spec.postgres.port}: "
-                + "; ".join(report.refused),
-            ), oids
-        return ConditionResult(
-            type=kind,
-            status="True",
-            reason="Provisioned",
-            message=f"{len(oids)} databases with their roles and credential Secrets",
-        ), oids
+        return await provision_databases(
+            self.api, stack, spec=spec, postgres=self.postgres_factory(connection)
+        )
 
     async def _topics(self, spec: StackSpec) -> ConditionResult:
         kind = "TopicsReady"
@@ -393,7 +318,7 @@ class Reconciler:
         return done
 
     async def _reclaim_delete(self, stack: StackRef, spec: StackSpec) -> list[str]:
-        grants = [grant for _, grant, _ in await self._grants(stack, spec)]
+        grants = [grant for _, grant, _ in await database_grants(self.api, stack, spec=spec)]
         dropped: list[str] = []
         kept: list[str] = []
         where = f"{spec.postgres.host}:{spec.postgres.port}"
@@ -404,7 +329,7 @@ class Reconciler:
                 raise ReclaimError(reason="AdminCredentialsMissing", message=str(error)) from error
             try:
                 dropped, kept = await self.postgres_factory(connection).drop(grants)
-            except _DB_ERRORS as error:
+            except DB_ERRORS as error:
                 raise ReclaimError(
                     reason="DatabaseDropFailed",
                     message=f"PostgreSQL at {where}: {type(error).__name__}: {error}",
