@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pinstack_operator.conditions import ConditionResult, merge_conditions, phase_for
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.credentials import signing_key_material
+from pinstack_operator.jobs import job_failure, job_state
 from pinstack_operator.kubeapi import KubeApi
-from pinstack_operator.migrations import images_of_deployments, job_failure, job_state
+from pinstack_operator.migrations import images_of_deployments
 from pinstack_operator.models import StackSpec
 from pinstack_operator.monitoring import reconcile_monitoring
 from pinstack_operator.ownership import Marker, password_fingerprint, password_matches

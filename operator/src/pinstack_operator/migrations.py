@@ -27,6 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from pinstack_operator.conditions import ConditionResult
+from pinstack_operator.jobs import (
+    annotation,
+    completion,
+    job_failure,
+    job_state,
+    of_database,
+    remembered,
+    remembered_job,
+    replaced,
+)
 from pinstack_operator.kubeapi import KubeApi
 from pinstack_operator.models import ServiceSpec, StackSpec
 from pinstack_operator.resources import (
@@ -53,8 +63,6 @@ __all__ = [
     "ServiceMigration",
     "deployment_selector",
     "images_of_deployments",
-    "job_failure",
-    "job_state",
     "reconcile_migrations",
 ]
 
@@ -105,33 +113,6 @@ class MigrationState:
         return {s.image for s in self.services if s.image}
 
 
-def job_failure(job: Mapping[str, Any]) -> str:
-    """Why a failed Job failed, from its ``Failed`` condition (e.g. ``BackoffLimitExceeded``)."""
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Failed" and condition.get("status") == "True":
-            reason, message = condition.get("reason") or "", condition.get("message") or ""
-            return ": ".join(part for part in (reason, message) if part) or "failed"
-    return "failed"
-
-
-def job_state(job: Mapping[str, Any]) -> str:
-    """``complete``, ``failed`` or ``running`` from a Job's status (``running`` while a
-    replaced Job is still being deleted)."""
-    if (job.get("metadata") or {}).get("deletionTimestamp"):
-        return "running"
-    status = job.get("status") or {}
-    for condition in status.get("conditions") or []:
-        if condition.get("status") != "True":
-            continue
-        if condition.get("type") == "Complete":
-            return "complete"
-        if condition.get("type") == "Failed":
-            return "failed"
-    if int(status.get("succeeded") or 0) >= 1:
-        return "complete"
-    return "running"
-
-
 def images_of_deployments(
     deployments: Iterable[Mapping[str, Any]], service: str
 ) -> list[MigrationImage]:
@@ -171,28 +152,6 @@ def _spec_image(spec: StackSpec) -> MigrationImage:
     )
 
 
-def _completion(job: Mapping[str, Any]) -> str:
-    return str((job.get("status") or {}).get("completionTime") or "")
-
-
-def _annotation(job: Mapping[str, Any], key: str) -> str:
-    return str(((job.get("metadata") or {}).get("annotations") or {}).get(key) or "")
-
-
-def _of_database(job: Mapping[str, Any], oid: str | None) -> bool:
-    """Whether ``job`` migrated the database as it is now (Jobs of earlier operator versions
-    carry no oid and are taken as such)."""
-    recorded = _annotation(job, DATABASE_OID_ANNOTATION)
-    return not recorded or not oid or recorded == oid
-
-
-def _remembered(previous: Mapping[str, Any] | None, *, image: str, oid: str | None) -> bool:
-    """Whether ``status.migrations`` says ``image`` migrated this very database (its Job may be
-    gone: ``ttlSecondsAfterFinished``)."""
-    previous = previous or {}
-    return bool(oid) and previous.get("image") == image and previous.get("databaseOid") == oid
-
-
 def _service_migration(
     service: str,
     *,
@@ -204,7 +163,7 @@ def _service_migration(
     """Last migrated image: a wanted Job's if one completed, else the latest completed Job's,
     else what the status said before (superseded and finished Jobs are deleted). Only Jobs of
     the database as it is now count."""
-    jobs = [job for job in jobs if _of_database(job, oid)]
+    jobs = [job for job in jobs if of_database(job, oid)]
     complete = [job for job in jobs if job_state(job) == "complete"]
     pending = tuple(
         sorted(
@@ -219,13 +178,13 @@ def _service_migration(
     ]
     candidates = wanted_complete or complete
     if candidates:
-        last = max(candidates, key=_completion)
+        last = max(candidates, key=completion)
         return ServiceMigration(
             service=service,
             image=last["metadata"]["annotations"].get(IMAGE_ANNOTATION),
-            completed_at=_completion(last) or None,
+            completed_at=completion(last) or None,
             pending=pending,
-            database_oid=_annotation(last, DATABASE_OID_ANNOTATION) or oid,
+            database_oid=annotation(last, DATABASE_OID_ANNOTATION) or oid,
         )
     previous = previous or {}
     if oid and previous.get("databaseOid") not in (None, oid):
@@ -310,8 +269,8 @@ async def reconcile_migrations(
         states = {job_state(job) for job in jobs}
         if "failed" in states:
             failed.extend(
-                f"{service.name} (image {_annotation(job, IMAGE_ANNOTATION)} from "
-                f"{_annotation(job, IMAGE_SOURCE_ANNOTATION)}): Job {job['metadata']['name']} "
+                f"{service.name} (image {annotation(job, IMAGE_ANNOTATION)} from "
+                f"{annotation(job, IMAGE_SOURCE_ANNOTATION)}): Job {job['metadata']['name']} "
                 f"{job_failure(job)}"
                 for job in jobs
                 if job_state(job) == "failed"
@@ -362,26 +321,6 @@ async def reconcile_migrations(
     return MigrationState(condition=condition, pending=tuple(waiting_for), services=tuple(results))
 
 
-def _replaced(job: Mapping[str, Any], run: MigrationRun) -> bool:
-    """A Job to run again: it migrated a database since recreated (another oid), or it failed
-    and the stack asks for a re-run it was not created under."""
-    if not _of_database(job, run.database_oid):
-        return True
-    return job_state(job) == "failed" and _annotation(job, RERUN_ANNOTATION) != run.rerun
-
-
-def _remembered_job(manifest: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
-    """A finished Job the TTL controller removed, as ``status.migrations`` remembers it."""
-    return {
-        "metadata": {
-            "name": manifest["metadata"]["name"],
-            "labels": dict(manifest["metadata"]["labels"]),
-            "annotations": dict(manifest["metadata"]["annotations"]),
-        },
-        "status": {"succeeded": 1, "completionTime": previous.get("completedAt") or ""},
-    }
-
-
 async def _ensure_jobs(
     api: KubeApi,
     stack: StackRef,
@@ -401,11 +340,11 @@ async def _ensure_jobs(
         manifest = migration_job(stack, spec=spec, service=service, image=target, run=run)
         name = manifest["metadata"]["name"]
         found = existing.get(name)
-        if found is not None and _replaced(found, run):
+        if found is not None and replaced(found, run):
             await api.delete("batch/v1", "Job", namespace=stack.namespace, name=name)
             found = None
-        elif found is None and _remembered(previous, image=target.reference, oid=run.database_oid):
-            found = _remembered_job(manifest, previous or {})
+        elif found is None and remembered(previous, image=target.reference, oid=run.database_oid):
+            found = remembered_job(manifest, previous or {})
         jobs.append(dict(found) if found is not None else await api.apply(manifest))
     return jobs
 
