@@ -3,22 +3,26 @@ and the monitoring step without the Prometheus Operator (no cluster needed)."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import re
 from typing import Any, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from pinstack_operator.conditions import ConditionResult, merge_conditions, phase_for
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.credentials import signing_key_material
+from pinstack_operator.databases import EnsureReport, PostgresAdmin
 from pinstack_operator.jobs import job_failure, job_state
 from pinstack_operator.kubeapi import KubeApi
 from pinstack_operator.migrations import images_of_deployments
 from pinstack_operator.models import StackSpec
 from pinstack_operator.monitoring import reconcile_monitoring
 from pinstack_operator.ownership import Marker, password_fingerprint, password_matches
+from pinstack_operator.provisioning import provision_databases
 from pinstack_operator.resources import StackRef, migration_job, migration_job_name
 
 STACK = StackRef(name="s" * 60, namespace="ns", uid="uid-1")
@@ -210,3 +214,36 @@ def test_ownership_marker_round_trips_and_ignores_foreign_comments() -> None:
     assert not password_matches("secret", "md5$whatever")
     assert not password_matches("secret", "garbage")
     assert password_fingerprint("secret") != password_fingerprint("secret")  # salted
+
+
+class _EditedSecretApi:
+    """A Secret someone changes between the operator's read and its write."""
+
+    def __init__(self) -> None:
+        self.applied: list[dict[str, Any]] = []
+
+    async def find(self, api_version: str, kind: str, **_: Any) -> dict[str, Any]:
+        password = base64.b64encode(b"old-password").decode()
+        return {"metadata": {"resourceVersion": "7"}, "data": {"password": password}}
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.applied.append(manifest)
+        if manifest["metadata"].get("resourceVersion") == "7":
+            raise ApiException(status=409, reason="Conflict")
+        return manifest
+
+
+class _Postgres:
+    async def ensure(self, grants: list[Any]) -> EnsureReport:
+        return EnsureReport(oids={grant.database: "42" for grant in grants}, refused=[])
+
+
+async def test_a_secret_changed_during_the_pass_is_not_overwritten() -> None:
+    api = _EditedSecretApi()
+    condition, oids = await provision_databases(
+        cast(KubeApi, api), STACK, spec=SPEC, postgres=cast(PostgresAdmin, _Postgres())
+    )
+    assert condition.reason == "SecretChanged"
+    assert "s" * 60 + "-user-db" in condition.message
+    assert oids == {}
+    assert [m["metadata"]["resourceVersion"] for m in api.applied] == ["7"]
