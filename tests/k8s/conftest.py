@@ -238,6 +238,7 @@ def operator(
         kubeconfig=str(kubeconfig),
         resync_seconds=RESYNC_SECONDS,
         retry_seconds=1.0,
+        retry_max_seconds=4.0,
     )
     stop_flag = threading.Event()
     ready_flag = threading.Event()

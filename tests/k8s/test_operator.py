@@ -26,6 +26,7 @@ from tests.polling import eventually
 from .conftest import REPO, RESYNC_SECONDS, StackFactory
 
 EXAMPLE = REPO / "manifests" / "examples" / "pinstackstack.yaml"
+IMAGE = "registry.local/pinstack:1.0.0"
 
 
 def _decode(secret: dict[str, Any]) -> dict[str, str]:
@@ -39,6 +40,15 @@ async def _databases(postgres: Any) -> set[str]:
     finally:
         await conn.close()
     return {row["datname"] for row in rows}
+
+
+async def _database_oids(postgres: Any) -> dict[str, str]:
+    conn = await asyncpg.connect(postgres.dsn())
+    try:
+        rows = await conn.fetch("SELECT datname, oid FROM pg_database")
+    finally:
+        await conn.close()
+    return {row["datname"]: str(row["oid"]) for row in rows}
 
 
 async def _roles(postgres: Any) -> set[str]:
@@ -195,11 +205,14 @@ async def test_stack_provisions_databases_secrets_topics_jobs_and_monitors(
         "observedGeneration", "phase", "conditions", "databases", "topics", "imageTag",
         "migrations",
     }  # fmt: skip
+    oids = await _database_oids(postgres)
     assert stack["status"]["migrations"] == [
         {"service": "user", "image": "registry.local/pinstack:1.0.0",
-         "completedAt": stack["status"]["migrations"][0]["completedAt"]},
+         "completedAt": stack["status"]["migrations"][0]["completedAt"],
+         "databaseOid": oids[stacks.database("user")]},
         {"service": "auth", "image": "registry.local/pinstack:1.0.0",
-         "completedAt": stack["status"]["migrations"][1]["completedAt"]},
+         "completedAt": stack["status"]["migrations"][1]["completedAt"],
+         "databaseOid": oids[stacks.database("auth")]},
     ]  # fmt: skip
     assert "pinstack.io/finalizer" in stack["metadata"]["finalizers"]
     assert any(key.startswith("pinstack.io/") for key in stack["metadata"]["annotations"])
@@ -295,8 +308,18 @@ async def test_helm_upgrade_alone_migrates_with_the_deployments_image_first(
 
     # `helm upgrade --set image.tag=2.0.0`; the PinstackStack is not touched.
     await _helm_upgrade(stacks, "2.0.0")
-    condition = await _condition_is(stacks, "MigrationsComplete", "False")
-    assert f"{new} from Deployment pinstack-user" in condition["message"]
+
+    async def waiting_for_user() -> dict[str, Any] | None:
+        # A pass may run between the Deployments' writes and see only some of them.
+        condition = await stacks.condition("MigrationsComplete") or {}
+        return (
+            condition
+            if f"{new} from Deployment pinstack-user" in condition.get("message", "")
+            else None
+        )
+
+    condition = await eventually(waiting_for_user, what="waiting for the user Job of 2.0.0")
+    assert condition["status"] == "False"
     ref = await _ref(stacks)
     job = await stacks.api.get("batch/v1", "Job", namespace=stacks.namespace,
                                name=migration_job_name(ref, service="user", image=new))  # fmt: skip
@@ -396,6 +419,24 @@ async def test_invalid_specs_are_refused_with_readable_messages(stacks: StackFac
         await stacks.api.apply(shared)
     assert "each service needs its own database name" in str(refused.value.body)
 
+    for reserved, message in (
+        ("postgres", "postgres, template0 and template1 are PostgreSQL's own databases"),
+        ("template0", "postgres, template0 and template1 are PostgreSQL's own databases"),
+        ("template1", "postgres, template0 and template1 are PostgreSQL's own databases"),
+        ("pg_user", "role names starting with pg_ are reserved by PostgreSQL"),
+    ):
+        claimed = stacks.manifest(name="bad")
+        claimed["spec"]["services"][0]["database"] = reserved
+        with pytest.raises(ApiException) as refused:
+            await stacks.api.apply(claimed)
+        assert refused.value.status == 422, reserved
+        assert message in str(refused.value.body), reserved
+
+    untagged = stacks.manifest(name="bad", image={"repository": "registry.local/pinstack"})
+    with pytest.raises(ApiException) as refused:
+        await stacks.api.apply(untagged)
+    assert "image needs a tag or a digest" in str(refused.value.body)
+
 
 _SECRETS = ("stack-user-db", "stack-auth-db", "stack-jwt-signing-key", "stack-internal-token")
 
@@ -455,6 +496,21 @@ async def test_delete_with_retain_keeps_databases_topics_and_secrets_for_the_nex
     await _condition_is(stacks, "DatabasesReady", "True")
     second = await _ref(stacks)
     assert second.uid != first.uid
+    # Its Secret names the first stack, so the databases and roles marked as the first
+    # stack's are its to adopt; they are re-marked.
+    conn = await asyncpg.connect(postgres.dsn())
+    try:
+        markers = await conn.fetchrow(
+            "SELECT shobj_description(d.oid, 'pg_database') AS db, "
+            "shobj_description(r.oid, 'pg_authid') AS role FROM pg_database d, pg_roles r "
+            "WHERE d.datname = $1 AND r.rolname = $1",
+            stacks.database("user"),
+        )
+    finally:
+        await conn.close()
+    assert markers is not None
+    assert json.loads(markers["db"])["pinstack.io/stack-uid"] == second.uid
+    assert json.loads(markers["role"])["pinstack.io/stack-uid"] == second.uid
     for name in _SECRETS:
         secret = await stacks.secret(name)
         assert secret is not None
@@ -606,9 +662,20 @@ async def test_timer_repairs_drift(stacks: StackFactory, postgres: Any, kafka: A
 
     await eventually(repaired, within=RESYNC_SECONDS * 10, what="drift repaired by the timer")
     # A lost Secret is re-created with a password (a pass already in flight may re-apply the
-    # old one); either way the role's password is set from the Secret on every pass.
+    # old one); either way the role is given it, as it differs from the one last set.
     assert _decode(await stacks.secret("stack-user-db") or {})["password"]
     assert _decode(await stacks.secret("stack-jwt-signing-key") or {}) == signing_before
+    # The recreated database is empty: its migration Job runs again before the stack is Ready.
+    oid = (await _database_oids(postgres))[stacks.database("user")]
+    name = migration_job_name(await _ref(stacks), service="user", image=IMAGE)
+
+    async def rerun() -> bool:
+        job = await stacks.api.find("batch/v1", "Job", namespace=stacks.namespace, name=name)
+        annotations = (job or {}).get("metadata", {}).get("annotations", {})
+        return bool(annotations.get("pinstack.io/database-oid") == oid)
+
+    await eventually(rerun, what="the user migration Job for the recreated database")
+    await _complete_job(stacks.api, stacks.namespace, name)
     await _condition_is(stacks, "Ready", "True")
 
 

@@ -3,20 +3,27 @@ and the monitoring step without the Prometheus Operator (no cluster needed)."""
 
 from __future__ import annotations
 
+import base64
 import datetime
+import re
 from typing import Any, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from pinstack_operator.conditions import ConditionResult, merge_conditions, phase_for
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.credentials import signing_key_material
+from pinstack_operator.databases import EnsureReport, PostgresAdmin
+from pinstack_operator.jobs import job_failure, job_state
 from pinstack_operator.kubeapi import KubeApi
-from pinstack_operator.migrations import images_of_deployments, job_state
+from pinstack_operator.migrations import images_of_deployments
 from pinstack_operator.models import StackSpec
 from pinstack_operator.monitoring import reconcile_monitoring
-from pinstack_operator.resources import StackRef, migration_job_name
+from pinstack_operator.ownership import Marker, password_fingerprint, password_matches
+from pinstack_operator.provisioning import provision_databases
+from pinstack_operator.resources import StackRef, migration_job, migration_job_name
 
 STACK = StackRef(name="s" * 60, namespace="ns", uid="uid-1")
 SPEC = StackSpec.parse(
@@ -162,3 +169,81 @@ async def test_monitoring_without_the_prometheus_operator_says_what_to_install()
         update={"monitoring": SPEC.monitoring.model_copy(update={"enabled": False})}
     )
     assert (await reconcile_monitoring(cast(KubeApi, api), STACK, spec=disabled)).ok
+
+
+def test_retries_back_off_exponentially_up_to_a_cap() -> None:
+    config = OperatorConfig(retry_seconds=2, retry_max_seconds=60)
+    assert [config.retry_delay(retry) for retry in range(7)] == [2, 4, 8, 16, 32, 60, 60]
+    assert config.retry_delay(10_000) == 60
+    assert OperatorConfig.from_env({"PINSTACK_OPERATOR_RETRY_MAX_SECONDS": "7"}).retry_delay(9) == 7
+
+
+def test_job_failure_names_the_reason_and_message() -> None:
+    failed = {"status": {"conditions": [
+        {"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+         "message": "Job was active longer than specified deadline"},
+    ]}}  # fmt: skip
+    assert job_failure(failed) == "DeadlineExceeded: Job was active longer than specified deadline"
+    assert job_failure({}) == "failed"
+
+
+def test_a_digest_image_makes_a_valid_job() -> None:
+    digest = "sha256:" + "0f" * 32
+    spec = SPEC.model_copy(
+        update={"image": SPEC.image.model_copy(update={"tag": None, "digest": digest})}
+    )
+    assert spec.image.reference == f"r@{digest}"
+    job = migration_job(STACK, spec=spec, service=spec.services[0])
+    name = job["metadata"]["name"]
+    assert len(name) <= 63
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name)
+    for value in job["metadata"]["labels"].values():
+        assert len(value) <= 63
+        assert re.fullmatch(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]", value)
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == f"r@{digest}"
+
+
+def test_ownership_marker_round_trips_and_ignores_foreign_comments() -> None:
+    marker = Marker(stack_uid="uid-1", stack="ns/s", password=password_fingerprint("secret"))
+    assert Marker.parse(marker.comment()) == marker
+    assert Marker.parse(None) is None
+    assert Marker.parse("the team's database, do not touch") is None
+    assert Marker.parse('{"owner": "someone"}') is None
+    assert password_matches("secret", marker.password)
+    assert not password_matches("Secret", marker.password)
+    assert not password_matches("secret", "md5$whatever")
+    assert not password_matches("secret", "garbage")
+    assert password_fingerprint("secret") != password_fingerprint("secret")  # salted
+
+
+class _EditedSecretApi:
+    """A Secret someone changes between the operator's read and its write."""
+
+    def __init__(self) -> None:
+        self.applied: list[dict[str, Any]] = []
+
+    async def find(self, api_version: str, kind: str, **_: Any) -> dict[str, Any]:
+        password = base64.b64encode(b"old-password").decode()
+        return {"metadata": {"resourceVersion": "7"}, "data": {"password": password}}
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.applied.append(manifest)
+        if manifest["metadata"].get("resourceVersion") == "7":
+            raise ApiException(status=409, reason="Conflict")
+        return manifest
+
+
+class _Postgres:
+    async def ensure(self, grants: list[Any]) -> EnsureReport:
+        return EnsureReport(oids={grant.database: "42" for grant in grants}, refused=[])
+
+
+async def test_a_secret_changed_during_the_pass_is_not_overwritten() -> None:
+    api = _EditedSecretApi()
+    condition, oids = await provision_databases(
+        cast(KubeApi, api), STACK, spec=SPEC, postgres=cast(PostgresAdmin, _Postgres())
+    )
+    assert condition.reason == "SecretChanged"
+    assert "s" * 60 + "-user-db" in condition.message
+    assert oids == {}
+    assert [m["metadata"]["resourceVersion"] for m in api.applied] == ["7"]

@@ -29,6 +29,10 @@ CONDITION_TYPES = (
 )
 
 
+# Not-ready reasons that need the user, besides every ``...Failed``.
+_DEGRADED = frozenset({"OwnedByAnotherStack"})
+
+
 def system_clock() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -101,7 +105,10 @@ def phase_for(parts: Sequence[ConditionResult]) -> str:
     by_type = {part.type: part for part in parts}
     if all(part.ok for part in parts):
         return "Ready"
-    if any(part.status == "False" and part.reason.endswith("Failed") for part in parts):
+    if any(
+        part.status == "False" and (part.reason.endswith("Failed") or part.reason in _DEGRADED)
+        for part in parts
+    ):
         return "Degraded"
     migrations = by_type.get("MigrationsComplete")
     databases = by_type.get("DatabasesReady")

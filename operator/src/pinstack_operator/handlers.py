@@ -18,7 +18,6 @@ from pinstack_operator.config import OperatorConfig
 from pinstack_operator.kubeapi import KubeApi, connect, load_configuration
 from pinstack_operator.migrations import DEPLOYMENT_WATCH_SELECTOR, JOB_WATCH_SELECTOR
 from pinstack_operator.models import GROUP, KIND, PLURAL, VERSION
-from pinstack_operator.monitoring import MONITORING_NOT_OURS
 from pinstack_operator.rbac import PERMISSIONS
 from pinstack_operator.reconcile import ReclaimError, Reconciler
 from pinstack_operator.resources import COMPONENT_LABEL, MANAGED_BY, PART_OF_LABEL, STACK_LABEL
@@ -29,9 +28,6 @@ ANNOTATION_PREFIX = "pinstack.io"
 FINALIZER = "pinstack.io/finalizer"
 
 logger = logging.getLogger(__name__)
-
-# Not-ready reasons that resolve on their own and are watched by other means.
-_QUIET = frozenset({"MigrationsRunning", "WaitingForDatabases"}) | MONITORING_NOT_OURS
 
 
 def configure_watching(settings: kopf.OperatorSettings) -> None:
@@ -170,18 +166,14 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
-    async def reconcile(body: kopf.Body, **_: Any) -> None:
+    async def reconcile(body: kopf.Body, retry: int, **_: Any) -> None:
         outcome = await reconciler().reconcile(body)
-        blocking = [
-            c
-            for c in outcome.conditions
-            if not c.ok and c.type != "Ready" and c.reason not in _QUIET
-        ]
-        if blocking:
-            # Infrastructure not there yet: retry soon (the drift timer is the slow path).
-            # Running migrations are not retried here: their Job events trigger a reconcile.
-            messages = "; ".join(f"{c.type}: {c.message}" for c in blocking)
-            raise kopf.TemporaryError(f"not ready yet: {messages}", delay=config.retry_seconds)
+        if outcome.transient:
+            # Infrastructure not there yet: retry with backoff (the drift timer is the slow
+            # path). Running migrations are not retried here (their Job events trigger a
+            # reconcile), nor what waits for the user (a failed migration, a foreign owner).
+            messages = "; ".join(f"{c.type}: {c.message}" for c in outcome.transient)
+            raise kopf.TemporaryError(f"not ready yet: {messages}", delay=config.retry_delay(retry))
 
     @kopf.timer(
         GROUP,
@@ -198,7 +190,7 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
     _register_child_watches(registry, state)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
-    async def reclaim(body: kopf.Body, **_: Any) -> None:
+    async def reclaim(body: kopf.Body, retry: int, **_: Any) -> None:
         """Keep the finalizer until ``reclaimPolicy`` is carried out; retry without limit.
 
         A failure is reported as the ``ReclaimFailed`` condition rather than given up on: giving
@@ -210,7 +202,7 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
         except ReclaimError as error:
             logger.warning("reclaiming %s failed: %s", body.get("metadata", {}).get("name"), error)
             await reconciler().report_reclaim_failure(body, error)
-            raise kopf.TemporaryError(str(error), delay=config.retry_seconds) from error
+            raise kopf.TemporaryError(str(error), delay=config.retry_delay(retry)) from error
         if done:
             logger.info("reclaimed (%s): %s", body["spec"].get("reclaimPolicy"), ", ".join(done))
 

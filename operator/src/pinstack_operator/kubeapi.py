@@ -31,6 +31,7 @@ FIELD_MANAGER = "pinstack-operator"
 
 _PLURALS = {
     "Secret": "secrets",
+    "ServiceAccount": "serviceaccounts",
     "Job": "jobs",
     "Deployment": "deployments",
     "ServiceMonitor": "servicemonitors",

@@ -9,6 +9,13 @@ migrated with ``spec.image``. Several Deployments of one service with different 
 each (``pinstack migrate up`` is a no-op for an image older than the schema, e.g. after
 ``helm rollback``).
 
+A failed Job is not retried: ``MigrationsComplete`` says ``MigrationFailed`` (service, image and
+the Job's failure) until the stack's ``migrations.pinstack.io/rerun`` annotation changes; then
+the failed Jobs are replaced. Finished Jobs are garbage-collected after
+``spec.migrationJobs.ttlSecondsAfterFinished``: ``status.migrations`` remembers what they
+migrated, and the database's oid they migrated, so a database recreated by drift repair (a new
+oid) is migrated again before the stack is Ready.
+
 A bare API server (tests) runs no Job controller: the Job's status is whatever someone wrote,
 and this module only reads it.
 """
@@ -20,18 +27,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from pinstack_operator.conditions import ConditionResult
+from pinstack_operator.jobs import (
+    annotation,
+    completion,
+    job_failure,
+    job_state,
+    of_database,
+    remembered,
+    remembered_job,
+    replaced,
+)
 from pinstack_operator.kubeapi import KubeApi
 from pinstack_operator.models import ServiceSpec, StackSpec
 from pinstack_operator.resources import (
     COMPONENT_LABEL,
+    DATABASE_OID_ANNOTATION,
     IMAGE_ANNOTATION,
+    IMAGE_SOURCE_ANNOTATION,
     MANAGED_BY,
     PART_OF_LABEL,
+    RERUN_ANNOTATION,
     SERVICE_LABEL,
     STACK_LABEL,
     MigrationImage,
+    MigrationRun,
     StackRef,
     migration_job,
+    migration_service_account,
 )
 
 __all__ = [
@@ -41,7 +63,6 @@ __all__ = [
     "ServiceMigration",
     "deployment_selector",
     "images_of_deployments",
-    "job_state",
     "reconcile_migrations",
 ]
 
@@ -65,6 +86,7 @@ class ServiceMigration:
     image: str | None  # the image whose migration Job last completed
     completed_at: str | None
     pending: tuple[str, ...]  # images whose Jobs are running or failed
+    database_oid: str | None = None  # the database that Job migrated
 
     def as_status(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"service": self.service}
@@ -72,6 +94,8 @@ class ServiceMigration:
             entry["image"] = self.image
         if self.completed_at:
             entry["completedAt"] = self.completed_at
+        if self.image and self.database_oid:
+            entry["databaseOid"] = self.database_oid
         if self.pending:
             entry["pendingImages"] = list(self.pending)
         return entry
@@ -87,21 +111,6 @@ class MigrationState:
     def images(self) -> set[str]:
         """Every image some service's schema was last migrated with."""
         return {s.image for s in self.services if s.image}
-
-
-def job_state(job: Mapping[str, Any]) -> str:
-    """``complete``, ``failed`` or ``running`` from a Job's status."""
-    status = job.get("status") or {}
-    for condition in status.get("conditions") or []:
-        if condition.get("status") != "True":
-            continue
-        if condition.get("type") == "Complete":
-            return "complete"
-        if condition.get("type") == "Failed":
-            return "failed"
-    if int(status.get("succeeded") or 0) >= 1:
-        return "complete"
-    return "running"
 
 
 def images_of_deployments(
@@ -143,19 +152,18 @@ def _spec_image(spec: StackSpec) -> MigrationImage:
     )
 
 
-def _completion(job: Mapping[str, Any]) -> str:
-    return str((job.get("status") or {}).get("completionTime") or "")
-
-
 def _service_migration(
     service: str,
     *,
     wanted: Sequence[str],
     jobs: Sequence[Mapping[str, Any]],
     previous: Mapping[str, Any] | None,
+    oid: str | None = None,
 ) -> ServiceMigration:
     """Last migrated image: a wanted Job's if one completed, else the latest completed Job's,
-    else what the status said before (superseded Jobs are deleted)."""
+    else what the status said before (superseded and finished Jobs are deleted). Only Jobs of
+    the database as it is now count."""
+    jobs = [job for job in jobs if of_database(job, oid)]
     complete = [job for job in jobs if job_state(job) == "complete"]
     pending = tuple(
         sorted(
@@ -170,19 +178,23 @@ def _service_migration(
     ]
     candidates = wanted_complete or complete
     if candidates:
-        last = max(candidates, key=_completion)
+        last = max(candidates, key=completion)
         return ServiceMigration(
             service=service,
             image=last["metadata"]["annotations"].get(IMAGE_ANNOTATION),
-            completed_at=_completion(last) or None,
+            completed_at=completion(last) or None,
             pending=pending,
+            database_oid=annotation(last, DATABASE_OID_ANNOTATION) or oid,
         )
     previous = previous or {}
+    if oid and previous.get("databaseOid") not in (None, oid):
+        return ServiceMigration(service=service, image=None, completed_at=None, pending=pending)
     return ServiceMigration(
         service=service,
         image=previous.get("image"),
         completed_at=previous.get("completedAt"),
         pending=pending,
+        database_oid=previous.get("databaseOid"),
     )
 
 
@@ -191,12 +203,15 @@ async def reconcile_migrations(
     stack: StackRef,
     *,
     spec: StackSpec,
-    databases_ready: bool,
+    databases: Mapping[str, str] | None,
+    rerun: str = "",
     previous: Sequence[Mapping[str, Any]] = (),
 ) -> MigrationState:
     """Run a Job per service and wanted image, read their state, drop superseded Jobs.
 
-    ``previous`` is ``status.migrations`` as last written (kept for services whose Jobs are gone).
+    ``databases``: each service's database oid once the databases are ready (``None`` before);
+    ``rerun``: the stack's re-run annotation; ``previous``: ``status.migrations`` as last
+    written (it outlives the Jobs).
     """
     services = spec.migrating_services
     before = {str(entry.get("service")): entry for entry in previous}
@@ -206,7 +221,7 @@ async def reconcile_migrations(
                 type=_KIND, status="True", reason="NothingToMigrate", message="no migrations"
             )
         )
-    if not databases_ready:
+    if databases is None:
         return MigrationState(
             condition=ConditionResult(
                 type=_KIND,
@@ -220,6 +235,7 @@ async def reconcile_migrations(
                 for s in services
             ),
         )
+    await api.apply(migration_service_account(stack))
     deployments = await api.list(
         "apps/v1",
         "Deployment",
@@ -239,14 +255,28 @@ async def reconcile_migrations(
     results: list[ServiceMigration] = []
     for service in services:
         targets = images_of_deployments(deployments, service.name) or [_spec_image(spec)]
+        oid = databases.get(service.name, "")
         jobs = await _ensure_jobs(
-            api, stack, spec=spec, service=service, targets=targets, existing=by_name
+            api,
+            stack,
+            spec=spec,
+            service=service,
+            targets=targets,
+            existing=by_name,
+            run=MigrationRun(database_oid=oid, rerun=rerun),
+            previous=before.get(service.name),
         )
         states = {job_state(job) for job in jobs}
-        where = ", ".join(f"{target.reference} from {target.source}" for target in targets)
         if "failed" in states:
-            failed.append(f"{service.name} ({where})")
+            failed.extend(
+                f"{service.name} (image {annotation(job, IMAGE_ANNOTATION)} from "
+                f"{annotation(job, IMAGE_SOURCE_ANNOTATION)}): Job {job['metadata']['name']} "
+                f"{job_failure(job)}"
+                for job in jobs
+                if job_state(job) == "failed"
+            )
         elif "running" in states:
+            where = ", ".join(f"{target.reference} from {target.source}" for target in targets)
             running.append(f"{service.name} ({where})")
             waiting_for.append(service.name)
         else:
@@ -262,6 +292,7 @@ async def reconcile_migrations(
                 wanted=[target.reference for target in targets],
                 jobs=list(own.values()),
                 previous=before.get(service.name),
+                oid=oid,
             )
         )
     if failed:
@@ -269,7 +300,8 @@ async def reconcile_migrations(
             type=_KIND,
             status="False",
             reason="MigrationFailed",
-            message=f"migration Job failed for {'; '.join(failed)}; see the Job's pod logs",
+            message=f"migration failed for {'; '.join(failed)}. Not retried: fix the cause, "
+            f"then set a new value on the stack's annotation {RERUN_ANNOTATION}",
         )
     elif running:
         condition = ConditionResult(
@@ -297,12 +329,22 @@ async def _ensure_jobs(
     service: ServiceSpec,
     targets: Sequence[MigrationImage],
     existing: Mapping[str, Mapping[str, Any]],
+    run: MigrationRun,
+    previous: Mapping[str, Any] | None,
 ) -> list[dict[str, Any]]:
-    """The Job of every target image, created when missing (a Job's template is immutable)."""
+    """The Job of every target image: kept, created when missing (unless ``status.migrations``
+    says it already ran on this database), replaced when stale (a Job's template is immutable,
+    so a re-run is a new Job of the same name)."""
     jobs = []
     for target in targets:
-        manifest = migration_job(stack, spec=spec, service=service, image=target)
-        found = existing.get(manifest["metadata"]["name"])
+        manifest = migration_job(stack, spec=spec, service=service, image=target, run=run)
+        name = manifest["metadata"]["name"]
+        found = existing.get(name)
+        if found is not None and replaced(found, run):
+            await api.delete("batch/v1", "Job", namespace=stack.namespace, name=name)
+            found = None
+        elif found is None and remembered(previous, image=target.reference, oid=run.database_oid):
+            found = remembered_job(manifest, previous or {})
         jobs.append(dict(found) if found is not None else await api.apply(manifest))
     return jobs
 

@@ -16,6 +16,8 @@ __all__ = [
     "VERSION",
     "ImageSpec",
     "KafkaSpec",
+    "LocalObjectReference",
+    "MigrationJobsSpec",
     "MonitoringSpec",
     "PostgresSpec",
     "SecretKeyRef",
@@ -36,11 +38,14 @@ class _Model(BaseModel):
 
 class ImageSpec(_Model):
     repository: str
-    tag: str
+    tag: str | None = None
+    digest: str | None = None  # ``sha256:...``: pins the image; wins over the tag
     pull_policy: str = Field(default="IfNotPresent", alias="pullPolicy")
 
     @property
     def reference(self) -> str:
+        if self.digest:
+            return f"{self.repository}@{self.digest}"
         return f"{self.repository}:{self.tag}"
 
 
@@ -84,6 +89,25 @@ class MonitoringSpec(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+_JOB_RESOURCES: dict[str, dict[str, str | int]] = {
+    "requests": {"cpu": "50m", "memory": "128Mi"},
+    "limits": {"memory": "256Mi"},
+}
+
+
+class MigrationJobsSpec(_Model):
+    """Limits of the migration Jobs (the CRD's defaults)."""
+
+    active_deadline_seconds: int = Field(default=900, alias="activeDeadlineSeconds")
+    backoff_limit: int = Field(default=4, alias="backoffLimit")
+    ttl_seconds_after_finished: int = Field(default=86400, alias="ttlSecondsAfterFinished")
+    resources: dict[str, dict[str, str | int]] = Field(default_factory=lambda: _JOB_RESOURCES)
+
+
+class LocalObjectReference(_Model):
+    name: str
+
+
 class StackSpec(_Model):
     image: ImageSpec
     postgres: PostgresSpec
@@ -93,6 +117,12 @@ class StackSpec(_Model):
     topics: tuple[TopicSpec, ...] = ()
     reclaim_policy: Literal["Retain", "Delete"] = Field(default="Retain", alias="reclaimPolicy")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    image_pull_secrets: tuple[LocalObjectReference, ...] = Field(
+        default=(), alias="imagePullSecrets"
+    )
+    migration_jobs: MigrationJobsSpec = Field(
+        default_factory=MigrationJobsSpec, alias="migrationJobs"
+    )
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any]) -> StackSpec:

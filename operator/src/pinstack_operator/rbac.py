@@ -72,6 +72,13 @@ PERMISSIONS: tuple[Permission, ...] = (
         "Never list or watch: that would read every Secret in the namespace",
     ),
     _permission(
+        "",
+        "serviceaccounts",
+        ["create", "patch"],
+        "the migration Jobs' own ServiceAccount per stack, without a token (server-side "
+        "apply: patch, and create when missing)",
+    ),
+    _permission(
         "batch",
         "jobs",
         ["list", "watch", "create", "patch", "delete"],

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 from confluent_kafka import KafkaException
 
 from pinstack_operator.conditions import (
@@ -25,19 +24,23 @@ from pinstack_operator.conditions import (
 )
 from pinstack_operator.credentials import (
     decode_secret_data,
-    generate_password,
     generate_token,
     signing_key_material,
 )
-from pinstack_operator.databases import AdminConnection, DatabaseGrant, PostgresAdmin
+from pinstack_operator.databases import AdminConnection, PostgresAdmin
 from pinstack_operator.kubeapi import KubeApi, NotFoundError
 from pinstack_operator.migrations import MigrationState, reconcile_migrations
 from pinstack_operator.models import GROUP, KIND, VERSION, StackSpec
 from pinstack_operator.monitoring import MONITORING_NOT_OURS, reconcile_monitoring
+from pinstack_operator.provisioning import (
+    DB_ERRORS,
+    OWNED_BY_ANOTHER_STACK,
+    database_grants,
+    provision_databases,
+)
 from pinstack_operator.resources import (
+    RERUN_ANNOTATION,
     StackRef,
-    database_secret,
-    database_secret_name,
     internal_token_secret,
     internal_token_secret_name,
     signing_key_secret,
@@ -57,10 +60,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
-
 
 RECLAIM_FAILED = "ReclaimFailed"
+
+# Not-ready reasons that resolve without a retry: watched by other means (Job events, the drift
+# timer), or waiting for the user (an explicit migration re-run, an ownership hand-over).
+_NOT_RETRIED = (
+    frozenset(
+        {"MigrationsRunning", "WaitingForDatabases", "MigrationFailed", OWNED_BY_ANOTHER_STACK}
+    )
+    | MONITORING_NOT_OURS
+)
 
 
 class AdminCredentialsMissingError(LookupError):
@@ -87,9 +97,10 @@ class Outcome:
         return next(item for item in self.conditions if item.type == kind)
 
     @property
-    def waiting(self) -> bool:
-        """Something will change without a spec edit (migrations running, infra coming up)."""
-        return not self.ready
+    def transient(self) -> list[ConditionResult]:
+        """Failures worth retrying with backoff (infrastructure not there yet)."""
+        return [c for c in self.conditions
+                if not c.ok and c.type != "Ready" and c.reason not in _NOT_RETRIED]  # fmt: skip
 
 
 def _tag(reference: str) -> str:
@@ -106,7 +117,7 @@ def _image_tag(migrations: MigrationState, *, spec: StackSpec, previous: str | N
     if not migrations.condition.ok:
         return previous
     if not migrations.services:
-        return spec.image.tag
+        return _tag(spec.image.reference)
     images = migrations.images
     if len(images) == 1 and all(entry.image for entry in migrations.services):
         return _tag(next(iter(images)))
@@ -150,14 +161,15 @@ class Reconciler:
         spec = StackSpec.parse(body["spec"])
         generation = int(body["metadata"].get("generation", 0))
         await self._auth_secrets(stack)
-        databases = await self._databases(stack, spec)
+        databases, oids = await self._databases(stack, spec)
         topics = await self._topics(spec)
         previous = body.get("status") or {}
         migrations = await reconcile_migrations(
             self.api,
             stack,
             spec=spec,
-            databases_ready=databases.ok,
+            databases=oids if databases.ok else None,
+            rerun=str((body["metadata"].get("annotations") or {}).get(RERUN_ANNOTATION, "")),
             previous=previous.get("migrations") or [],
         )
         monitoring = await reconcile_monitoring(self.api, stack, spec=spec)
@@ -243,49 +255,21 @@ class Reconciler:
             sslmode=spec.postgres.sslmode,
         )
 
-    async def _grants(self, stack: StackRef, spec: StackSpec) -> list[DatabaseGrant]:
-        """One grant per service, reusing the password already in its Secret."""
-        grants = []
-        for service in spec.database_services:
-            assert service.database is not None
-            name = database_secret_name(stack, service.name)
-            existing = decode_secret_data(
-                await self.api.find("v1", "Secret", namespace=stack.namespace, name=name)
-            )
-            password = existing.get("password") or generate_password()
-            await self.api.apply(
-                database_secret(stack, spec=spec, service=service, password=password)
-            )
-            grants.append(
-                DatabaseGrant(database=service.database, role=service.database, password=password)
-            )
-        return grants
-
-    async def _databases(self, stack: StackRef, spec: StackSpec) -> ConditionResult:
-        kind = "DatabasesReady"
+    async def _databases(
+        self, stack: StackRef, spec: StackSpec
+    ) -> tuple[ConditionResult, dict[str, str]]:
+        """``DatabasesReady``, and the oid of each service's database (by service name)."""
         try:
             connection = await self.admin_connection(stack, spec)
         except AdminCredentialsMissingError as error:
             return ConditionResult(
-                type=kind, status="False", reason="AdminCredentialsMissing", message=str(error)
-            )
-        grants = await self._grants(stack, spec)
-        try:
-            ready = await self.postgres_factory(connection).ensure(grants)
-        except _DB_ERRORS as error:
-            where = f"{spec.postgres.host}:{spec.postgres.port}"
-            logger.warning("provisioning databases on %s failed: %s", where, error)
-            return ConditionResult(
-                type=kind,
+                type="DatabasesReady",
                 status="False",
-                reason="DatabaseProvisioningFailed",
-                message=f"PostgreSQL at {where}: {type(error).__name__}: {error}",
-            )
-        return ConditionResult(
-            type=kind,
-            status="True",
-            reason="Provisioned",
-            message=f"{len(ready)} databases with their roles and credential Secrets",
+                reason="AdminCredentialsMissing",
+                message=str(error),
+            ), {}
+        return await provision_databases(
+            self.api, stack, spec=spec, postgres=self.postgres_factory(connection)
         )
 
     async def _topics(self, spec: StackSpec) -> ConditionResult:
@@ -334,11 +318,9 @@ class Reconciler:
         return done
 
     async def _reclaim_delete(self, stack: StackRef, spec: StackSpec) -> list[str]:
-        grants = [
-            DatabaseGrant(database=s.database, role=s.database, password="")
-            for s in spec.database_services
-            if s.database
-        ]
+        grants = [grant for _, grant, _ in await database_grants(self.api, stack, spec=spec)]
+        dropped: list[str] = []
+        kept: list[str] = []
         where = f"{spec.postgres.host}:{spec.postgres.port}"
         if grants:
             try:
@@ -346,8 +328,8 @@ class Reconciler:
             except AdminCredentialsMissingError as error:
                 raise ReclaimError(reason="AdminCredentialsMissing", message=str(error)) from error
             try:
-                await self.postgres_factory(connection).drop(grants)
-            except _DB_ERRORS as error:
+                dropped, kept = await self.postgres_factory(connection).drop(grants)
+            except DB_ERRORS as error:
                 raise ReclaimError(
                     reason="DatabaseDropFailed",
                     message=f"PostgreSQL at {where}: {type(error).__name__}: {error}",
@@ -368,7 +350,8 @@ class Reconciler:
             if await self.api.delete("v1", "Secret", namespace=stack.namespace, name=name)
         ]
         return [
-            *(f"database {grant.database} and role {grant.role}" for grant in grants),
+            *dropped,
+            *(f"kept {reason}" for reason in kept),
             *(f"topic {t}" for t in deleted),
             *(f"Secret {name}" for name in secrets),
         ]

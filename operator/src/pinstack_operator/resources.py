@@ -25,14 +25,18 @@ from pinstack_operator.models import GROUP, KIND, VERSION, ServiceSpec, StackSpe
 
 __all__ = [
     "COMPONENT_LABEL",
+    "DATABASE_OID_ANNOTATION",
     "IMAGE_ANNOTATION",
+    "IMAGE_SOURCE_ANNOTATION",
     "MANAGED_BY",
     "MANAGED_BY_LABEL",
     "PART_OF_LABEL",
+    "RERUN_ANNOTATION",
     "SERVICE_LABEL",
     "STACK_LABEL",
     "STACK_UID_ANNOTATION",
     "MigrationImage",
+    "MigrationRun",
     "StackRef",
     "database_secret",
     "database_secret_name",
@@ -40,6 +44,8 @@ __all__ = [
     "internal_token_secret_name",
     "migration_job",
     "migration_job_name",
+    "migration_service_account",
+    "migration_service_account_name",
     "monitoring_name",
     "prometheus_rule",
     "service_monitor",
@@ -60,6 +66,10 @@ IMAGE_ANNOTATION = "pinstack.io/image"
 IMAGE_SOURCE_ANNOTATION = "pinstack.io/image-source"
 # The uid of the PinstackStack that last wrote a Secret (Secrets carry no owner reference).
 STACK_UID_ANNOTATION = "pinstack.io/stack-uid"
+# On migration Jobs: the oid of the database they migrate (a recreated database has a new one)
+# and the stack's re-run request (``RERUN_ANNOTATION``) they were created under.
+DATABASE_OID_ANNOTATION = "pinstack.io/database-oid"
+RERUN_ANNOTATION = "migrations.pinstack.io/rerun"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,21 +223,49 @@ class MigrationImage:
     source: str = "spec.image"
 
 
+def migration_service_account_name(stack: StackRef) -> str:
+    return f"{stack.name}-migrations"
+
+
+def migration_service_account(stack: StackRef) -> dict[str, Any]:
+    """The migration Jobs' own identity: no API token (``pinstack migrate`` never calls the
+    Kubernetes API), so a compromised migration image holds no cluster credentials."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(stack, migration_service_account_name(stack), component="migration"),
+        "automountServiceAccountToken": False,
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrationRun:
+    """What one migration Job is for: the database (by oid) and the re-run request."""
+
+    database_oid: str = ""
+    rerun: str = ""
+
+
 def migration_job(
     stack: StackRef,
     *,
     spec: StackSpec,
     service: ServiceSpec,
     image: MigrationImage | None = None,
+    run: MigrationRun | None = None,
 ) -> dict[str, Any]:
     """``pinstack migrate up --service <name>`` with ``image`` (default: ``spec.image``)."""
     if image is None:
         image = MigrationImage(reference=spec.image.reference, pull_policy=spec.image.pull_policy)
+    run = run or MigrationRun()
+    limits = spec.migration_jobs
     name = migration_job_name(stack, service=service.name, image=image.reference)
     metadata = _metadata(stack, name, component="migration", service=service.name)
     metadata["annotations"] = {
         IMAGE_ANNOTATION: image.reference,
         IMAGE_SOURCE_ANNOTATION: image.source,
+        DATABASE_OID_ANNOTATION: run.database_oid,
+        RERUN_ANNOTATION: run.rerun,
     }
     env: list[dict[str, Any]] = [
         {
@@ -243,23 +281,28 @@ def migration_job(
     ]
     if spec.redis.url:
         env.append({"name": "PINSTACK_REDIS_URL", "value": spec.redis.url})
+    pull_secrets = dict.fromkeys([*image.pull_secrets, *(s.name for s in spec.image_pull_secrets)])
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": metadata,
         "spec": {
-            "backoffLimit": 4,
+            "backoffLimit": limits.backoff_limit,
+            "activeDeadlineSeconds": limits.active_deadline_seconds,
+            "ttlSecondsAfterFinished": limits.ttl_seconds_after_finished,
             "template": {
                 "metadata": {"labels": dict(metadata["labels"])},
                 "spec": {
                     "restartPolicy": "OnFailure",
+                    "serviceAccountName": migration_service_account_name(stack),
+                    "automountServiceAccountToken": False,
                     "securityContext": {
                         "runAsNonRoot": True,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     **(
-                        {"imagePullSecrets": [{"name": name} for name in image.pull_secrets]}
-                        if image.pull_secrets
+                        {"imagePullSecrets": [{"name": name} for name in pull_secrets]}
+                        if pull_secrets
                         else {}
                     ),
                     "containers": [
@@ -275,8 +318,7 @@ def migration_job(
                                 "capabilities": {"drop": ["ALL"]},
                             },
                             "resources": {
-                                "requests": {"cpu": "50m", "memory": "128Mi"},
-                                "limits": {"memory": "256Mi"},
+                                key: dict(value) for key, value in limits.resources.items()
                             },
                         }
                     ],
