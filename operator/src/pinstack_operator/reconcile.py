@@ -30,6 +30,7 @@ from pinstack_operator.credentials import (
     signing_key_material,
 )
 from pinstack_operator.databases import AdminConnection, DatabaseGrant, PostgresAdmin
+from pinstack_operator.events import EventRecorder
 from pinstack_operator.kubeapi import KubeApi, NotFoundError
 from pinstack_operator.migrations import MigrationState, reconcile_migrations
 from pinstack_operator.models import GROUP, KIND, VERSION, StackSpec
@@ -124,6 +125,7 @@ class Reconciler:
 
     api: KubeApi
     clock: Clock
+    events: EventRecorder
     postgres_factory: Callable[[AdminConnection], PostgresAdmin] = field(
         default=lambda connection: PostgresAdmin(connection=connection)
     )
@@ -151,7 +153,7 @@ class Reconciler:
         generation = int(body["metadata"].get("generation", 0))
         await self._auth_secrets(stack)
         databases = await self._databases(stack, spec)
-        topics = await self._topics(spec)
+        topics = await self._topics(stack, spec)
         previous = body.get("status") or {}
         migrations = await reconcile_migrations(
             self.api,
@@ -288,7 +290,7 @@ class Reconciler:
             message=f"{len(ready)} databases with their roles and credential Secrets",
         )
 
-    async def _topics(self, spec: StackSpec) -> ConditionResult:
+    async def _topics(self, stack: StackRef, spec: StackSpec) -> ConditionResult:
         kind = "TopicsReady"
         if not spec.topics:
             return ConditionResult(type=kind, status="True", reason="NoTopics", message="none")
@@ -302,6 +304,8 @@ class Reconciler:
                 reason="TopicProvisioningFailed",
                 message=f"Kafka at {spec.kafka.bootstrap_servers}: {error.args[0]}",
             )
+        for name in report.created:
+            await self.events.normal(stack, reason="Created", message=f"Created Kafka topic {name}")
         if report.problems:
             return ConditionResult(
                 type=kind,
