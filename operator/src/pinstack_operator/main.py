@@ -81,6 +81,15 @@ class _Run:
     ready_flag: Flag | None
 
     async def kopf(self, stop_flag: Flag | None) -> None:
+        """kopf until ``stop_flag``; ``pinstack_operator_leader`` is 1 meanwhile (this replica
+        acts: it holds the Lease, or there is no leader election)."""
+        self.metrics.leader.set(1)
+        try:
+            await self._kopf(stop_flag)
+        finally:
+            self.metrics.leader.set(0)
+
+    async def _kopf(self, stop_flag: Flag | None) -> None:
         await kopf.operator(
             registry=build_registry(config=self.config, clock=self.clock, metrics=self.metrics),
             standalone=True,
@@ -111,7 +120,6 @@ class _Run:
             await asyncio.wait({stopping, acquiring}, return_when=asyncio.FIRST_COMPLETED)
             if not acquiring.done():
                 return
-            self.metrics.leader.set(1)
             kopf_stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             operator = asyncio.create_task(self.kopf(kopf_stop))
             holding = asyncio.create_task(elector.hold())
@@ -126,7 +134,6 @@ class _Run:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.metrics.leader.set(0)
             self.metrics.forget_stacks()
             await elector.release()
             await api.close()

@@ -10,7 +10,8 @@ exactly what ``kubectl get pinstackstacks`` says:
 - ``pinstack_operator_reconcile_duration_seconds{trigger}`` (histogram)
 - ``pinstack_operator_stacks{phase}``: stacks per ``status.phase``
 - ``pinstack_operator_stack_condition{namespace, stack, type, status, reason}``: 1 per condition
-- ``pinstack_operator_leader``: 1 while this replica holds the leader Lease
+- ``pinstack_operator_leader``: 1 while this replica acts (holds the leader Lease, or runs
+  without leader election)
 
 Each operator run has its own registry (tests run several operators in one process).
 """
@@ -100,7 +101,7 @@ class OperatorMetrics:
         )
         self.leader = Gauge(
             "pinstack_operator_leader",
-            "1 while this replica holds the leader Lease (and so runs the handlers)",
+            "1 while this replica runs the handlers (holds the leader Lease, or runs alone)",
             registry=self.registry,
         )
         self._lock = threading.Lock()  # the scrape runs in the server's thread

@@ -183,6 +183,9 @@ class Reconciler:
             else [],
             "topics": sorted(topic.name for topic in spec.topics) if topics.ok else [],
         }
+        for name in sorted(set(status["databases"]) - set(previous.get("databases") or [])):
+            message = f"Provisioned database {name} and its role"
+            await self.events.normal(stack, reason="Provisioned", message=message)
         if migrations.services:
             status["migrations"] = [entry.as_status() for entry in migrations.services]
         image_tag = _image_tag(migrations, spec=spec, previous=previous.get("imageTag"))
