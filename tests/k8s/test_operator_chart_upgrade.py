@@ -1,4 +1,5 @@
-"""Upgrading the operator chart upgrades the CRD; uninstalling keeps it (and the stacks).
+"""Upgrading the operator chart upgrades the CRD (also from the release that shipped it in
+``crds/``, adopted as docs/kubernetes.md says); uninstalling keeps it (and the stacks).
 
 Real ``helm`` against a real kube-apiserver of its own (the session's has the CRD applied
 without Helm). Helm never upgrades what a chart ships in ``crds/``; the CRD is a template with
@@ -8,6 +9,7 @@ without Helm). Helm never upgrades what a chart ships in ``crds/``; the CRD is a
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -42,16 +44,28 @@ def fresh_apiserver() -> Iterator[KubeApiServer]:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _previous_chart(tmp_path: Path) -> Path:
-    """The chart as a release before the Reason column (same layout, older CRD)."""
-    chart = tmp_path / "pinstack-operator"
+def _previous_release(tmp_path: Path) -> Path:
+    """The chart as released before: the CRD in ``crds/`` (no Reason column), no template."""
+    chart = tmp_path / "previous" / "pinstack-operator"
+    shutil.copytree(OPERATOR_CHART, chart)
+    (chart / "templates" / "crd-pinstackstack.yaml").unlink()
+    (chart / "crds").mkdir()
+    crd = (chart / "files" / "crds" / "pinstackstack.yaml").read_text()
+    assert REASON_COLUMN in crd
+    (chart / "crds" / "pinstackstack.yaml").write_text(crd.replace(REASON_COLUMN, ""))
+    shutil.rmtree(chart / "files" / "crds")
+    meta = chart / "Chart.yaml"
+    meta.write_text(re.sub(r"(?m)^version: .*$", "version: 0.0.1", meta.read_text()))
+    return chart
+
+
+def _next_release(tmp_path: Path) -> Path:
+    """A later chart whose CRD gained one more printer column."""
+    chart = tmp_path / "next" / "pinstack-operator"
     shutil.copytree(OPERATOR_CHART, chart)
     crd = chart / "files" / "crds" / "pinstackstack.yaml"
-    text = crd.read_text()
-    assert REASON_COLUMN in text
-    crd.write_text(text.replace(REASON_COLUMN, ""))
-    meta = chart / "Chart.yaml"
-    meta.write_text(meta.read_text().replace("version: 0.1.0", "version: 0.0.9"))
+    extra = "        - name: Next\n          type: string\n          jsonPath: .status.phase\n"
+    crd.write_text(crd.read_text().replace(REASON_COLUMN, REASON_COLUMN + extra))
     return chart
 
 
@@ -78,13 +92,13 @@ async def test_helm_upgrade_upgrades_the_crd_and_uninstall_keeps_it(
     fresh_apiserver: KubeApiServer, tmp_path: Path
 ) -> None:
     release = ["pinstack-operator", "--namespace", "pinstack-system"]
-    _helm(fresh_apiserver, "install", *release, _previous_chart(tmp_path), "--create-namespace")
+    _helm(fresh_apiserver, "install", *release, _previous_release(tmp_path), "--create-namespace")
     installed = await eventually(lambda: _crd(fresh_apiserver), what="the CRD")
     assert "Reason" not in _columns(installed)
 
-    # A stack, to be kept through upgrade and uninstall.
     api = connect(await load_configuration(kubeconfig=str(fresh_apiserver.kubeconfig_path)))
     try:
+        # A stack, to be kept through upgrades and uninstall.
         await api.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
         example = yaml.safe_load((CRD_FILE.parents[1] / "manifests" / "examples"
                                   / "pinstackstack.yaml").read_text())  # fmt: skip
@@ -99,6 +113,15 @@ async def test_helm_upgrade_upgrades_the_crd_and_uninstall_keeps_it(
 
         await eventually(stack_accepted, within=60, what="the stack created")
 
+        # docs/kubernetes.md: let Helm adopt the CRD the former crds/ directory installed.
+        await api.patch(
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition", namespace=None, name=CRD_NAME,
+            patch={"metadata": {
+                "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                "annotations": {"meta.helm.sh/release-name": "pinstack-operator",
+                                "meta.helm.sh/release-namespace": "pinstack-system"},
+            }},
+        )  # fmt: skip
         _helm(fresh_apiserver, "upgrade", *release, OPERATOR_CHART)
         upgraded = await _crd(fresh_apiserver)
         assert upgraded is not None
@@ -106,6 +129,12 @@ async def test_helm_upgrade_upgrades_the_crd_and_uninstall_keeps_it(
         assert upgraded["spec"] == yaml.safe_load(CRD_FILE.read_text())["spec"] | {
             "conversion": upgraded["spec"]["conversion"]  # defaulted by the API server
         }
+
+        # And from the template to a later template.
+        _helm(fresh_apiserver, "upgrade", *release, _next_release(tmp_path))
+        later = await _crd(fresh_apiserver)
+        assert later is not None
+        assert "Next" in _columns(later)
 
         uninstalled = _helm(fresh_apiserver, "uninstall", *release)
         assert "kept due to the resource policy" in uninstalled
