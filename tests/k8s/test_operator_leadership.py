@@ -24,7 +24,7 @@ from tests.polling import eventually
 
 from .conftest import OPERATOR_NAMESPACE, StackFactory
 
-LEASE_SECONDS = 6.0
+LEASE_SECONDS = 10.0
 
 
 class Replica:
