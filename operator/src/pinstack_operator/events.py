@@ -114,8 +114,8 @@ class RecordingKubeApi(KubeApi):
     ) -> None:
         super().__init__(api_client=api_client, permissions=permissions)
         self.events = EventRecorder(api=self, clock=clock)
-        # (kind, namespace, name) -> when our fields last changed, as of our last apply.
-        self._applied: dict[tuple[str, str, str], str | None] = {}
+        # (namespace, stack, kind, name) -> when our fields last changed, as of our last apply.
+        self._applied: dict[tuple[str, str, str, str], str | None] = {}
 
     async def apply(
         self, manifest: Mapping[str, Any], *, subresource: str = "", dry_run: bool = False
@@ -127,7 +127,12 @@ class RecordingKubeApi(KubeApi):
         if stack is None:
             return result
         what = f"{manifest['kind']} {manifest['metadata']['name']}"
-        key = (str(manifest["kind"]), stack.namespace, str(manifest["metadata"]["name"]))
+        key = (
+            stack.namespace,
+            stack.name,
+            str(manifest["kind"]),
+            str(manifest["metadata"]["name"]),
+        )
         known = key in self._applied
         previous = self._applied.get(key)
         self._applied[key] = _applied_at(result)
@@ -136,3 +141,8 @@ class RecordingKubeApi(KubeApi):
         elif known and previous != self._applied[key]:
             await self.events.normal(stack, reason="Updated", message=f"Updated {what}")
         return result
+
+    def forget_stack(self, namespace: str, name: str) -> None:
+        """Drop what was remembered of a deleted stack's children."""
+        for key in [k for k in self._applied if k[:2] == (namespace, name)]:
+            del self._applied[key]

@@ -237,6 +237,9 @@ def build_registry(
     async def stack_seen(body: kopf.Body, type: str | None, **_: Any) -> None:
         """The status the operator wrote, as the watch delivers it: the per-stack series."""
         metrics.observe_stack(body, deleted=type == "DELETED")
+        api = state["reconciler"].api if "reconciler" in state else None
+        if type == "DELETED" and isinstance(api, RecordingKubeApi):
+            api.forget_stack(body["metadata"]["namespace"], body["metadata"]["name"])
 
     _register_child_watches(registry, state, metrics)
 
