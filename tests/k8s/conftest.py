@@ -28,6 +28,7 @@ from kubernetes_asyncio import utils as k8s_utils
 
 from pinstack_devinfra.helm import helm_template_objects
 from pinstack_devinfra.kube import KubeApiServer, etcd_binary, kube_apiserver_binary
+from pinstack_devinfra.ports import free_port
 from pinstack_operator.config import OperatorConfig
 from pinstack_operator.kubeapi import KubeApi, NotFoundError, connect, load_configuration
 from pinstack_operator.main import run_operator
@@ -239,6 +240,8 @@ def operator(
         resync_seconds=RESYNC_SECONDS,
         retry_seconds=1.0,
         retry_max_seconds=4.0,
+        metrics_host="127.0.0.1",
+        metrics_port=free_port(),
     )
     stop_flag = threading.Event()
     ready_flag = threading.Event()

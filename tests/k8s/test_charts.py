@@ -174,14 +174,22 @@ def test_app_chart_has_a_pdb_per_component_and_optional_hpa_and_netpol() -> None
         assert {o["metadata"]["name"] for o in full if o["kind"] == kind} == deployments
 
 
-def test_operator_chart_runs_one_replica_with_rbac() -> None:
+def test_operator_chart_elects_a_leader_and_has_rbac() -> None:
     objects = _render(OPERATOR_CHART, OPERATOR_CHART / "ci" / "ci-values.yaml")
     (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
     assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    # The Lease, not the rollout strategy, keeps two replicas from acting at once.
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]
+           ["containers"][0]["env"]}  # fmt: skip
+    assert env["PINSTACK_OPERATOR_LEADER_ELECTION"] == "true"
+    assert env["PINSTACK_OPERATOR_LEASE_NAMESPACE"] == "shop"
     kinds = {o["kind"] for o in objects}
     assert {"CustomResourceDefinition", "ServiceAccount", "ClusterRole",
-            "ClusterRoleBinding"} <= kinds  # fmt: skip
+            "ClusterRoleBinding", "Role", "RoleBinding"} <= kinds  # fmt: skip
+    with pytest.raises(ToolError, match="replicas"):
+        helm_template(OPERATOR_CHART, set_values={"leaderElection.enabled": "false",
+                                                  "replicas": "2"})  # fmt: skip
     # Which verbs: tests/k8s/test_operator_rbac.py (exactly pinstack_operator.rbac).
 
 
@@ -206,8 +214,29 @@ def test_service_monitors_select_a_service_port_and_carry_the_release_label() ->
 
 
 def test_no_monitoring_objects_without_the_prometheus_operator() -> None:
-    kinds = {o["kind"] for o in _render(APP_CHART, None, False)}
-    assert not kinds & {"ServiceMonitor", "PrometheusRule"}
+    for chart in (APP_CHART, OPERATOR_CHART):
+        kinds = {o["kind"] for o in _render(chart, None, False)}
+        assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+
+
+def test_operator_pod_monitor_scrapes_the_operator_pods_metrics_port(tmp_path: Path) -> None:
+    objects = _render(OPERATOR_CHART, None, True)
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    (monitor,) = [o for o in objects if o["kind"] == "PodMonitor"]
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    pod = deployment["spec"]["template"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["shop"]}
+    ports = {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] in ports
+    assert endpoint["path"] == "/metrics"
+    (rule,) = [o for o in objects if o["kind"] == "PrometheusRule"]
+    unwrapped = tmp_path / "rules.yaml"
+    unwrapped.write_text(yaml.safe_dump(rule["spec"]))
+    assert "SUCCESS" in promtool_check_rules(unwrapped)
+    source = OPERATOR_CHART / "files" / "alerts" / "pinstack-operator.rules.yaml"
+    assert rule["spec"] == yaml.safe_load(source.read_text())
 
 
 def test_prometheus_rule_spec_passes_promtool(tmp_path: Path) -> None:
@@ -245,10 +274,16 @@ def test_chart_copies_are_fresh() -> None:
     )
 
 
-def test_crd_in_operator_chart_is_identical() -> None:
-    copy = OPERATOR_CHART / "crds" / "pinstackstack.yaml"
+def test_crd_in_operator_chart_is_identical_and_rendered_as_a_template() -> None:
+    """A template, not crds/ (which Helm never upgrades); kept on uninstall."""
+    copy = OPERATOR_CHART / "files" / "crds" / "pinstackstack.yaml"
     assert copy.read_bytes() == CRD_FILE.read_bytes()
     assert not copy.is_symlink()
+    assert not (OPERATOR_CHART / "crds").exists()
+    (crd,) = [o for o in helm_template_objects(OPERATOR_CHART)
+              if o["kind"] == "CustomResourceDefinition"]  # fmt: skip
+    assert crd == yaml.safe_load(CRD_FILE.read_text())
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
 def test_rendered_operator_manifest_is_fresh() -> None:
@@ -259,7 +294,7 @@ def test_rendered_operator_manifest_is_fresh() -> None:
     objects = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
     assert not validate_objects(objects, crds=_crds())
     assert objects[0]["kind"] == "Namespace"
-    assert objects[1]["kind"] == "CustomResourceDefinition"
+    assert [o["kind"] for o in objects].count("CustomResourceDefinition") == 1
 
 
 def test_example_stack_matches_the_crd() -> None:

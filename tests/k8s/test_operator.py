@@ -222,9 +222,9 @@ async def test_stack_provisions_databases_secrets_topics_jobs_and_monitors(
         "pinstack.io/v1alpha1", "PinstackStack", namespace=stacks.namespace
     )
     columns = [column["name"] for column in table["columnDefinitions"]]
-    assert columns[:4] == ["Name", "Ready", "Phase", "Image"]
+    assert columns[:5] == ["Name", "Ready", "Phase", "Reason", "Image"]
     assert "Age" in columns
-    assert table["rows"][0]["cells"][:3] == ["stack", "True", "Ready"]
+    assert table["rows"][0]["cells"][:4] == ["stack", "True", "Ready", "AllReady"]
 
 
 async def test_example_manifest_is_accepted_by_the_api_server(api: KubeApi) -> None:

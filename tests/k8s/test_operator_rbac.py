@@ -58,25 +58,42 @@ def test_the_table_never_lists_or_watches_secrets_and_has_no_wildcards() -> None
     assert ("", "secrets", "get") in declared  # by name only
 
 
+def _leader_election_role(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Role for the Lease: in the operator's own namespace, whatever it watches."""
+    (role,) = [o for o in objects if o["kind"] == "Role"
+               and o["metadata"]["name"].endswith("-leader-election")]  # fmt: skip
+    assert role["metadata"]["namespace"] == "pinstack-system"
+    assert _grants(role) == set(rbac.grants(scope=rbac.OWN_NAMESPACE))
+    return role
+
+
 def test_chart_grants_exactly_the_table_cluster_wide_by_default() -> None:
     objects = _render()
     (role,) = [o for o in objects if o["kind"] == "ClusterRole"]
-    assert _grants(role) == set(rbac.grants())
+    assert _grants(role) == set(rbac.grants(scope=rbac.WATCHED))
     (binding,) = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
     (account,) = [o for o in objects if o["kind"] == "ServiceAccount"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
                                     "namespace": "pinstack-system"}]  # fmt: skip
-    assert not [o for o in objects if o["kind"] in {"Role", "RoleBinding"}]
+    leader = _leader_election_role(objects)
+    assert [o["metadata"]["name"] for o in objects if o["kind"] in {"Role", "RoleBinding"}] == [
+        leader["metadata"]["name"]
+    ] * 2
+    assert set(rbac.grants()) == set(rbac.grants(scope=rbac.WATCHED)) | set(
+        rbac.grants(scope=rbac.OWN_NAMESPACE)
+    )
 
 
 def test_chart_grants_the_table_per_namespace_and_nothing_cluster_wide_when_scoped() -> None:
     objects = _render(watchNamespaces="{shop,staging}")
     assert not [o for o in objects if o["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
-    roles = [o for o in objects if o["kind"] == "Role"]
+    leader = _leader_election_role(objects)
+    roles = [o for o in objects if o["kind"] == "Role" and o is not leader]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["shop", "staging"]
     for role in roles:
-        assert _grants(role) == set(rbac.grants())
-    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+        assert _grants(role) == set(rbac.grants(scope=rbac.WATCHED))
+    bindings = [o for o in objects if o["kind"] == "RoleBinding"
+                and o["metadata"]["name"] != leader["metadata"]["name"]]  # fmt: skip
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["shop", "staging"]
 
 
@@ -159,8 +176,11 @@ async def test_api_server_authorizes_the_table_and_nothing_else_for_the_operator
     user, _ = operator_identity
     configuration = await load_configuration(kubeconfig=str(kube_apiserver.kubeconfig_path))
     async with k8s.ApiClient(configuration=configuration) as admin:
-        for grant in rbac.grants():
+        for grant in rbac.grants(scope=rbac.WATCHED):
             assert await _allowed(admin, user, grant, "any-namespace"), grant
+        for grant in rbac.grants(scope=rbac.OWN_NAMESPACE):
+            assert await _allowed(admin, user, grant, "pinstack-system"), grant
+            assert not await _allowed(admin, user, grant, "any-namespace"), grant
         for forbidden in sorted(rbac.FORBIDDEN):
             assert not await _allowed(admin, user, forbidden, "any-namespace"), forbidden
         for extra in [("", "secrets", "update"), ("apps", "deployments", "patch"),
@@ -181,7 +201,10 @@ async def test_api_server_confines_a_scoped_operator_to_its_namespaces(
     )
     configuration = await load_configuration(kubeconfig=str(kube_apiserver.kubeconfig_path))
     async with k8s.ApiClient(configuration=configuration) as admin:
-        for grant in rbac.grants():
+        for grant in rbac.grants(scope=rbac.OWN_NAMESPACE):
+            assert await _allowed(admin, user, grant, "scoped-system"), grant
+            assert not await _allowed(admin, user, grant, "scoped-a"), grant
+        for grant in rbac.grants(scope=rbac.WATCHED):
             assert await _allowed(admin, user, grant, "scoped-a"), grant
             assert await _allowed(admin, user, grant, "scoped-b"), grant
             assert not await _allowed(admin, user, grant, "elsewhere"), grant

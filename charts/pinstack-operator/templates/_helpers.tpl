@@ -45,10 +45,17 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- end -}}
 
+{{/* True when Prometheus Operator objects should be rendered. */}}
+{{- define "pinstack-operator.monitoringAvailable" -}}
+{{- if or .Values.monitoring.force (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/*
-The rules the operator needs, for a ClusterRole or a namespaced Role: exactly
-pinstack_operator.rbac.PERMISSIONS (see there for why each verb is needed). Never list/watch on
-Secrets: that would let the operator read every Secret of a namespace.
+The rules the operator needs in every watched namespace, for a ClusterRole or a namespaced Role:
+exactly pinstack_operator.rbac.PERMISSIONS of scope "watched" (see there for why each verb is
+needed). Never list/watch on Secrets: that would let the operator read every Secret of a namespace.
 */}}
 {{- define "pinstack-operator.rules" -}}
 - apiGroups: [pinstack.io]
@@ -78,4 +85,11 @@ Secrets: that would let the operator read every Secret of a namespace.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+{{- end -}}
+
+{{/* pinstack_operator.rbac.PERMISSIONS of scope "own-namespace": the leader Lease. */}}
+{{- define "pinstack-operator.leaderElectionRules" -}}
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update]
 {{- end -}}

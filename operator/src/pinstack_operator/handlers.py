@@ -1,5 +1,6 @@
 """kopf wiring: one reconcile for create/update/resume, a drift timer, events of migration Jobs
-and of the chart's Deployments (a changed image), reclaim.
+and of the chart's Deployments (a changed image), reclaim; every pass is timed and counted in
+``pinstack_operator.metrics``, and each stack's status, as watched, feeds its per-stack series.
 
 Handlers are registered on a registry built per operator run (``build_registry``), so the
 timer interval is injected and tests can run several operators' worth of configurations.
@@ -12,14 +13,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from kubernetes_asyncio import client as k8s
 
 from pinstack_operator.conditions import Clock, system_clock
 from pinstack_operator.config import OperatorConfig
-from pinstack_operator.kubeapi import KubeApi, connect, load_configuration
+from pinstack_operator.events import RecordingKubeApi
+from pinstack_operator.kubeapi import KubeApi, load_configuration
+from pinstack_operator.metrics import OperatorMetrics
 from pinstack_operator.migrations import DEPLOYMENT_WATCH_SELECTOR, JOB_WATCH_SELECTOR
 from pinstack_operator.models import GROUP, KIND, PLURAL, VERSION
 from pinstack_operator.rbac import PERMISSIONS
-from pinstack_operator.reconcile import ReclaimError, Reconciler
+from pinstack_operator.reconcile import Outcome, ReclaimError, Reconciler
 from pinstack_operator.resources import COMPONENT_LABEL, MANAGED_BY, PART_OF_LABEL, STACK_LABEL
 
 __all__ = ["ANNOTATION_PREFIX", "FINALIZER", "build_registry", "configure_watching"]
@@ -37,9 +41,10 @@ def configure_watching(settings: kopf.OperatorSettings) -> None:
       operator's migration Jobs and the chart's Deployments (kopf's ``labels=`` on a handler
       filters only after receiving every object).
     - No cluster scanning: kopf would otherwise watch every CRD (and, namespaced, list and watch
-      namespaces) to notice resources appearing later. The CRD is installed before the operator
-      (Helm's ``crds/``, or first in ``manifests/operator.yaml``) and the startup handler waits
-      for it, so the initial discovery finds it; namespaces are exact names.
+      namespaces) to notice resources appearing later. The CRD is installed with the operator
+      (Helm applies CRDs before Deployments; ``manifests/operator.yaml`` likewise) and the
+      startup handler waits for it, so the initial discovery finds it; namespaces are exact
+      names.
     """
     settings.watching.label_selectors["batch", "v1", "jobs"] = JOB_WATCH_SELECTOR
     settings.watching.label_selectors["apps", "v1", "deployments"] = DEPLOYMENT_WATCH_SELECTOR
@@ -52,7 +57,13 @@ def _images(deployment: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(sorted({str(c.get("image")) for c in containers}))
 
 
-def _register_child_watches(registry: kopf.OperatorRegistry, state: dict[str, Reconciler]) -> None:
+def _result(outcome: Outcome) -> str:
+    return "ready" if outcome.ready else "not_ready"
+
+
+def _register_child_watches(
+    registry: kopf.OperatorRegistry, state: dict[str, Reconciler], metrics: OperatorMetrics
+) -> None:
     """Events of a stack's migration Jobs and of the chart's Deployments reconcile the stack."""
 
     async def reconcile_stack_of(body: kopf.Body) -> None:
@@ -66,7 +77,8 @@ def _register_child_watches(registry: kopf.OperatorRegistry, state: dict[str, Re
         )
         if stack is None or stack["metadata"].get("deletionTimestamp"):
             return
-        await state["reconciler"].reconcile(stack)
+        with metrics.reconcile("child") as current:
+            current.result = _result(await state["reconciler"].reconcile(stack))
 
     @kopf.on.event(
         "batch",
@@ -107,12 +119,15 @@ def _register_child_watches(registry: kopf.OperatorRegistry, state: dict[str, Re
         await reconcile_stack_of(body)
 
 
-def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> kopf.OperatorRegistry:
-    registry = kopf.OperatorRegistry()
-    state: dict[str, Reconciler] = {}
-
-    def reconciler() -> Reconciler:
-        return state["reconciler"]
+def _register_lifecycle(
+    registry: kopf.OperatorRegistry,
+    state: dict[str, Reconciler],
+    *,
+    config: OperatorConfig,
+    clock: Clock,
+) -> None:
+    """Log in as the kubeconfig says; on startup, the settings and the reconciler (once the CRD
+    is served); on cleanup, close its client."""
 
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
@@ -142,8 +157,12 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
         configure_watching(settings)
         settings.watching.server_timeout = 120
         settings.networking.request_timeout = 60
-        api = connect(
-            await load_configuration(kubeconfig=config.kubeconfig), permissions=PERMISSIONS
+        api = RecordingKubeApi(
+            api_client=k8s.ApiClient(
+                configuration=await load_configuration(kubeconfig=config.kubeconfig)
+            ),
+            permissions=PERMISSIONS,
+            clock=clock,
         )
         try:
             served = await api.serves(f"{GROUP}/{VERSION}", PLURAL)
@@ -155,7 +174,7 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
             raise kopf.TemporaryError(
                 f"the {PLURAL}.{GROUP} CRD is not installed (yet)", delay=config.retry_seconds
             )
-        state["reconciler"] = Reconciler(api=api, clock=clock)
+        state["reconciler"] = Reconciler(api=api, clock=clock, events=api.events)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
@@ -163,11 +182,29 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
             api: KubeApi = state.pop("reconciler").api
             await api.close()
 
+
+def build_registry(
+    *,
+    config: OperatorConfig,
+    clock: Clock = system_clock,
+    metrics: OperatorMetrics | None = None,
+) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    metrics = metrics or OperatorMetrics()
+    state: dict[str, Reconciler] = {}
+
+    def reconciler() -> Reconciler:
+        return state["reconciler"]
+
+    _register_lifecycle(registry, state, config=config, clock=clock)
+
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
     async def reconcile(body: kopf.Body, retry: int, **_: Any) -> None:
-        outcome = await reconciler().reconcile(body)
+        with metrics.reconcile("change") as current:
+            outcome = await reconciler().reconcile(body)
+            current.result = _result(outcome)
         if outcome.transient:
             # Infrastructure not there yet: retry with backoff (the drift timer is the slow
             # path). Running migrations are not retried here (their Job events trigger a
@@ -185,9 +222,18 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
         when=lambda body, **_: not body.get("metadata", {}).get("deletionTimestamp"),
     )
     async def resync(body: kopf.Body, **_: Any) -> None:
-        await reconciler().reconcile(body)
+        with metrics.reconcile("resync") as current:
+            current.result = _result(await reconciler().reconcile(body))
 
-    _register_child_watches(registry, state)
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def stack_seen(body: kopf.Body, type: str | None, **_: Any) -> None:
+        """The status the operator wrote, as the watch delivers it: the per-stack series."""
+        metrics.observe_stack(body, deleted=type == "DELETED")
+        api = state["reconciler"].api if "reconciler" in state else None
+        if type == "DELETED" and isinstance(api, RecordingKubeApi):
+            api.forget_stack(body["metadata"]["namespace"], body["metadata"]["name"])
+
+    _register_child_watches(registry, state, metrics)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
     async def reclaim(body: kopf.Body, retry: int, **_: Any) -> None:
@@ -198,7 +244,9 @@ def build_registry(*, config: OperatorConfig, clock: Clock = system_clock) -> ko
         of a stack whose reclaim cannot succeed, set its ``reclaimPolicy`` to ``Retain``.
         """
         try:
-            done = await reconciler().reclaim(body)
+            with metrics.reconcile("reclaim") as current:
+                current.result = "done"
+                done = await reconciler().reclaim(body)
         except ReclaimError as error:
             logger.warning("reclaiming %s failed: %s", body.get("metadata", {}).get("name"), error)
             await reconciler().report_reclaim_failure(body, error)

@@ -1,6 +1,6 @@
 """A thin, typed layer over kubernetes-asyncio's ``ApiClient`` for the few calls the operator
-makes: server-side apply (fixed field manager), strategic-merge patch, get, list, delete, and
-API discovery.
+makes: server-side apply (fixed field manager), strategic-merge patch, get, list, delete, create
+and replace (Events, the leader Lease), and API discovery.
 
 Built with ``permissions`` (the operator passes :data:`pinstack_operator.rbac.PERMISSIONS`), it
 refuses any call the table does not declare, before it reaches the API server: a new call fails
@@ -20,6 +20,7 @@ from pinstack_operator.rbac import Permission, permitted
 
 __all__ = [
     "FIELD_MANAGER",
+    "ConflictError",
     "KubeApi",
     "NotFoundError",
     "UndeclaredPermissionError",
@@ -39,6 +40,8 @@ _PLURALS = {
     "PinstackStack": "pinstackstacks",
     "CustomResourceDefinition": "customresourcedefinitions",
     "Namespace": "namespaces",
+    "Event": "events",
+    "Lease": "leases",
 }
 _CLUSTER_SCOPED = {"CustomResourceDefinition", "Namespace"}
 _OBJECT_RESPONSE = {200: "object", 201: "object", 202: "object"}
@@ -46,6 +49,10 @@ _OBJECT_RESPONSE = {200: "object", 201: "object", 202: "object"}
 
 class NotFoundError(LookupError):
     """The object does not exist."""
+
+
+class ConflictError(RuntimeError):
+    """409: the object exists (create) or changed since it was read (replace)."""
 
 
 class UndeclaredPermissionError(PermissionError):
@@ -91,7 +98,10 @@ class KubeApi:
     async def close(self) -> None:
         await self._api.close()
 
-    async def _call(
+    async def _call(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        return (await self._request(method, path, **options))[0]
+
+    async def _request(
         self,
         method: str,
         path: str,
@@ -99,9 +109,10 @@ class KubeApi:
         query: list[tuple[str, str]] | None = None,
         body: object = None,
         content_type: str = "application/json",
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], int]:
+        """The response object and its HTTP status (201: an apply created the object)."""
         try:
-            result = await self._api.call_api(
+            result, status, _ = await self._api.call_api(
                 path,
                 method,
                 query_params=query or [],
@@ -109,20 +120,28 @@ class KubeApi:
                 body=body,
                 response_types_map=_OBJECT_RESPONSE,
                 auth_settings=["BearerToken"],
-                _return_http_data_only=True,
+                _return_http_data_only=False,
             )
         except ApiException as error:
             if error.status == 404:
                 raise NotFoundError(path) from error
+            if error.status == 409:
+                raise ConflictError(f"{path}: {error.reason}") from error
             raise
         if isinstance(result, str):
-            return dict(json.loads(result))
-        return dict(result or {})
+            return dict(json.loads(result)), int(status)
+        return dict(result or {}), int(status)
 
     async def apply(
         self, manifest: Mapping[str, Any], *, subresource: str = "", dry_run: bool = False
     ) -> dict[str, Any]:
         """Server-side apply ``manifest`` (forcing conflicts: the operator owns these fields)."""
+        return (await self.apply_reporting(manifest, subresource=subresource, dry_run=dry_run))[0]
+
+    async def apply_reporting(
+        self, manifest: Mapping[str, Any], *, subresource: str = "", dry_run: bool = False
+    ) -> tuple[dict[str, Any], bool]:
+        """:meth:`apply`, and whether it created the object."""
         metadata = manifest["metadata"]
         # Apply creates a missing object: the API server then also checks ``create``.
         verbs = ("patch",) if subresource else ("patch", "create")
@@ -138,13 +157,39 @@ class KubeApi:
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
         if dry_run:
             query.append(("dryRun", "All"))
-        return await self._call(
+        result, status = await self._request(
             "PATCH",
             path,
             query=query,
             body=dict(manifest),  # serialised as JSON, which is valid YAML
             content_type="application/apply-patch+yaml",
         )
+        return result, status == 201
+
+    async def create(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Create ``manifest``; :class:`ConflictError` if it exists (a Lease won by another, or
+        an Event: they are never updated)."""
+        self._require(manifest["apiVersion"], manifest["kind"], "create")
+        metadata = manifest["metadata"]
+        path = _path(
+            manifest["apiVersion"], manifest["kind"], namespace=metadata.get("namespace"), name=None
+        )
+        return await self._call("POST", path, query=[("fieldManager", FIELD_MANAGER)],
+                                body=dict(manifest))  # fmt: skip
+
+    async def replace(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace ``manifest`` if its ``metadata.resourceVersion`` is still current, else
+        :class:`ConflictError` (optimistic concurrency: how a Lease changes hands safely)."""
+        self._require(manifest["apiVersion"], manifest["kind"], "update")
+        metadata = manifest["metadata"]
+        path = _path(
+            manifest["apiVersion"],
+            manifest["kind"],
+            namespace=metadata.get("namespace"),
+            name=metadata["name"],
+        )
+        return await self._call("PUT", path, query=[("fieldManager", FIELD_MANAGER)],
+                                body=dict(manifest))  # fmt: skip
 
     async def patch(
         self,

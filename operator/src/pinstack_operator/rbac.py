@@ -8,8 +8,10 @@ run the operator with the chart's rendered RBAC against a real API server (RBAC 
 what kopf itself calls is covered too.
 
 Everything is namespaced: with ``watchNamespaces`` the chart grants it with a Role per namespace
-and nothing cluster-wide. kopf's cluster scanning (a CRD and namespace watch) is switched off
-(:func:`pinstack_operator.handlers.configure_kopf`); the PinstackStack API is found through
+and nothing cluster-wide. The leader Lease (scope ``OWN_NAMESPACE``) is granted by a Role in the
+operator's own namespace only, whatever it watches. kopf's cluster scanning (a CRD and namespace
+watch) is switched off
+(:func:`pinstack_operator.handlers.configure_watching`); the PinstackStack API is found through
 discovery (non-resource URLs every authenticated user may read), and so is the Prometheus
 Operator's.
 """
@@ -21,11 +23,19 @@ from dataclasses import dataclass
 
 __all__ = [
     "FORBIDDEN",
+    "OWN_NAMESPACE",
     "PERMISSIONS",
+    "WATCHED",
     "Permission",
     "grants",
     "permitted",
 ]
+
+
+# Where a permission is granted: in every watched namespace (a ClusterRole when watching the
+# whole cluster), or only in the operator's own namespace (its leader Lease lives there).
+WATCHED = "watched"
+OWN_NAMESPACE = "own-namespace"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,10 +46,13 @@ class Permission:
     resource: str
     verbs: frozenset[str]
     why: str
+    scope: str = WATCHED
 
 
-def _permission(group: str, resource: str, verbs: Iterable[str], why: str) -> Permission:
-    return Permission(group=group, resource=resource, verbs=frozenset(verbs), why=why)
+def _permission(
+    group: str, resource: str, verbs: Iterable[str], why: str, *, scope: str = WATCHED
+) -> Permission:
+    return Permission(group=group, resource=resource, verbs=frozenset(verbs), why=why, scope=scope)
 
 
 PERMISSIONS: tuple[Permission, ...] = (
@@ -104,7 +117,21 @@ PERMISSIONS: tuple[Permission, ...] = (
         ["list", "create", "patch", "delete"],
         "the stack's PrometheusRule: apply, and prune by label selector",
     ),
-    _permission("", "events", ["create"], "kopf posts warnings as Events on the stack"),
+    _permission(
+        "",
+        "events",
+        ["create"],
+        "Events on the stack: kopf's warnings, and the operator's Normal events for what it "
+        "creates or changes",
+    ),
+    _permission(
+        "coordination.k8s.io",
+        "leases",
+        ["get", "create", "update"],
+        "leader election: one Lease in the operator's own namespace, so of several replicas "
+        "only its holder acts (update with resourceVersion: a compare-and-swap)",
+        scope=OWN_NAMESPACE,
+    ),
 )
 
 # Verbs the operator must never hold, whatever is added above.
@@ -113,9 +140,13 @@ FORBIDDEN: frozenset[tuple[str, str, str]] = frozenset(
 )
 
 
-def grants(permissions: Iterable[Permission] = PERMISSIONS) -> Iterator[tuple[str, str, str]]:
-    """``(group, resource, verb)`` for every verb in ``permissions``."""
+def grants(
+    permissions: Iterable[Permission] = PERMISSIONS, *, scope: str | None = None
+) -> Iterator[tuple[str, str, str]]:
+    """``(group, resource, verb)`` for every verb in ``permissions`` (of ``scope``, if given)."""
     for permission in permissions:
+        if scope is not None and permission.scope != scope:
+            continue
         for verb in sorted(permission.verbs):
             yield permission.group, permission.resource, verb
 

@@ -28,6 +28,7 @@ from pinstack_operator.credentials import (
     signing_key_material,
 )
 from pinstack_operator.databases import AdminConnection, PostgresAdmin
+from pinstack_operator.events import EventRecorder
 from pinstack_operator.kubeapi import KubeApi, NotFoundError
 from pinstack_operator.migrations import MigrationState, reconcile_migrations
 from pinstack_operator.models import GROUP, KIND, VERSION, StackSpec
@@ -135,6 +136,7 @@ class Reconciler:
 
     api: KubeApi
     clock: Clock
+    events: EventRecorder
     postgres_factory: Callable[[AdminConnection], PostgresAdmin] = field(
         default=lambda connection: PostgresAdmin(connection=connection)
     )
@@ -162,7 +164,7 @@ class Reconciler:
         generation = int(body["metadata"].get("generation", 0))
         await self._auth_secrets(stack)
         databases, oids = await self._databases(stack, spec)
-        topics = await self._topics(spec)
+        topics = await self._topics(stack, spec)
         previous = body.get("status") or {}
         migrations = await reconcile_migrations(
             self.api,
@@ -193,6 +195,9 @@ class Reconciler:
             else [],
             "topics": sorted(topic.name for topic in spec.topics) if topics.ok else [],
         }
+        for name in sorted(set(status["databases"]) - set(previous.get("databases") or [])):
+            message = f"Provisioned database {name} and its role"
+            await self.events.normal(stack, reason="Provisioned", message=message)
         if migrations.services:
             status["migrations"] = [entry.as_status() for entry in migrations.services]
         image_tag = _image_tag(migrations, spec=spec, previous=previous.get("imageTag"))
@@ -272,7 +277,7 @@ class Reconciler:
             self.api, stack, spec=spec, postgres=self.postgres_factory(connection)
         )
 
-    async def _topics(self, spec: StackSpec) -> ConditionResult:
+    async def _topics(self, stack: StackRef, spec: StackSpec) -> ConditionResult:
         kind = "TopicsReady"
         if not spec.topics:
             return ConditionResult(type=kind, status="True", reason="NoTopics", message="none")
@@ -286,6 +291,8 @@ class Reconciler:
                 reason="TopicProvisioningFailed",
                 message=f"Kafka at {spec.kafka.bootstrap_servers}: {error.args[0]}",
             )
+        for name in report.created:
+            await self.events.normal(stack, reason="Created", message=f"Created Kafka topic {name}")
         if report.problems:
             return ConditionResult(
                 type=kind,

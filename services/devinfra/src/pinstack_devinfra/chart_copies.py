@@ -28,7 +28,9 @@ def chart_copies(root: Path | None = None) -> list[Copy]:
     copies = [
         Copy(
             root / "crds" / "pinstackstack.yaml",
-            root / "charts" / "pinstack-operator" / "crds" / "pinstackstack.yaml",
+            # Not the chart's crds/ (installed once, never upgraded): rendered by
+            # templates/crd-pinstackstack.yaml, so `helm upgrade` upgrades it.
+            root / "charts" / "pinstack-operator" / "files" / "crds" / "pinstackstack.yaml",
         )
     ]
     copies += [
@@ -51,6 +53,9 @@ def _orphans(root: Path) -> list[Path]:
     """Copies in the charts whose source is gone."""
     wanted = {c.copy for c in chart_copies(root)}
     found = [
+        # The CRD's old place (Helm would install it from there once and never upgrade it).
+        *(root / "charts" / "pinstack-operator" / "crds").glob("*.yaml"),
+        *(root / "charts" / "pinstack-operator" / "files" / "crds").glob("*.yaml"),
         *(root / "charts" / "pinstack" / "files" / "dashboards").glob("*.json"),
         *(root / "charts" / "pinstack" / "files" / "alerts").glob("*.rules.yaml"),
         *(root / "operator" / "src" / "pinstack_operator" / "alerts").glob("*.rules.yaml"),

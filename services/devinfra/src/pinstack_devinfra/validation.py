@@ -14,8 +14,10 @@ from pinstack_devinfra.helm import KUBE_VERSION
 __all__ = ["EXTERNAL_KINDS", "crd_schema", "validate_custom_resource", "validate_objects"]
 
 # Kinds whose schemas kubernetes-validate cannot know; each is checked by a dedicated test
-# (PrometheusRule: promtool; ServiceMonitor: selector and port against the rendered Service).
+# (PrometheusRule: promtool; ServiceMonitor: selector and port against the rendered Service;
+# PodMonitor: selector and port against the rendered Deployment's pods).
 EXTERNAL_KINDS = frozenset({"monitoring.coreos.com/v1/ServiceMonitor",
+                            "monitoring.coreos.com/v1/PodMonitor",
                             "monitoring.coreos.com/v1/PrometheusRule"})  # fmt: skip
 
 
