@@ -18,7 +18,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -71,11 +71,15 @@ async def ensure_topics(
     partitions: int = 3,
     replication_factor: int = 1,
     wait_seconds: float = 30.0,
+    client_config: Mapping[str, str] | None = None,
 ) -> None:
-    """Create ``topics`` unless they exist (dev and tests; in Kubernetes the operator does it)."""
+    """Create ``topics`` unless they exist (dev and tests; in Kubernetes the operator does it).
+
+    ``client_config``: the brokers' security (``ServiceSettings.kafka_client_config()``).
+    """
 
     def create() -> None:
-        admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+        admin = AdminClient({"bootstrap.servers": bootstrap_servers, **(client_config or {})})
         futures = admin.create_topics(
             [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
              for t in topics],
