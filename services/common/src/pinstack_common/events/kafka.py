@@ -79,7 +79,15 @@ async def ensure_topics(
     """
 
     def create() -> None:
-        admin = AdminClient({"bootstrap.servers": bootstrap_servers, **(client_config or {})})
+        # A broker that refuses the TLS handshake or the login never answers: the reason only
+        # reaches the error callback, and the wait's timeout would otherwise say nothing.
+        problems: list[str] = []
+        config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap_servers,
+            "error_cb": lambda error: problems.append(error.str()),
+            **(client_config or {}),
+        }
+        admin = AdminClient(config)
         futures = admin.create_topics(
             [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
              for t in topics],
@@ -88,6 +96,12 @@ async def ensure_topics(
         for topic, future in futures.items():
             try:
                 future.result(timeout=wait_seconds)
+            except TimeoutError as exc:
+                admin.poll(0)  # serves the error callback
+                why = f": {problems[-1]}" if problems else ""
+                raise RuntimeError(
+                    f"cannot create topic {topic}: no answer within {wait_seconds:g}s{why}"
+                ) from exc
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
