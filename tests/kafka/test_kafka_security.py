@@ -6,7 +6,6 @@ clients are given."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,52 +15,37 @@ import pytest
 from pinstack_common.events.envelope import Record
 from pinstack_common.events.kafka import KafkaTransport, ensure_topics
 from pinstack_common.settings import ServiceSettings
-from pinstack_devinfra.kafka import KafkaBroker, SaslSslListener
 from pinstack_devinfra.pki import CertificateAuthority
 from tests.polling import eventually
+from tests.tls_servers import KAFKA_USER, SecureKafka, secure_kafka
 
 pytestmark = pytest.mark.kafka
 
-_USER = "pinstack"
 
-
-class SecureBroker:
-    def __init__(self, *, broker: KafkaBroker, ca: Path, password: str) -> None:
-        self.broker = broker
-        self.ca = ca
-        self.password = password
-
-    def settings(self, **overrides: str) -> ServiceSettings:
-        values = {
-            "internal_token": "kafka-security-test",
-            "kafka_bootstrap_servers": self.broker.sasl_ssl_bootstrap_servers,
-            "kafka_security_protocol": "SASL_SSL",
-            "kafka_ssl_ca_location": str(self.ca),
-            "kafka_sasl_mechanism": "PLAIN",
-            "kafka_sasl_username": _USER,
-            "kafka_sasl_password": self.password,
-            **overrides,
-        }
-        return ServiceSettings(**values)  # type: ignore[arg-type]
+def _settings(kafka: SecureKafka, **overrides: str) -> ServiceSettings:
+    values = {
+        "internal_token": "kafka-security-test",
+        "kafka_bootstrap_servers": kafka.bootstrap_servers,
+        "kafka_security_protocol": "SASL_SSL",
+        "kafka_ssl_ca_location": str(kafka.ca),
+        "kafka_sasl_mechanism": "PLAIN",
+        "kafka_sasl_username": KAFKA_USER,
+        "kafka_sasl_password": kafka.password,
+        **overrides,
+    }
+    return ServiceSettings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
-def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
-    root = tmp_path_factory.mktemp("kafka-sasl-ssl")
-    ca = CertificateAuthority(root / "ca", common_name="pinstack-kafka-ca")
-    cert, key = ca.issue("broker", common_name="localhost", dns_names=("localhost",), server=True)
-    keystore = root / "ca" / "broker.pem"
-    keystore.write_bytes(key.read_bytes() + cert.read_bytes())
-    password = secrets.token_hex(12)
-    listener = SaslSslListener(keystore=keystore, users={_USER: password})
-    with KafkaBroker(data_dir=root / "broker", sasl_ssl=listener) as broker:
-        yield SecureBroker(broker=broker, ca=ca.cert_path, password=password)
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    with secure_kafka(tmp_path_factory.mktemp("kafka-sasl-ssl")) as kafka:
+        yield kafka
 
 
 async def test_producer_and_consumer_use_sasl_ssl_from_the_settings(
-    secure_broker: SecureBroker,
+    secure_broker: SecureKafka,
 ) -> None:
-    settings = secure_broker.settings()
+    settings = _settings(secure_broker)
     topic = f"pinstack.t{uuid.uuid4().hex[:8]}.events.v1"
     config = settings.kafka_client_config()
     await ensure_topics(
@@ -101,14 +85,14 @@ async def _create_refused(settings: ServiceSettings, reason: str) -> None:
         )  # fmt: skip
 
 
-async def test_a_wrong_password_is_an_authentication_error(secure_broker: SecureBroker) -> None:
-    settings = secure_broker.settings(kafka_sasl_password="not-the-password")
+async def test_a_wrong_password_is_an_authentication_error(secure_broker: SecureKafka) -> None:
+    settings = _settings(secure_broker, kafka_sasl_password="not-the-password")
     await _create_refused(settings, "SASL authentication error")
 
 
 async def test_a_broker_certificate_from_another_ca_is_refused(
-    secure_broker: SecureBroker, tmp_path: Path
+    secure_broker: SecureKafka, tmp_path: Path
 ) -> None:
     stranger = CertificateAuthority(tmp_path / "stranger").cert_path
-    settings = secure_broker.settings(kafka_ssl_ca_location=str(stranger))
+    settings = _settings(secure_broker, kafka_ssl_ca_location=str(stranger))
     await _create_refused(settings, "certificate verify failed")

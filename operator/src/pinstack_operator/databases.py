@@ -11,21 +11,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal
 
 import asyncpg
 
+from pinstack_operator.connectivity import postgres_ssl
+
 __all__ = ["AdminConnection", "DatabaseGrant", "PostgresAdmin"]
 
-SslMode = Literal["disable", "prefer", "allow", "require", "verify-ca", "verify-full"]
-_SSL_MODES: dict[str, SslMode] = {
-    "disable": "disable",
-    "allow": "allow",
-    "prefer": "prefer",
-    "require": "require",
-    "verify-ca": "verify-ca",
-    "verify-full": "verify-full",
-}
 _ROLE_OPTIONS = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
 
 
@@ -39,6 +31,8 @@ class AdminConnection:
     password: str
     database: str = "postgres"
     sslmode: str = "prefer"
+    # PEM bundle that verifies the server under verify-ca/verify-full (spec.postgres.caSecretRef).
+    ca_pem: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,9 +54,8 @@ class PostgresAdmin:
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[asyncpg.Connection]:
         target = self._connection
-        ssl: SslMode | bool = _SSL_MODES.get(target.sslmode, "prefer")
-        if target.host.startswith("/") or ssl == "disable":
-            ssl = False
+        # PostgreSQL has no TLS on a Unix socket.
+        ssl = False if target.host.startswith("/") else postgres_ssl(target.sslmode, target.ca_pem)
         conn = await asyncpg.connect(
             host=target.host,
             port=target.port,

@@ -23,6 +23,12 @@ from pinstack_operator.conditions import (
     phase_for,
     ready_condition,
 )
+from pinstack_operator.connectivity import (
+    ConnectionSecretMissingError,
+    KafkaAccess,
+    kafka_access,
+    postgres_ca_bundle,
+)
 from pinstack_operator.credentials import (
     decode_secret_data,
     generate_password,
@@ -127,8 +133,10 @@ class Reconciler:
     postgres_factory: Callable[[AdminConnection], PostgresAdmin] = field(
         default=lambda connection: PostgresAdmin(connection=connection)
     )
-    topics_factory: Callable[[str], TopicAdmin] = field(
-        default=lambda servers: TopicAdmin(bootstrap_servers=servers)
+    topics_factory: Callable[[KafkaAccess], TopicAdmin] = field(
+        default=lambda access: TopicAdmin(
+            bootstrap_servers=access.bootstrap_servers, client_config=access.client_config
+        )
     )
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
@@ -151,7 +159,7 @@ class Reconciler:
         generation = int(body["metadata"].get("generation", 0))
         await self._auth_secrets(stack)
         databases = await self._databases(stack, spec)
-        topics = await self._topics(spec)
+        topics = await self._topics(stack, spec)
         previous = body.get("status") or {}
         migrations = await reconcile_migrations(
             self.api,
@@ -241,6 +249,7 @@ class Reconciler:
             password=data.get(ref.password_key, ""),
             database=spec.postgres.admin_database,
             sslmode=spec.postgres.sslmode,
+            ca_pem=await postgres_ca_bundle(self.api, stack.namespace, spec.postgres),
         )
 
     async def _grants(self, stack: StackRef, spec: StackSpec) -> list[DatabaseGrant]:
@@ -269,6 +278,10 @@ class Reconciler:
             return ConditionResult(
                 type=kind, status="False", reason="AdminCredentialsMissing", message=str(error)
             )
+        except ConnectionSecretMissingError as error:
+            return ConditionResult(
+                type=kind, status="False", reason="ConnectionSecretMissing", message=str(error)
+            )
         grants = await self._grants(stack, spec)
         try:
             ready = await self.postgres_factory(connection).ensure(grants)
@@ -288,11 +301,17 @@ class Reconciler:
             message=f"{len(ready)} databases with their roles and credential Secrets",
         )
 
-    async def _topics(self, spec: StackSpec) -> ConditionResult:
+    async def _topics(self, stack: StackRef, spec: StackSpec) -> ConditionResult:
         kind = "TopicsReady"
         if not spec.topics:
             return ConditionResult(type=kind, status="True", reason="NoTopics", message="none")
-        admin = self.topics_factory(spec.kafka.bootstrap_servers)
+        try:
+            access = await kafka_access(self.api, stack.namespace, spec.kafka)
+        except ConnectionSecretMissingError as error:
+            return ConditionResult(
+                type=kind, status="False", reason="ConnectionSecretMissing", message=str(error)
+            )
+        admin = self.topics_factory(access)
         try:
             report = await admin.ensure(spec.topics)
         except KafkaException as error:
@@ -345,6 +364,8 @@ class Reconciler:
                 connection = await self.admin_connection(stack, spec)
             except AdminCredentialsMissingError as error:
                 raise ReclaimError(reason="AdminCredentialsMissing", message=str(error)) from error
+            except ConnectionSecretMissingError as error:
+                raise ReclaimError(reason="ConnectionSecretMissing", message=str(error)) from error
             try:
                 await self.postgres_factory(connection).drop(grants)
             except _DB_ERRORS as error:
@@ -356,7 +377,10 @@ class Reconciler:
         deleted: list[str] = []
         if topics:
             try:
-                deleted = await self.topics_factory(spec.kafka.bootstrap_servers).delete(topics)
+                access = await kafka_access(self.api, stack.namespace, spec.kafka)
+                deleted = await self.topics_factory(access).delete(topics)
+            except ConnectionSecretMissingError as error:
+                raise ReclaimError(reason="ConnectionSecretMissing", message=str(error)) from error
             except KafkaException as error:
                 raise ReclaimError(
                     reason="TopicDeletionFailed",

@@ -7,7 +7,7 @@ The AdminClient's futures block, so every admin round trip runs in a worker thre
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
@@ -40,13 +40,24 @@ class TopicReport:
 class TopicAdmin:
     """Creates, grows, reconfigures and deletes topics on one Kafka cluster."""
 
-    def __init__(self, *, bootstrap_servers: str, timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        client_config: Mapping[str, str] | None = None,
+        timeout: float = 15.0,
+    ) -> None:
         self._bootstrap = bootstrap_servers
+        self._client_config = dict(client_config or {})  # TLS/SASL (connectivity.kafka_access)
         self._timeout = timeout
 
     def _client(self) -> AdminClient:
         return AdminClient(
-            {"bootstrap.servers": self._bootstrap, "socket.timeout.ms": int(self._timeout * 1000)}
+            {
+                "bootstrap.servers": self._bootstrap,
+                "socket.timeout.ms": int(self._timeout * 1000),
+                **self._client_config,
+            }
         )
 
     async def ensure(self, topics: Sequence[TopicSpec]) -> TopicReport:

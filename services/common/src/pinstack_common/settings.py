@@ -49,8 +49,8 @@ class ServiceSettings(BaseSettings):
     # PEM bundle of the CA that signed the brokers' certificates; unset: the system's store.
     kafka_ssl_ca_location: str | None = None
     kafka_sasl_mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
-    kafka_sasl_username: str = ""
-    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     otlp_endpoint: str | None = None
     # Abusable endpoints' limits (login failures, notification send); off for benchmarks.
     rate_limits_enabled: bool = True
@@ -83,7 +83,8 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _consistent_kafka_security(self) -> ServiceSettings:
         sasl = self.kafka_security_protocol.startswith("SASL_")
-        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()):
+        password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+        if sasl and not (self.kafka_sasl_username and password):
             raise ValueError(
                 f"PINSTACK_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
                 "PINSTACK_KAFKA_SASL_USERNAME and PINSTACK_KAFKA_SASL_PASSWORD"
@@ -110,6 +111,7 @@ class ServiceSettings(BaseSettings):
                 config["ssl.ca.location"] = self.kafka_ssl_ca_location
         if self.kafka_security_protocol.startswith("SASL_"):
             config["sasl.mechanism"] = self.kafka_sasl_mechanism
-            config["sasl.username"] = self.kafka_sasl_username
-            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+            # Both are set for a SASL protocol (the validator above).
+            config["sasl.username"] = self.kafka_sasl_username or ""
+            config["sasl.password"] = (self.kafka_sasl_password or SecretStr("")).get_secret_value()
         return config
