@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from pinstack_common.events.envelope import Record
-from pinstack_common.events.kafka import KafkaTransport, ensure_topics
+from pinstack_common.events.kafka import ensure_topics
+from pinstack_common.runtime import ServiceRuntime
 from pinstack_common.settings import ServiceSettings
 from pinstack_devinfra.pki import CertificateAuthority
 from tests.polling import eventually
@@ -47,31 +48,32 @@ async def test_producer_and_consumer_use_sasl_ssl_from_the_settings(
 ) -> None:
     settings = _settings(secure_broker)
     topic = f"pinstack.t{uuid.uuid4().hex[:8]}.events.v1"
-    config = settings.kafka_client_config()
     await ensure_topics(
-        settings.kafka_bootstrap_servers, [topic], partitions=1, client_config=config
-    )
-    transport = KafkaTransport(
-        bootstrap_servers=settings.kafka_bootstrap_servers, client_id="tls", extra_config=config
-    )
+        settings.kafka_bootstrap_servers, [topic], partitions=1,
+        client_config=settings.kafka_client_config(),
+    )  # fmt: skip
+    # The transport exactly as a service's composition root gets it.
+    runtime = ServiceRuntime(name="tls", settings=settings, shared_transport=None)
     received: list[Record] = []
 
     async def handler(record: Record) -> None:
         received.append(record)
 
-    subscriber = transport.subscriber(
-        group=f"g{uuid.uuid4().hex[:6]}", topics=[topic], handler=handler, component="test"
-    )
-    await transport.start()
-    await subscriber.start()
     try:
-        await transport.publish([Record(topic=topic, key=b"k", value=b"over-tls")])
-        await eventually(
-            lambda: [r.value for r in received] == [b"over-tls"], within=60, what="the record"
+        transport = await runtime.transport()
+        subscriber = transport.subscriber(
+            group=f"g{uuid.uuid4().hex[:6]}", topics=[topic], handler=handler, component="test"
         )
+        await subscriber.start()
+        try:
+            await transport.publish([Record(topic=topic, key=b"k", value=b"over-tls")])
+            await eventually(
+                lambda: [r.value for r in received] == [b"over-tls"], within=60, what="the record"
+            )
+        finally:
+            await subscriber.stop()
     finally:
-        await subscriber.stop()
-        await transport.stop()
+        await runtime.close()
 
 
 async def _create_refused(settings: ServiceSettings, reason: str) -> None:

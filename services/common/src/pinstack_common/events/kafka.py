@@ -80,7 +80,7 @@ async def ensure_topics(
 
     def create() -> None:
         # A broker that refuses the TLS handshake or the login never answers: the reason only
-        # reaches the error callback, and the wait's timeout would otherwise say nothing.
+        # reaches the error callback, and the request's timeout would otherwise say nothing.
         problems: list[str] = []
         config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
@@ -96,15 +96,16 @@ async def ensure_topics(
         for topic, future in futures.items():
             try:
                 future.result(timeout=wait_seconds)
-            except TimeoutError as exc:
+            except (KafkaException, TimeoutError) as exc:
+                if isinstance(exc, KafkaException) and (
+                    exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
+                ):
+                    continue
                 admin.poll(0)  # serves the error callback
-                why = f": {problems[-1]}" if problems else ""
-                raise RuntimeError(
-                    f"cannot create topic {topic}: no answer within {wait_seconds:g}s{why}"
-                ) from exc
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
+                # librdkafka follows the cause with "all brokers down": keep every distinct one.
+                causes = f" ({'; '.join(dict.fromkeys(problems))})" if problems else ""
+                what = str(exc) or f"no answer within {wait_seconds:g}s"
+                raise RuntimeError(f"cannot create topic {topic}: {what}{causes}") from exc
 
     if topics:
         await asyncio.to_thread(create)
