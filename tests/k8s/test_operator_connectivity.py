@@ -58,11 +58,13 @@ async def _secure_stack(
     *,
     host: str = "localhost",
     ca: Path | None = None,
+    kafka_password: str | None = None,
 ) -> None:
     await _secret(stacks, "pg-admin-tls", {"username": "postgres", "password": postgres.password})
     await _secret(stacks, "pg-ca", {"bundle.pem": (ca or postgres.ca.cert_path).read_text()})
     await _secret(stacks, "kafka-ca", {"ca.crt": kafka.ca.read_text()})
-    await _secret(stacks, "kafka-login", {"username": KAFKA_USER, "password": kafka.password})
+    login = {"username": KAFKA_USER, "password": kafka_password or kafka.password}
+    await _secret(stacks, "kafka-login", login)
     manifest = stacks.manifest(
         postgres={
             "host": host,
@@ -150,6 +152,15 @@ async def test_a_host_name_the_certificate_does_not_carry_is_reported(
     condition = await _condition(stacks, "DatabasesReady", "False")
     assert condition["reason"] == "DatabaseProvisioningFailed"
     assert "mismatch" in condition["message"]
+
+
+async def test_a_refused_kafka_login_is_reported_with_the_brokers_reason(
+    stacks: StackFactory, tls_postgres: TlsPostgresServer, secure_kafka: SecureKafka
+) -> None:
+    await _secure_stack(stacks, tls_postgres, secure_kafka, kafka_password="not-the-password")
+    condition = await _condition(stacks, "TopicsReady", "False")
+    assert condition["reason"] == "TopicProvisioningFailed"
+    assert "SASL authentication error" in condition["message"]
 
 
 async def test_a_missing_ca_secret_is_reported(stacks: StackFactory) -> None:
