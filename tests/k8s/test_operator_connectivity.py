@@ -135,32 +135,34 @@ async def test_verify_full_postgres_and_sasl_ssl_kafka_are_provisioned(
     ]
 
 
-async def test_a_ca_that_did_not_sign_the_server_is_reported(
-    stacks: StackFactory, tls_postgres: TlsPostgresServer, secure_kafka: SecureKafka
+_DB_FAILED = "DatabaseProvisioningFailed"
+
+
+@pytest.mark.parametrize(
+    ("refusal", "expected"),
+    [
+        ("foreign CA", ("DatabasesReady", _DB_FAILED, "certificate verify failed")),
+        ("host name", ("DatabasesReady", _DB_FAILED, "mismatch")),
+        ("Kafka login", ("TopicsReady", "TopicProvisioningFailed", "SASL authentication error")),
+    ],
+)  # fmt: skip
+async def test_a_refusal_is_reported_with_its_verdict(
+    stacks: StackFactory,
+    tls_postgres: TlsPostgresServer,
+    secure_kafka: SecureKafka,
+    refusal: str,
+    expected: tuple[str, str, str],
 ) -> None:
-    stranger = CertificateAuthority(tls_postgres.directory / "stranger-ca").cert_path
-    await _secure_stack(stacks, tls_postgres, secure_kafka, ca=stranger)
-    condition = await _condition(stacks, "DatabasesReady", "False")
-    assert condition["reason"] == "DatabaseProvisioningFailed"
-    assert "certificate verify failed" in condition["message"]
-
-
-async def test_a_host_name_the_certificate_does_not_carry_is_reported(
-    stacks: StackFactory, tls_postgres: TlsPostgresServer, secure_kafka: SecureKafka
-) -> None:
-    await _secure_stack(stacks, tls_postgres, secure_kafka, host="127.0.0.1")
-    condition = await _condition(stacks, "DatabasesReady", "False")
-    assert condition["reason"] == "DatabaseProvisioningFailed"
-    assert "mismatch" in condition["message"]
-
-
-async def test_a_refused_kafka_login_is_reported_with_the_brokers_reason(
-    stacks: StackFactory, tls_postgres: TlsPostgresServer, secure_kafka: SecureKafka
-) -> None:
-    await _secure_stack(stacks, tls_postgres, secure_kafka, kafka_password="not-the-password")
-    condition = await _condition(stacks, "TopicsReady", "False")
-    assert condition["reason"] == "TopicProvisioningFailed"
-    assert "SASL authentication error" in condition["message"]
+    options: dict[str, dict[str, Any]] = {
+        "foreign CA": {"ca": CertificateAuthority(tls_postgres.directory / "stranger").cert_path},
+        "host name": {"host": "127.0.0.1"},  # the certificate names localhost only
+        "Kafka login": {"kafka_password": "not-the-password"},
+    }
+    await _secure_stack(stacks, tls_postgres, secure_kafka, **options[refusal])
+    kind, reason, verdict = expected
+    condition = await _condition(stacks, kind, "False")
+    assert condition["reason"] == reason
+    assert verdict in condition["message"]
 
 
 async def test_a_missing_ca_secret_is_reported(stacks: StackFactory) -> None:
