@@ -177,8 +177,10 @@ def pytest_runtest_makereport(
 
 
 # The order the modules run in: the install first; the reclaim tests (a scratch stack of their
-# own) last; the upgrade after the self-healing test, which expects the first release.
-MODULE_ORDER = ("test_install", "test_resilience", "test_upgrade", "test_reclaim")
+# own) last; the upgrade after the self-healing test, which expects the first release; the move
+# to PostgreSQL over TLS after both, so the reclaim tests run against a TLS-only server.
+MODULE_ORDER = ("test_install", "test_resilience", "test_upgrade", "test_postgres_tls",
+                "test_reclaim")  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

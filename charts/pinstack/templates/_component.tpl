@@ -40,6 +40,7 @@ serves gRPC on ports.grpc and metrics on ports.metrics; the gateway ("kind: http
   value: {{ $root.Values.config.redisUrl | quote }}
 - name: PINSTACK_KAFKA_BOOTSTRAP_SERVERS
   value: {{ $root.Values.config.kafkaBootstrapServers | quote }}
+{{ include "pinstack.connectivity.env" . }}
 - name: PINSTACK_LOG_LEVEL
   value: {{ $root.Values.config.logLevel | quote }}
 {{- with $root.Values.config.otlpEndpoint }}
@@ -162,6 +163,7 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- include "pinstack.connectivity.postgresMounts" . | nindent 12 }}
       {{- end }}
       containers:
         - name: {{ .name }}
@@ -243,6 +245,7 @@ spec:
               mountPath: /var/run/secrets/pinstack/jwt
               readOnly: true
             {{- end }}
+            {{- include "pinstack.connectivity.mounts" . | nindent 12 }}
       volumes:
         - name: tmp
           emptyDir:
@@ -256,6 +259,7 @@ spec:
               - key: {{ $root.Values.secrets.signingKey.key }}
                 path: {{ $root.Values.secrets.signingKey.key }}
         {{- end }}
+        {{- include "pinstack.connectivity.volumes" . | nindent 8 }}
       {{- if $c.topologySpreadConstraints }}
       topologySpreadConstraints:
         {{- toYaml $c.topologySpreadConstraints | nindent 8 }}

@@ -17,19 +17,11 @@ from typing import Any, Literal
 
 import asyncpg
 
+from pinstack_operator.connectivity import postgres_ssl
 from pinstack_operator.ownership import Marker, password_fingerprint, password_matches
 
 __all__ = ["AdminConnection", "DatabaseGrant", "EnsureReport", "PostgresAdmin"]
 
-SslMode = Literal["disable", "prefer", "allow", "require", "verify-ca", "verify-full"]
-_SSL_MODES: dict[str, SslMode] = {
-    "disable": "disable",
-    "allow": "allow",
-    "prefer": "prefer",
-    "require": "require",
-    "verify-ca": "verify-ca",
-    "verify-full": "verify-full",
-}
 _ROLE_OPTIONS = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
 # A role's or database's oid and comment (the ownership marker), by name.
 _MARKED_QUERIES = {
@@ -50,6 +42,8 @@ class AdminConnection:
     password: str
     database: str = "postgres"
     sslmode: str = "prefer"
+    # PEM bundle that verifies the server under verify-ca/verify-full (spec.postgres.caSecretRef).
+    ca_pem: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,9 +88,8 @@ class PostgresAdmin:
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[asyncpg.Connection]:
         target = self._connection
-        ssl: SslMode | bool = _SSL_MODES.get(target.sslmode, "prefer")
-        if target.host.startswith("/") or ssl == "disable":
-            ssl = False
+        # PostgreSQL has no TLS on a Unix socket.
+        ssl = False if target.host.startswith("/") else postgres_ssl(target.sslmode, target.ca_pem)
         conn = await asyncpg.connect(
             host=target.host,
             port=target.port,

@@ -14,7 +14,9 @@ __all__ = [
     "KIND",
     "PLURAL",
     "VERSION",
+    "CaSecretRef",
     "ImageSpec",
+    "KafkaSaslSpec",
     "KafkaSpec",
     "LocalObjectReference",
     "MigrationJobsSpec",
@@ -55,16 +57,34 @@ class SecretKeyRef(_Model):
     password_key: str = Field(default="password", alias="passwordKey")
 
 
+class CaSecretRef(_Model):
+    """A PEM CA bundle in a Secret of the stack's namespace."""
+
+    name: str
+    key: str = "ca.crt"
+
+
 class PostgresSpec(_Model):
     host: str
     port: int = 5432
     admin_database: str = Field(default="postgres", alias="adminDatabase")
     sslmode: str = "prefer"
     admin_credentials: SecretKeyRef = Field(alias="adminCredentialsSecretRef")
+    ca: CaSecretRef | None = Field(default=None, alias="caSecretRef")
+
+
+class KafkaSaslSpec(_Model):
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    credentials: SecretKeyRef = Field(alias="credentialsSecretRef")
 
 
 class KafkaSpec(_Model):
     bootstrap_servers: str = Field(alias="bootstrapServers")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", alias="securityProtocol"
+    )
+    ca: CaSecretRef | None = Field(default=None, alias="caSecretRef")
+    sasl: KafkaSaslSpec | None = None
 
 
 class RedisSpec(_Model):

@@ -22,6 +22,12 @@ from pinstack_operator.conditions import (
     phase_for,
     ready_condition,
 )
+from pinstack_operator.connectivity import (
+    ConnectionSecretMissingError,
+    KafkaAccess,
+    kafka_access,
+    postgres_ca_bundle,
+)
 from pinstack_operator.credentials import (
     decode_secret_data,
     generate_token,
@@ -140,8 +146,10 @@ class Reconciler:
     postgres_factory: Callable[[AdminConnection], PostgresAdmin] = field(
         default=lambda connection: PostgresAdmin(connection=connection)
     )
-    topics_factory: Callable[[str], TopicAdmin] = field(
-        default=lambda servers: TopicAdmin(bootstrap_servers=servers)
+    topics_factory: Callable[[KafkaAccess], TopicAdmin] = field(
+        default=lambda access: TopicAdmin(
+            bootstrap_servers=access.bootstrap_servers, client_config=access.client_config
+        )
     )
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
@@ -258,6 +266,7 @@ class Reconciler:
             password=data.get(ref.password_key, ""),
             database=spec.postgres.admin_database,
             sslmode=spec.postgres.sslmode,
+            ca_pem=await postgres_ca_bundle(self.api, stack.namespace, spec.postgres),
         )
 
     async def _databases(
@@ -273,6 +282,13 @@ class Reconciler:
                 reason="AdminCredentialsMissing",
                 message=str(error),
             ), {}
+        except ConnectionSecretMissingError as error:
+            return ConditionResult(
+                type="DatabasesReady",
+                status="False",
+                reason="ConnectionSecretMissing",
+                message=str(error),
+            ), {}
         return await provision_databases(
             self.api, stack, spec=spec, postgres=self.postgres_factory(connection)
         )
@@ -281,7 +297,13 @@ class Reconciler:
         kind = "TopicsReady"
         if not spec.topics:
             return ConditionResult(type=kind, status="True", reason="NoTopics", message="none")
-        admin = self.topics_factory(spec.kafka.bootstrap_servers)
+        try:
+            access = await kafka_access(self.api, stack.namespace, spec.kafka)
+        except ConnectionSecretMissingError as error:
+            return ConditionResult(
+                type=kind, status="False", reason="ConnectionSecretMissing", message=str(error)
+            )
+        admin = self.topics_factory(access)
         try:
             report = await admin.ensure(spec.topics)
         except KafkaException as error:
@@ -334,6 +356,8 @@ class Reconciler:
                 connection = await self.admin_connection(stack, spec)
             except AdminCredentialsMissingError as error:
                 raise ReclaimError(reason="AdminCredentialsMissing", message=str(error)) from error
+            except ConnectionSecretMissingError as error:
+                raise ReclaimError(reason="ConnectionSecretMissing", message=str(error)) from error
             try:
                 dropped, kept = await self.postgres_factory(connection).drop(grants)
             except DB_ERRORS as error:
@@ -345,7 +369,10 @@ class Reconciler:
         deleted: list[str] = []
         if topics:
             try:
-                deleted = await self.topics_factory(spec.kafka.bootstrap_servers).delete(topics)
+                access = await kafka_access(self.api, stack.namespace, spec.kafka)
+                deleted = await self.topics_factory(access).delete(topics)
+            except ConnectionSecretMissingError as error:
+                raise ReclaimError(reason="ConnectionSecretMissing", message=str(error)) from error
             except KafkaException as error:
                 raise ReclaimError(
                     reason="TopicDeletionFailed",

@@ -17,10 +17,11 @@ import importlib.resources
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import yaml
 
+from pinstack_operator.connectivity import postgres_ca_volume, postgres_url_tls
 from pinstack_operator.models import GROUP, KIND, VERSION, ServiceSpec, StackSpec
 
 __all__ = [
@@ -159,8 +160,9 @@ def database_secret(
         url = f"postgresql+asyncpg://{user}:{secret}@{location}"
     else:
         url = f"postgresql+asyncpg://{user}:{secret}@{postgres.host}:{postgres.port}/{database}"
-        if postgres.sslmode not in ("prefer", "disable"):
-            url += f"?ssl={postgres.sslmode}"
+    tls = {} if postgres.host.startswith("/") else postgres_url_tls(postgres)
+    if tls:
+        url += ("&" if "?" in url else "?") + urlencode(tls, safe="/")
     return _secret(
         _secret_metadata(stack, database_secret_name(stack, service.name),
                          component="database", service=service.name),
@@ -171,6 +173,7 @@ def database_secret(
             "username": database,
             "password": password,
             "sslmode": postgres.sslmode,
+            **({"sslrootcert": tls["sslrootcert"]} if "sslrootcert" in tls else {}),
             "database-url": url,
         },
     )  # fmt: skip
@@ -282,6 +285,7 @@ def migration_job(
     if spec.redis.url:
         env.append({"name": "PINSTACK_REDIS_URL", "value": spec.redis.url})
     pull_secrets = dict.fromkeys([*image.pull_secrets, *(s.name for s in spec.image_pull_secrets)])
+    ca_volumes, ca_mounts = postgres_ca_volume(spec.postgres)  # the URL's sslrootcert
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -320,8 +324,10 @@ def migration_job(
                             "resources": {
                                 key: dict(value) for key, value in limits.resources.items()
                             },
+                            **({"volumeMounts": ca_mounts} if ca_mounts else {}),
                         }
                     ],
+                    **({"volumes": ca_volumes} if ca_volumes else {}),
                 },
             },
         },

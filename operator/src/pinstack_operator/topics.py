@@ -7,10 +7,11 @@ The AdminClient's futures block, so every admin round trip runs in a worker thre
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, no __all__
     AdminClient,
     AlterConfigOpType,
@@ -40,14 +41,28 @@ class TopicReport:
 class TopicAdmin:
     """Creates, grows, reconfigures and deletes topics on one Kafka cluster."""
 
-    def __init__(self, *, bootstrap_servers: str, timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        client_config: Mapping[str, str] | None = None,
+        timeout: float = 15.0,
+    ) -> None:
         self._bootstrap = bootstrap_servers
+        self._client_config = dict(client_config or {})  # TLS/SASL (connectivity.kafka_access)
         self._timeout = timeout
+        self._problems: list[str] = []
 
     def _client(self) -> AdminClient:
-        return AdminClient(
-            {"bootstrap.servers": self._bootstrap, "socket.timeout.ms": int(self._timeout * 1000)}
-        )
+        config: dict[str, Any] = {
+            "bootstrap.servers": self._bootstrap,
+            "socket.timeout.ms": int(self._timeout * 1000),
+            # A refused TLS handshake or login reaches only this callback; _partitions_sync
+            # adds it to the bare "timed out" the request ends with.
+            "error_cb": lambda error: self._problems.append(error.str()),
+            **self._client_config,
+        }
+        return AdminClient(config)
 
     async def ensure(self, topics: Sequence[TopicSpec]) -> TopicReport:
         return await asyncio.to_thread(self._ensure_sync, list(topics))
@@ -60,7 +75,15 @@ class TopicAdmin:
         return await asyncio.to_thread(self._delete_sync, list(names))
 
     def _partitions_sync(self, admin: AdminClient) -> dict[str, int]:
-        metadata = admin.list_topics(timeout=self._timeout)
+        try:
+            metadata = admin.list_topics(timeout=self._timeout)
+        except KafkaException as error:
+            admin.poll(0)  # serves the error callback
+            if not self._problems:
+                raise
+            cause = error.args[0]
+            causes = "; ".join(dict.fromkeys(self._problems))
+            raise KafkaException(KafkaError(cause.code(), f"{cause.str()} ({causes})")) from error
         return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
     def _ensure_sync(self, topics: list[TopicSpec]) -> TopicReport:

@@ -119,7 +119,9 @@ class ServiceRuntime:
                 )
             transport = traced_transport(
                 KafkaTransport(
-                    bootstrap_servers=self.settings.kafka_bootstrap_servers, client_id=self.name
+                    bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                    client_id=self.name,
+                    extra_config=self.settings.kafka_client_config(),
                 )
             )
             await transport.start()

@@ -22,7 +22,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from pinstack_devinfra.cache import build_once, cache_dir
@@ -30,7 +32,7 @@ from pinstack_devinfra.commands import log
 from pinstack_devinfra.ports import free_port, port_open
 from pinstack_devinfra.procs import alive, ours, stop_processes
 
-__all__ = ["KAFKA_VERSION", "KafkaBroker", "KafkaError", "kafka_libs"]
+__all__ = ["KAFKA_VERSION", "KafkaBroker", "KafkaError", "SaslSslListener", "kafka_libs"]
 
 KAFKA_VERSION = "4.1.1"
 _LOG4J_VERSION = "2.25.3"
@@ -41,6 +43,31 @@ _READY_TIMEOUT = 90.0
 
 class KafkaError(RuntimeError):
     """The broker could not be installed or started; the message says what to do."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaslSslListener:
+    """A second listener, ``SASL_SSL`` with the PLAIN mechanism, advertised as ``localhost``.
+
+    ``keystore`` is one PEM file with the broker's private key (PKCS#8, unencrypted) and its
+    certificate, which must be valid for ``localhost``; ``users`` are the PLAIN logins. The
+    PLAINTEXT listener stays for the controller, the readiness probe and set-up.
+    """
+
+    keystore: Path
+    users: Mapping[str, str]
+
+
+def _sasl_ssl_properties(listener: SaslSslListener) -> dict[str, object]:
+    logins = " ".join(f'user_{name}="{password}"' for name, password in listener.users.items())
+    prefix = "listener.name.sasl_ssl"
+    return {
+        "sasl.enabled.mechanisms": "PLAIN",
+        f"{prefix}.plain.sasl.jaas.config":
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {logins};",
+        f"{prefix}.ssl.keystore.type": "PEM",
+        f"{prefix}.ssl.keystore.location": listener.keystore,
+    }  # fmt: skip
 
 
 def _pom(version: str) -> str:
@@ -162,6 +189,7 @@ class KafkaBroker:
         version: str = KAFKA_VERSION,
         num_partitions: int = 3,
         log_level: str = "WARN",
+        sasl_ssl: SaslSslListener | None = None,
     ) -> None:
         # Absolute: the path is how a later process recognises this broker in /proc.
         self.data_dir = Path(data_dir).resolve()
@@ -173,12 +201,21 @@ class KafkaBroker:
         self._process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.controller_port = 0
+        self.sasl_ssl_port = 0
+        self._sasl_ssl = sasl_ssl
 
     @property
     def bootstrap_servers(self) -> str:
         if not self.port:
             raise KafkaError("the broker has not been started")
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """The SASL_SSL listener by the name its certificate carries."""
+        if not self.sasl_ssl_port:
+            raise KafkaError("the broker has no SASL_SSL listener")
+        return f"localhost:{self.sasl_ssl_port}"
 
     @property
     def log_file(self) -> Path:
@@ -257,21 +294,29 @@ class KafkaBroker:
             )
             self.port = int(props["pinstack.broker.port"])
             self.controller_port = int(props["pinstack.controller.port"])
+            self.sasl_ssl_port = int(props.get("pinstack.sasl_ssl.port", "0"))
             return
         self.port = self._requested_port or free_port()
         self.controller_port = free_port()
         logs = self.data_dir / "logs"
-        lines = {
+        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        advertised = list(listeners)
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        if self._sasl_ssl is not None:
+            self.sasl_ssl_port = free_port()
+            listeners.append(f"SASL_SSL://127.0.0.1:{self.sasl_ssl_port}")
+            advertised.append(f"SASL_SSL://localhost:{self.sasl_ssl_port}")
+            protocols += ",SASL_SSL:SASL_SSL"
+        lines: dict[str, object] = {
             # Kafka ignores unknown keys (it logs them); we keep our ports next to their users.
             "pinstack.broker.port": self.port,
             "pinstack.controller.port": self.controller_port,
             "process.roles": "broker,controller",
             "node.id": 1,
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-            f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listeners": ",".join([*listeners, f"CONTROLLER://127.0.0.1:{self.controller_port}"]),
+            "advertised.listeners": ",".join(advertised),
+            "listener.security.protocol.map": protocols,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": logs,
@@ -288,6 +333,9 @@ class KafkaBroker:
             "auto.create.topics.enable": "false",
             "log.segment.bytes": 16 * 1024 * 1024,
         }
+        if self._sasl_ssl is not None:
+            lines["pinstack.sasl_ssl.port"] = self.sasl_ssl_port
+            lines.update(_sasl_ssl_properties(self._sasl_ssl))
         text = "".join(f"{key}={value}\n" for key, value in lines.items())
         props_file.write_text(text)
         (self.data_dir / "log4j2.properties").write_text(

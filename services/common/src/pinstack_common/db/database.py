@@ -8,13 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pinstack_common.db.engine import create_engine
 from pinstack_common.observability.metrics import DB_POOL_CONNECTIONS, DB_QUERY_DURATION
 from pinstack_common.observability.telemetry import instrument_engine
 
@@ -26,7 +22,7 @@ class Database:
 
     def __init__(self, *, url: str, component: str, pool_size: int = 10) -> None:
         self.component = component
-        self.engine: AsyncEngine = create_async_engine(
+        self.engine: AsyncEngine = create_engine(
             url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

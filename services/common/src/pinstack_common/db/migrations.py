@@ -28,8 +28,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from pinstack_common.db.engine import create_engine
 from pinstack_common.events.consumer import processed_events_table
 from pinstack_common.events.outbox import outbox_table
 
@@ -171,7 +171,7 @@ def head_revision(*, package: str) -> str | None:
 
 async def current_revision(*, url: str) -> str | None:
     """The revision a database is at (None before the first migration)."""
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(
@@ -184,7 +184,7 @@ async def current_revision(*, url: str) -> str | None:
 async def schema_status(*, package: str, url: str) -> SchemaStatus:
     """Where the database's schema stands relative to the head ``package`` ships."""
     scripts = _scripts(package)
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(lambda sync: _status(sync, scripts))
@@ -290,7 +290,7 @@ def run_env(target_metadata: MetaData) -> None:
             _record_lineage(connection, scripts)
 
     async def run() -> None:
-        engine = create_async_engine(url, poolclass=pool.NullPool)
+        engine = create_engine(url, poolclass=pool.NullPool)
         async with engine.connect() as connection:
             await connection.run_sync(migrate)
             await connection.commit()

@@ -18,7 +18,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -71,11 +71,23 @@ async def ensure_topics(
     partitions: int = 3,
     replication_factor: int = 1,
     wait_seconds: float = 30.0,
+    client_config: Mapping[str, str] | None = None,
 ) -> None:
-    """Create ``topics`` unless they exist (dev and tests; in Kubernetes the operator does it)."""
+    """Create ``topics`` unless they exist (dev and tests; in Kubernetes the operator does it).
+
+    ``client_config``: the brokers' security (``ServiceSettings.kafka_client_config()``).
+    """
 
     def create() -> None:
-        admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+        # A broker that refuses the TLS handshake or the login never answers: the reason only
+        # reaches the error callback, and the request's timeout would otherwise say nothing.
+        problems: list[str] = []
+        config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap_servers,
+            "error_cb": lambda error: problems.append(error.str()),
+            **(client_config or {}),
+        }
+        admin = AdminClient(config)
         futures = admin.create_topics(
             [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
              for t in topics],
@@ -84,9 +96,16 @@ async def ensure_topics(
         for topic, future in futures.items():
             try:
                 future.result(timeout=wait_seconds)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
+            except (KafkaException, TimeoutError) as exc:
+                if isinstance(exc, KafkaException) and (
+                    exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
+                ):
+                    continue
+                admin.poll(0)  # serves the error callback
+                # librdkafka follows the cause with "all brokers down": keep every distinct one.
+                causes = f" ({'; '.join(dict.fromkeys(problems))})" if problems else ""
+                what = str(exc) or f"no answer within {wait_seconds:g}s"
+                raise RuntimeError(f"cannot create topic {topic}: {what}{causes}") from exc
 
     if topics:
         await asyncio.to_thread(create)
