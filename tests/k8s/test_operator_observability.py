@@ -101,7 +101,9 @@ async def test_metrics_follow_the_status_and_events_say_what_was_created_or_chan
     samples = await eventually(
         lambda: condition_series("Ready", "True", "AllReady"), within=60, what="Ready in metrics"
     )
-    assert _total(samples, "pinstack_operator_stack_condition", stack="stack", type="Ready") == 1
+    # Other tests of the session leave stacks named "stack" in their own namespaces.
+    mine = {"namespace": stacks.namespace, "stack": "stack"}
+    assert _total(samples, "pinstack_operator_stack_condition", type="Ready", **mine) == 1
     assert _total(samples, "pinstack_operator_stacks", phase="Ready") >= 1
     assert ("pinstack_operator_stacks", frozenset({("phase", "Degraded")})) in samples  # 0 too
     assert _total(samples, "pinstack_operator_reconciles_total", trigger="change") >= 1
