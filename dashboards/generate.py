@@ -34,6 +34,8 @@ BUSINESS: dict[str, list[tuple[str, str]]] = {
     "notification": [("pinstack_notifications_created_total", "Notifications created")],
 }
 
+# Ratios of an error-only (or hit-only) series divide `... or vector(0)`: without it a healthy
+# stack's error ratio is "No data" instead of 0 (and its availability "No data" instead of 100%).
 # What each service does beyond RPCs and its database: a panel for something a service never
 # does shows "No data" forever (the cluster tier queries every panel against a live stack).
 FEATURES: dict[str, frozenset[str]] = {
@@ -364,8 +366,8 @@ def _data(layout: _Layout, comp: str, *, database: bool = True, cache: bool = Tr
             "Cache hit ratio",
             [
                 (
-                    f'sum(rate(pinstack_cache_requests_total{{{sel}, result="hit"}}[{RI}])) / '
-                    f"sum(rate(pinstack_cache_requests_total{{{sel}}}[{RI}]))",
+                    f'(sum(rate(pinstack_cache_requests_total{{{sel}, result="hit"}}[{RI}])) '
+                    f"or vector(0)) / sum(rate(pinstack_cache_requests_total{{{sel}}}[{RI}]))",
                     "hit ratio",
                 )
             ],
@@ -470,8 +472,8 @@ def service_dashboard(comp: str) -> dict[str, Any]:
     layout.add(
         stat(
             "Server error ratio",
-            f'sum(rate(pinstack_grpc_server_requests_total{{{sel}, code=~"(?i)unknown|internal|'
-            f'unavailable|data_loss|deadline_exceeded"}}[5m])) / '
+            f'(sum(rate(pinstack_grpc_server_requests_total{{{sel}, code=~"(?i)unknown|internal|'
+            f'unavailable|data_loss|deadline_exceeded"}}[5m])) or vector(0)) / '
             f"sum(rate(pinstack_grpc_server_requests_total{{{sel}}}[5m]))",
             unit="percentunit",
             thresholds=[(None, "green"), (0.01, "orange"), (0.05, "red")],
@@ -516,7 +518,7 @@ def gateway_dashboard() -> dict[str, Any]:
     layout.add(
         stat(
             "5xx ratio",
-            f'sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[5m])) '
+            f'(sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[5m])) or vector(0)) '
             f"/ sum(rate({http}[5m]))",
             unit="percentunit",
             thresholds=[(None, "green"), (0.005, "orange"), (0.02, "red")],
@@ -671,8 +673,8 @@ def overview_dashboard() -> dict[str, Any]:
     layout.add(
         stat(
             "Availability (SLO 99.5%)",
-            f'1 - (sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[$__range])) '
-            f"/ sum(rate({http}[$__range])))",
+            f'1 - ((sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[$__range])) '
+            f"or vector(0)) / sum(rate({http}[$__range])))",
             unit="percentunit",
             thresholds=[(None, "red"), (0.99, "orange"), (0.995, "green")],
             description="Share of gateway requests in the range that did not answer 5xx.",
@@ -696,7 +698,7 @@ def overview_dashboard() -> dict[str, Any]:
     layout.add(
         stat(
             "Error budget burn (1h)",
-            f'(sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[1h])) '
+            f'((sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[1h])) or vector(0)) '
             f"/ sum(rate({http}[1h]))) / 0.005",
             thresholds=[(None, "green"), (1, "orange"), (14.4, "red")],
             description="How many times faster than sustainable the availability budget burns.",
