@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SERVICES", "dashboards", "write"]
+__all__ = ["FEATURES", "SERVICES", "dashboards", "write"]
 
 HERE = Path(__file__).resolve().parent
 SERVICES = ("auth", "user", "post", "relation", "notification")
@@ -32,6 +32,18 @@ BUSINESS: dict[str, list[tuple[str, str]]] = {
     "post": [("pinstack_posts_created_total", "Posts created")],
     "relation": [("pinstack_follows_total", "Follows")],
     "notification": [("pinstack_notifications_created_total", "Notifications created")],
+}
+
+# Ratios of an error-only (or hit-only) series divide `... or vector(0)`: without it a healthy
+# stack's error ratio is "No data" instead of 0 (and its availability "No data" instead of 100%).
+# What each service does beyond RPCs and its database: a panel for something a service never
+# does shows "No data" forever (the cluster tier queries every panel against a live stack).
+FEATURES: dict[str, frozenset[str]] = {
+    "auth": frozenset({"consumes"}),
+    "user": frozenset({"publishes"}),
+    "post": frozenset({"publishes", "consumes", "cache"}),
+    "relation": frozenset({"publishes", "consumes"}),
+    "notification": frozenset({"publishes", "consumes"}),
 }
 
 Panel = dict[str, Any]
@@ -293,9 +305,9 @@ def _grpc_red(layout: _Layout, comp: str) -> None:
     )
 
 
-def _data(layout: _Layout, comp: str, *, database: bool = True) -> None:
+def _data(layout: _Layout, comp: str, *, database: bool = True, cache: bool = True) -> None:
     sel = f'{NS}, component="{comp}"'
-    layout.row("Database and cache")
+    layout.row("Database and cache" if cache else "Database")
     if database:
         layout.add(
             timeseries(
@@ -333,6 +345,8 @@ def _data(layout: _Layout, comp: str, *, database: bool = True) -> None:
             ),
             w=8,
         )
+    if not cache:
+        return
     layout.add(
         timeseries(
             "Cache lookups by result",
@@ -352,8 +366,8 @@ def _data(layout: _Layout, comp: str, *, database: bool = True) -> None:
             "Cache hit ratio",
             [
                 (
-                    f'sum(rate(pinstack_cache_requests_total{{{sel}, result="hit"}}[{RI}])) / '
-                    f"sum(rate(pinstack_cache_requests_total{{{sel}}}[{RI}]))",
+                    f'(sum(rate(pinstack_cache_requests_total{{{sel}, result="hit"}}[{RI}])) '
+                    f"or vector(0)) / sum(rate(pinstack_cache_requests_total{{{sel}}}[{RI}]))",
                     "hit ratio",
                 )
             ],
@@ -364,67 +378,64 @@ def _data(layout: _Layout, comp: str, *, database: bool = True) -> None:
 
 
 def _events(layout: _Layout, comp: str) -> None:
+    """Outbox and published events for a publisher, consumption and lag for a consumer."""
     sel = f'{NS}, component="{comp}"'
+    features = FEATURES[comp]
+    panels: list[Panel] = []
+    if "publishes" in features:
+        panels += [
+            timeseries(
+                "Outbox backlog", [(f"sum(pinstack_outbox_backlog{{{sel}}})", "unpublished events")]
+            ),
+            timeseries(
+                "Oldest unpublished event",
+                [(f"max(pinstack_outbox_oldest_event_age_seconds{{{sel}}})", "age")],
+                unit="s",
+            ),
+            timeseries(
+                "Published by topic",
+                [
+                    (
+                        f"sum by (topic) (rate(pinstack_events_published_total{{{sel}}}[{RI}]))",
+                        "{{topic}}",
+                    )
+                ],
+                unit="ops",
+            ),
+        ]
+    if "consumes" in features:
+        panels += [
+            timeseries(
+                "Consumed by topic and result",
+                [
+                    (
+                        "sum by (topic, result) "
+                        f"(rate(pinstack_events_consumed_total{{{sel}}}[{RI}]))",
+                        "{{topic}} {{result}}",
+                    )
+                ],
+                unit="ops",
+            ),
+            timeseries(
+                "Consumer lag", [(f"sum by (topic) (pinstack_consumer_lag{{{sel}}})", "{{topic}}")]
+            ),
+            timeseries(
+                "Dead-lettered events",
+                [
+                    (
+                        f"sum by (topic) (increase(pinstack_dead_letter_total{{{sel}}}[$__range]))",
+                        "{{topic}}",
+                    )
+                ],
+                description="Events parked on a dead-letter topic in the range.",
+            ),
+        ]
+    if not panels:
+        return
     layout.row("Events")
-    layout.add(
-        timeseries(
-            "Outbox backlog", [(f"sum(pinstack_outbox_backlog{{{sel}}})", "unpublished events")]
-        ),
-        w=6,
-    )
-    layout.add(
-        timeseries(
-            "Oldest unpublished event",
-            [(f"max(pinstack_outbox_oldest_event_age_seconds{{{sel}}})", "age")],
-            unit="s",
-        ),
-        w=6,
-    )
-    layout.add(
-        timeseries(
-            "Published by topic",
-            [
-                (
-                    f"sum by (topic) (rate(pinstack_events_published_total{{{sel}}}[{RI}]))",
-                    "{{topic}}",
-                )
-            ],
-            unit="ops",
-        ),
-        w=6,
-    )
-    layout.add(
-        timeseries(
-            "Consumed by topic and result",
-            [
-                (
-                    f"sum by (topic, result) (rate(pinstack_events_consumed_total{{{sel}}}[{RI}]))",
-                    "{{topic}} {{result}}",
-                )
-            ],
-            unit="ops",
-        ),
-        w=6,
-    )
-    layout.add(
-        timeseries(
-            "Consumer lag", [(f"sum by (topic) (pinstack_consumer_lag{{{sel}}})", "{{topic}}")]
-        ),
-        w=12,
-    )
-    layout.add(
-        timeseries(
-            "Dead-lettered events",
-            [
-                (
-                    f"sum by (topic) (increase(pinstack_dead_letter_total{{{sel}}}[$__range]))",
-                    "{{topic}}",
-                )
-            ],
-            description="Events parked on a dead-letter topic in the range.",
-        ),
-        w=12,
-    )
+    widths = [6, 6, 6, 6, 12, 12] if len(panels) == 6 else [24 // len(panels)] * len(panels)
+    for panel, width in zip(panels, widths, strict=True):
+        layout.add(panel, w=width)
 
 
 def _business(layout: _Layout, comp: str) -> None:
@@ -449,23 +460,25 @@ def service_dashboard(comp: str) -> dict[str, Any]:
     """One gRPC service: RED per RPC, data access, events, business counters."""
     layout = _Layout()
     sel = f'{NS}, component="{comp}"'
+    publishes = "publishes" in FEATURES[comp]
+    width = 6 if publishes else 8
     layout.add(
         stat(
             "RPC rate", f"sum(rate(pinstack_grpc_server_requests_total{{{sel}}}[5m]))", unit="reqps"
         ),
-        w=6,
+        w=width,
         h=4,
     )
     layout.add(
         stat(
             "Server error ratio",
-            f'sum(rate(pinstack_grpc_server_requests_total{{{sel}, code=~"(?i)unknown|internal|'
-            f'unavailable|data_loss|deadline_exceeded"}}[5m])) / '
+            f'(sum(rate(pinstack_grpc_server_requests_total{{{sel}, code=~"(?i)unknown|internal|'
+            f'unavailable|data_loss|deadline_exceeded"}}[5m])) or vector(0)) / '
             f"sum(rate(pinstack_grpc_server_requests_total{{{sel}}}[5m]))",
             unit="percentunit",
             thresholds=[(None, "green"), (0.01, "orange"), (0.05, "red")],
         ),
-        w=6,
+        w=width,
         h=4,
     )
     layout.add(
@@ -476,21 +489,22 @@ def service_dashboard(comp: str) -> dict[str, Any]:
             unit="s",
             thresholds=[(None, "green"), (0.1, "orange"), (0.5, "red")],
         ),
-        w=6,
+        w=width,
         h=4,
     )
-    layout.add(
-        stat(
-            "Oldest outbox event",
-            f"max(pinstack_outbox_oldest_event_age_seconds{{{sel}}})",
-            unit="s",
-            thresholds=[(None, "green"), (60, "orange"), (120, "red")],
-        ),
-        w=6,
-        h=4,
-    )
+    if publishes:
+        layout.add(
+            stat(
+                "Oldest outbox event",
+                f"max(pinstack_outbox_oldest_event_age_seconds{{{sel}}})",
+                unit="s",
+                thresholds=[(None, "green"), (60, "orange"), (120, "red")],
+            ),
+            w=width,
+            h=4,
+        )
     _grpc_red(layout, comp)
-    _data(layout, comp)
+    _data(layout, comp, cache="cache" in FEATURES[comp])
     _events(layout, comp)
     _business(layout, comp)
     return _dashboard(f"pinstack-{comp}", f"Pinstack / {comp.capitalize()}", comp, layout)
@@ -504,7 +518,7 @@ def gateway_dashboard() -> dict[str, Any]:
     layout.add(
         stat(
             "5xx ratio",
-            f'sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[5m])) '
+            f'(sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[5m])) or vector(0)) '
             f"/ sum(rate({http}[5m]))",
             unit="percentunit",
             thresholds=[(None, "green"), (0.005, "orange"), (0.02, "red")],
@@ -659,8 +673,8 @@ def overview_dashboard() -> dict[str, Any]:
     layout.add(
         stat(
             "Availability (SLO 99.5%)",
-            f'1 - (sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[$__range])) '
-            f"/ sum(rate({http}[$__range])))",
+            f'1 - ((sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[$__range])) '
+            f"or vector(0)) / sum(rate({http}[$__range])))",
             unit="percentunit",
             thresholds=[(None, "red"), (0.99, "orange"), (0.995, "green")],
             description="Share of gateway requests in the range that did not answer 5xx.",
@@ -684,7 +698,7 @@ def overview_dashboard() -> dict[str, Any]:
     layout.add(
         stat(
             "Error budget burn (1h)",
-            f'(sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[1h])) '
+            f'((sum(rate(pinstack_http_requests_total{{{NS}, status=~"5.."}}[1h])) or vector(0)) '
             f"/ sum(rate({http}[1h]))) / 0.005",
             thresholds=[(None, "green"), (1, "orange"), (14.4, "red")],
             description="How many times faster than sustainable the availability budget burns.",

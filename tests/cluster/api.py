@@ -73,15 +73,18 @@ class ApiClient:
         return self.netns.run(self.request(method, path, **kwargs), timeout=60)
 
     def wait_until_serving(self, *, timeout: float) -> None:
-        """Poll the gateway until a public API read answers (not only /healthz)."""
+        """Poll the gateway until a public read (user) and a login (auth) both answer: the
+        gateway's channel to a service that started after it may still be backing off."""
         deadline = time.monotonic() + timeout
         last: str = ""
+        wrong = {"login": "nobody", "password": "not the password"}
         while time.monotonic() < deadline:
             try:
-                response = self.call("GET", "/api/v1/users/search", params={"query": "x"})
-                if response.status_code == 200:
+                search = self.call("GET", "/api/v1/users/search", params={"query": "x"})
+                login = self.call("POST", "/api/v1/auth/login", json=wrong)
+                if search.status_code == 200 and login.status_code in {401, 404}:
                     return
-                last = f"{response.status_code} {response.text[:200]}"
+                last = f"{search.status_code} / {login.status_code} {login.text[:200]}"
             except (httpx.HTTPError, OSError) as error:
                 last = repr(error)
             time.sleep(1)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from pinstack_devinfra.cluster.monitoring import install_monitoring
 from pinstack_devinfra.cluster.node import Cluster, unwind_on_signals
 from pinstack_devinfra.cluster.prepare import Prepared, prepare
 from tests.cluster.api import Account, ApiClient
@@ -124,6 +125,9 @@ def installed(
 ) -> Iterator[Installed]:
     started = time.monotonic()
     try:
+        # A user's cluster runs kube-prometheus-stack before Pinstack arrives: the chart then
+        # renders its ServiceMonitors and rules (the default monitoring path).
+        install_monitoring(cluster)
         already = cluster.helm("status", "pinstack", check=False)
         if not (os.environ.get("PINSTACK_CLUSTER_ATTACH") and already):
             run_docs_block(cluster, docs_block("install"))
@@ -176,11 +180,14 @@ def pytest_runtest_makereport(
     return report
 
 
-# The order the modules run in: the install first; the reclaim tests (a scratch stack of their
-# own) last; the upgrade after the self-healing test, which expects the first release; the move
-# to PostgreSQL over TLS after both, so the reclaim tests run against a TLS-only server.
-MODULE_ORDER = ("test_install", "test_resilience", "test_upgrade", "test_postgres_tls",
-                "test_reclaim")  # fmt: skip
+# The order the modules run in: the install first; monitoring next (its burn-rate windows are
+# quickest to move while little good traffic has been seen); the reclaim tests (a scratch stack
+# of their own) last; the upgrade after the self-healing test, which expects the first release;
+# the move to PostgreSQL over TLS after both, so the reclaim tests run against a TLS-only server.
+MODULE_ORDER = (
+    "test_install", "test_monitoring", "test_resilience", "test_upgrade", "test_postgres_tls",
+    "test_reclaim",
+)  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -221,9 +228,12 @@ def load_fixtures(installed: Installed) -> Fixtures:
 
 
 @contextlib.contextmanager
-def steady_load(installed: Installed, fixtures: Fixtures) -> Iterator[SteadyLoad]:
+def steady_load(
+    installed: Installed, fixtures: Fixtures, *, rate: float = 10
+) -> Iterator[SteadyLoad]:
     """Run a :class:`SteadyLoad` for the duration of the block; its report when it ends."""
-    load = SteadyLoad(installed.api, account=fixtures.account, post_id=fixtures.post_id)
+    load = SteadyLoad(installed.api, account=fixtures.account, post_id=fixtures.post_id,
+                      rate=rate)  # fmt: skip
     running = installed.api.netns.submit(load.run())
     try:
         yield load

@@ -407,6 +407,12 @@ spec:
 
 {{- define "pinstack.component.servicemonitor" -}}
 {{- $root := .root -}}
+{{- with $root.Values.monitoring.serviceMonitor }}
+{{- /* The Prometheus Operator skips such a monitor with only an Event: no target, no alert. */ -}}
+{{- if gt (include "pinstack.durationMs" .scrapeTimeout | int) (include "pinstack.durationMs" .interval | int) }}
+{{- fail (printf "monitoring.serviceMonitor.scrapeTimeout (%s) must not exceed interval (%s)" .scrapeTimeout .interval) }}
+{{- end }}
+{{- end }}
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata:

@@ -83,6 +83,13 @@ app.kubernetes.io/component: {{ .name }}
 {{- default (printf "%s-internal-token" .Values.stackName) .Values.secrets.internalToken.name -}}
 {{- end -}}
 
+{{/* A duration of the schema's form (e.g. 250ms, 30s, 5m, 1h) in milliseconds. */}}
+{{- define "pinstack.durationMs" -}}
+{{- $number := regexFind "^[0-9]+" . | int -}}
+{{- $unit := regexFind "(ms|s|m|h)$" . -}}
+{{- mul $number (get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit) -}}
+{{- end -}}
+
 {{/* True when Prometheus Operator objects should be rendered. */}}
 {{- define "pinstack.monitoringAvailable" -}}
 {{- if or .Values.monitoring.force (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}

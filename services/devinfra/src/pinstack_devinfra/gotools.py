@@ -35,6 +35,7 @@ __all__ = [
     "go_executable",
     "go_install_binary",
     "go_mod_replaces",
+    "go_module_dir",
     "helm_binary",
 ]
 
@@ -115,16 +116,26 @@ def actionlint_binary(version: str = ACTIONLINT_VERSION) -> Path:
     return go_install_binary("github.com/rhysd/actionlint/cmd/actionlint", version, "actionlint")
 
 
-def go_mod_replaces(module: str, version: str, *, local_prefix: str = "./") -> list[str]:
-    """Modules that ``module@version``'s go.mod replaces with a local path (``=> ./...``)."""
-    scratch = cache_dir("go-wrappers", "_scratch")
+def _module_download(module: str, version: str) -> dict[str, str]:
+    """``go mod download -json module@version``: where Go's module cache keeps it."""
     output = _run_go(
         ["mod", "download", "-json", f"{module}@{version}"],
-        cwd=scratch,
+        cwd=cache_dir("go-wrappers", "_scratch"),
         env={"GOFLAGS": "-mod=mod"},
-        what=f"reading {module}@{version} go.mod",
+        what=f"fetching {module}@{version}",
     )
-    gomod = Path(json.loads(output)["GoMod"]).read_text()
+    info: dict[str, str] = json.loads(output)
+    return info
+
+
+def go_module_dir(module: str, version: str) -> Path:
+    """The unpacked source of ``module@version`` in Go's module cache (read-only files)."""
+    return Path(_module_download(module, version)["Dir"])
+
+
+def go_mod_replaces(module: str, version: str, *, local_prefix: str = "./") -> list[str]:
+    """Modules that ``module@version``'s go.mod replaces with a local path (``=> ./...``)."""
+    gomod = Path(_module_download(module, version)["GoMod"]).read_text()
     replaced: list[str] = []
     for raw in gomod.splitlines():
         line = raw.strip().removeprefix("replace").strip()

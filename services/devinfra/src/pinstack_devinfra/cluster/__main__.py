@@ -1,7 +1,8 @@
 """``python -m pinstack_devinfra.cluster {binaries,prepare,up,clean}``.
 
-- ``binaries``: only the Go programs (Kubernetes, etcd, CoreDNS, pause, helm); ``make test-k8s``
-  and ``make test-cluster`` run it first, so that a cold build is not inside a test's timeout;
+- ``binaries``: only the Go programs (Kubernetes, etcd, CoreDNS, pause, the Prometheus Operator,
+  Prometheus, helm); ``make test-k8s`` and ``make test-cluster`` run it first, so that a cold
+  build is not inside a test's timeout;
 - ``prepare``: build (first time) or check every binary and image the tier needs, with progress;
 - ``up``: start the cluster and keep it until Ctrl-C (prints how to reach it), for a look around;
 - ``clean``: stop what a killed run left behind and undo its machine-wide state; with
@@ -38,7 +39,11 @@ def main() -> None:
     repo = repo_root()
     if args.command == "binaries":
         built = cluster_binaries()
-        log(f"ready: {', '.join(sorted(built.kubernetes))}, etcd, coredns, pause, {helm_binary()}")
+        monitoring = ", ".join(sorted(built.prometheus_operator))
+        log(
+            f"ready: {', '.join(sorted(built.kubernetes))}, etcd, coredns, pause, {monitoring}, "
+            f"{helm_binary()}"
+        )
     elif args.command == "prepare":
         prepared = prepare(repo=repo, app_tag=args.tag)
         log(f"ready: {', '.join(str(p) for p in prepared.image_archives)}")

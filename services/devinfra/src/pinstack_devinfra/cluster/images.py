@@ -30,9 +30,11 @@ from pinstack_devinfra.kafka import kafka_libs
 
 __all__ = [
     "INFRA_IMAGES",
+    "MONITORING_IMAGES",
     "ImageBuilder",
     "PodmanError",
     "cluster_image_archives",
+    "monitoring_image_archive",
     "upgrade_image_archive",
 ]
 
@@ -44,6 +46,13 @@ INFRA_IMAGES = {
     "docker.io/apache/kafka:4.1.0": ("kafka", "localhost/pinstack-test/kafka:4"),
 }
 DEBIAN_BASE = "localhost/pinstack-test/debian:bookworm"
+# The in-cluster monitoring stack (the Prometheus Operator's images and what it runs).
+MONITORING_IMAGES = {
+    "operator": "localhost/pinstack-test/prometheus-operator:v0.85.0",
+    "config-reloader": "localhost/pinstack-test/prometheus-config-reloader:v0.85.0",
+    "prometheus": "localhost/pinstack-test/prometheus:v3.5.0",
+    "alertmanager": "localhost/pinstack-test/alertmanager:0.25-debian",
+}
 
 _CONTAINERS_CONF = """\
 [containers]
@@ -279,14 +288,16 @@ class ImageBuilder:
         os.replace(partial, archive)
         return archive
 
-    def binary_image(self, *, name: str, binary: Path, entrypoint: Sequence[str]) -> str:
-        """An image holding one static binary at ``/<binary name>`` (pause, CoreDNS)."""
+    def binary_image(
+        self, *, name: str, binary: Path, entrypoint: Sequence[str], at: str | None = None
+    ) -> str:
+        """An image holding one static binary at ``/<at>`` (default ``/<binary name>``)."""
         if self.exists(name):
             return name
         with tempfile.TemporaryDirectory() as scratch:
             layer = Path(scratch, "layer.tar")
             with tarfile.open(layer, "w") as tar:
-                tar.add(binary, arcname=binary.name)
+                tar.add(binary, arcname=at or binary.name)
             self.podman(
                 "import", "--change", f"ENTRYPOINT {json.dumps(list(entrypoint))}",
                 str(layer), name, quiet=True,
@@ -323,6 +334,37 @@ def cluster_image_archives(
     project = archives / "cluster-project.tar"
     builder.save(project_images, project)
     return [static, project]
+
+
+def monitoring_image_archive(*, builder: ImageBuilder, operator: Mapping[str, Path]) -> Path:
+    """The Prometheus Operator, its config reloader, Prometheus and Alertmanager, saved once.
+
+    ``operator`` holds the Go binaries (``operator``, ``config-reloader``, ``prometheus``); the
+    reloader sits at the path the operator runs it by (``/bin/prometheus-config-reloader``).
+    Alertmanager is Debian's (images/alertmanager).
+    """
+    archive = cache_dir("images") / "cluster-monitoring.tar"
+    if archive.exists():
+        return archive
+    builder.ensure_bases()
+    names = MONITORING_IMAGES
+    builder.binary_image(name=names["operator"], binary=operator["operator"],
+                         entrypoint=["/operator"])  # fmt: skip
+    builder.binary_image(
+        name=names["config-reloader"],
+        binary=operator["config-reloader"],
+        entrypoint=["/bin/prometheus-config-reloader"],
+        at="bin/prometheus-config-reloader",
+    )
+    builder.binary_image(name=names["prometheus"], binary=operator["prometheus"],
+                         entrypoint=["/bin/prometheus"], at="bin/prometheus")  # fmt: skip
+    if not builder.exists(names["alertmanager"]):
+        builder.build(
+            tag=names["alertmanager"],
+            context=_HERE / "images" / "alertmanager",
+            build_args={"BASE_IMAGE": DEBIAN_BASE},
+        )
+    return builder.save(list(names.values()), archive)
 
 
 def upgrade_image_archive(*, builder: ImageBuilder, tag: str, migration: tuple[str, str]) -> Path:

@@ -12,7 +12,11 @@ from pathlib import Path
 
 from pinstack_devinfra.cluster.binaries import ClusterBinaries, cluster_binaries
 from pinstack_devinfra.cluster.config import ClusterLayout
-from pinstack_devinfra.cluster.images import ImageBuilder, cluster_image_archives
+from pinstack_devinfra.cluster.images import (
+    ImageBuilder,
+    cluster_image_archives,
+    monitoring_image_archive,
+)
 from pinstack_devinfra.cluster.prerequisites import ensure_prerequisites
 
 __all__ = ["Prepared", "prepare"]
@@ -46,5 +50,8 @@ def prepare(*, repo: Path, app_tag: str, layout: ClusterLayout | None = None) ->
         coredns=binaries.coredns,
         pause_image=layout.pause_image,
         coredns_image=layout.coredns_image,
+    )
+    archives.append(
+        monitoring_image_archive(builder=builder, operator=binaries.prometheus_operator)
     )
     return Prepared(binaries=binaries, image_archives=archives, builder=builder)
