@@ -166,20 +166,30 @@ def _wait_every_component_up(monitoring: Monitoring) -> list[dict[str, Any]]:
 
 
 def test_every_component_is_scraped_and_up_with_the_labels_rules_use(
-    monitoring: Monitoring,
+    installed: Installed, monitoring: Monitoring, load_fixtures: Fixtures
 ) -> None:
     series = _wait_every_component_up(monitoring)
     for one in series:
         labels = one["metric"]
         assert set(TARGET_LABELS) <= set(labels), labels
         assert labels["app_kubernetes_io_part_of"] == "pinstack", labels
-    # The services' own series carry the component label the rules group by (the gateway's
-    # HTTP series are per namespace: one gateway per stack).
-    components = monitoring.prometheus.query(
-        f'group by (component) (pinstack_grpc_server_requests_total{{namespace="{NAMESPACE}"}})'
-    )
+    # One read per service, so each has served an RPC; their series carry the component label
+    # the rules group by (the gateway's HTTP series are per namespace: one gateway per stack).
+    account = load_fixtures.account
+    for path in (f"/api/v1/users/{account.id}", f"/api/v1/posts/{load_fixtures.post_id}",
+                 f"/api/v1/relation/{account.id}/followers"):  # fmt: skip
+        assert installed.api.call("GET", path).status_code == 200, path
+    unread = installed.api.call("GET", "/api/v1/notification/unread-count",
+                                headers=account.headers)  # fmt: skip
+    assert unread.status_code == 200, unread.text
+    query = f'group by (component) (pinstack_grpc_server_requests_total{{namespace="{NAMESPACE}"}})'
     services = set(COMPONENTS) - {"gateway"}
-    assert {s["metric"].get("component") for s in components} >= services, components
+
+    def every_service() -> bool | None:
+        found = {s["metric"].get("component") for s in monitoring.prometheus.query(query)}
+        return True if found >= services else None
+
+    poll("every service's RPC series", every_service, timeout=120)
     scraped = _scraped_pods(monitoring)
     assert all(count == 1 for count in scraped.values()), scraped
 
