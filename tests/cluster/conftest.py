@@ -182,11 +182,9 @@ def pytest_runtest_makereport(
 
 # The order the modules run in: the install first; monitoring next (its burn-rate windows are
 # quickest to move while little good traffic has been seen); the reclaim tests (a scratch stack
-# of their own) last; the upgrade after the self-healing test, which expects the first release;
-# the move to PostgreSQL over TLS after both, so the reclaim tests run against a TLS-only server.
+# of their own) last; the upgrade after the self-healing test, which expects the first release.
 MODULE_ORDER = (
-    "test_install", "test_monitoring", "test_resilience", "test_upgrade", "test_postgres_tls",
-    "test_reclaim",
+    "test_install", "test_monitoring", "test_resilience", "test_upgrade", "test_reclaim",
 )  # fmt: skip
 
 
